@@ -1,0 +1,457 @@
+//! Typed settings: TOML files, then `GUICHET_…` environment variables (`__` separates
+//! levels), then `…_FILE` variants for secrets. Everything is checked at start; an error
+//! names the key and the expected form.
+
+mod profile;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Value};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+pub use profile::{
+    ActivationOrder, BirthDate, Branding, Color, IdentityMethod, Lang, Localized, PasswordRules,
+    Profile, ResetIdentifier,
+};
+
+/// A configuration problem, shown as one line: the key and what was expected.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub directory: DirectorySettings,
+    #[serde(default)]
+    pub hashing: HashingSettings,
+    pub mail: MailSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    pub profile: Profile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The address students see, used in links and as the OIDC issuer.
+    pub public_url: Url,
+    pub tls: Option<TlsSettings>,
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Serves `/dev/mail`, the dev mailbox. Only `guichet dev` turns it on.
+    #[serde(default)]
+    pub dev_mailbox: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://path/guichet.db` or `postgres://user:password@host/db`. Secret because a
+    /// PostgreSQL URL may hold a password.
+    pub url: SecretString,
+    #[serde(default = "default_db_connections")]
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordWrite {
+    /// Guichet hashes with argon2id and writes `{ARGON2}…` to `userPassword`.
+    Hash,
+    /// Guichet sends the cleartext through the RFC 3062 Password Modify operation so
+    /// that slapd hashes it and applies its own ppolicy.
+    PasswordModify,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectorySettings {
+    /// `ldap://host:389`, `ldaps://host:636` or `ldapi://%2Frun%2Fslapd%2Fldapi`.
+    pub url: Url,
+    #[serde(default)]
+    pub starttls: bool,
+    /// PEM bundle of CAs to trust for ldaps/StartTLS, instead of the system roots.
+    pub ca_path: Option<PathBuf>,
+    /// Where student entries live, e.g. `ou=people,dc=univ-demo,dc=fr`.
+    pub people_dn: String,
+    pub bind_dn: String,
+    pub bind_password: SecretString,
+    #[serde(default = "default_ldap_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(default = "default_ldap_pool")]
+    pub pool_size: usize,
+    #[serde(default = "default_password_write")]
+    pub password_write: PasswordWrite,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashingSettings {
+    /// argon2id memory cost in KiB (OWASP's minimum is 19 MiB with t=2).
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// Hashes computed at once; defaults to the number of CPUs.
+    pub max_concurrent: usize,
+    /// Requests allowed to wait for a hashing slot before the excess gets "busy".
+    pub max_waiting: usize,
+}
+
+impl Default for HashingSettings {
+    fn default() -> Self {
+        HashingSettings {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+            max_concurrent: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_waiting: 64,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    /// `Université Exemple <noreply@univ-demo.fr>`
+    pub from: String,
+    pub transport: MailTransport,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Implicit TLS (port 465).
+    Tls,
+    /// Plain connection upgraded with STARTTLS, required (port 587).
+    Starttls,
+    /// No encryption: only for a relay on the same host.
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum MailTransport {
+    Smtp {
+        host: String,
+        port: u16,
+        security: SmtpSecurity,
+        username: Option<String>,
+        password: Option<SecretString>,
+        #[serde(default = "default_smtp_timeout", with = "humantime_serde")]
+        timeout: Duration,
+    },
+    /// Writes each message as an `.eml` file: for development.
+    File { dir: PathBuf },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines, for a terminal.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    #[default]
+    Json,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `guichet=debug,info`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::default(),
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_db_connections() -> u32 {
+    10
+}
+fn default_ldap_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_ldap_pool() -> usize {
+    8
+}
+fn default_password_write() -> PasswordWrite {
+    PasswordWrite::Hash
+}
+fn default_smtp_timeout() -> Duration {
+    Duration::from_secs(20)
+}
+fn default_log_level() -> String {
+    "info".to_owned()
+}
+
+/// Keys whose value may instead be read from a file named by `<key>_file`
+/// (or `GUICHET_<KEY>_FILE`), as container secrets are mounted.
+const SECRET_KEYS: &[&str] = &[
+    "database.url",
+    "directory.bind_password",
+    "mail.transport.password",
+];
+
+impl Settings {
+    /// Reads the files in order (later ones win), then the environment.
+    pub fn load(files: &[PathBuf]) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::new();
+        for file in files {
+            if !file.is_file() {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("{} is not a readable file", file.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        Self::from_figment(figment.merge(Env::prefixed("GUICHET_").split("__")))
+    }
+
+    /// Parses one TOML text, without the environment: for `check-config` and tests.
+    pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+        Self::from_figment(Figment::from(Toml::string(text)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Settings, ConfigError> {
+        let mut tree: Dict = figment.extract().map_err(from_figment_error)?;
+        for key in SECRET_KEYS {
+            read_secret_file(&mut tree, key)?;
+        }
+        let settings: Settings = Figment::from(Serialized::defaults(tree))
+            .extract()
+            .map_err(from_figment_error)?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Cross-field and semantic checks that serde cannot express.
+    fn check(&self) -> Result<(), ConfigError> {
+        let public = &self.server.public_url;
+        if !matches!(public.scheme(), "http" | "https") || public.host().is_none() {
+            return Err(ConfigError::new(
+                "server.public_url",
+                "expected an absolute http(s) URL such as https://compte.univ-demo.fr/",
+            ));
+        }
+        let db = self.database.url.expose_secret();
+        if !(db.starts_with("sqlite:") || db.starts_with("postgres:") || db.starts_with("postgresql:"))
+        {
+            return Err(ConfigError::new(
+                "database.url",
+                "expected sqlite://PATH or postgres://USER@HOST/DB",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::new("database.max_connections", "expected at least 1"));
+        }
+        self.check_directory()?;
+        self.check_hashing()?;
+        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError::new(
+                "mail.from",
+                "expected a mailbox such as `Université <noreply@univ-demo.fr>`",
+            ));
+        }
+        if let MailTransport::Smtp { host, port, .. } = &self.mail.transport {
+            if host.trim().is_empty() || *port == 0 {
+                return Err(ConfigError::new(
+                    "mail.transport",
+                    "expected a host name and a non-zero port",
+                ));
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(ConfigError::new(
+                "log.level",
+                "expected a filter such as `info` or `guichet=debug,info`",
+            ));
+        }
+        self.profile.check()
+    }
+
+    fn check_directory(&self) -> Result<(), ConfigError> {
+        let dir = &self.directory;
+        if !matches!(dir.url.scheme(), "ldap" | "ldaps" | "ldapi") {
+            return Err(ConfigError::new(
+                "directory.url",
+                "expected an ldap://, ldaps:// or ldapi:// URL",
+            ));
+        }
+        if dir.starttls && dir.url.scheme() != "ldap" {
+            return Err(ConfigError::new(
+                "directory.starttls",
+                "StartTLS only applies to ldap:// URLs",
+            ));
+        }
+        for (key, dn) in [
+            ("directory.people_dn", &dir.people_dn),
+            ("directory.bind_dn", &dir.bind_dn),
+        ] {
+            if !looks_like_dn(dn) {
+                return Err(ConfigError::new(
+                    key,
+                    "expected a DN such as ou=people,dc=univ-demo,dc=fr",
+                ));
+            }
+        }
+        if dir.pool_size == 0 || dir.timeout.is_zero() {
+            return Err(ConfigError::new(
+                "directory.pool_size",
+                "pool_size and timeout must be greater than zero",
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_hashing(&self) -> Result<(), ConfigError> {
+        let h = &self.hashing;
+        argon2::Params::new(h.memory_kib, h.iterations, h.parallelism, None).map_err(|e| {
+            ConfigError::new(
+                "hashing",
+                format!("argon2 parameters refused ({e}); expected memory_kib >= 8 * parallelism, iterations >= 1"),
+            )
+        })?;
+        if h.max_concurrent == 0 {
+            return Err(ConfigError::new("hashing.max_concurrent", "expected at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Cookies get `Secure` when students reach Guichet over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.server.public_url.scheme() == "https"
+    }
+}
+
+/// A rough DN shape check: comma-separated `attr=value` pairs. The directory itself is
+/// the judge; this only catches a URL or an empty string pasted in the wrong key.
+fn looks_like_dn(dn: &str) -> bool {
+    !dn.trim().is_empty()
+        && dn.split(',').all(|rdn| {
+            rdn.split_once('=')
+                .is_some_and(|(attr, value)| !attr.trim().is_empty() && !value.is_empty())
+        })
+}
+
+/// Replaces `<key>_file = "/path"` by `<key> = <file contents>`, trailing newline
+/// dropped. Having both is an error: which one wins would be a guess.
+fn read_secret_file(tree: &mut Dict, key: &str) -> Result<(), ConfigError> {
+    let (parents, leaf) = key.rsplit_once('.').unwrap_or(("", key));
+    let mut table = tree;
+    for part in parents.split('.').filter(|p| !p.is_empty()) {
+        match table.get_mut(part) {
+            Some(Value::Dict(_, child)) => table = child,
+            _ => return Ok(()),
+        }
+    }
+    let file_key = format!("{leaf}_file");
+    let Some(path) = table.remove(&file_key) else {
+        return Ok(());
+    };
+    let path = path.as_str().map(Path::new).ok_or_else(|| {
+        ConfigError::new(format!("{key}_file"), "expected the path of a file")
+    })?;
+    if table.contains_key(leaf) {
+        return Err(ConfigError::new(
+            key,
+            format!("set either {leaf} or {leaf}_file, not both"),
+        ));
+    }
+    let contents = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            format!("{key}_file"),
+            format!("cannot read {}: {}", path.display(), e.kind()),
+        )
+    })?;
+    let secret = contents.trim_end_matches(['\r', '\n']).to_owned();
+    table.insert(leaf.to_owned(), Value::from(secret));
+    Ok(())
+}
+
+fn from_figment_error(error: figment::Error) -> ConfigError {
+    use figment::error::Kind;
+    let mut key = error.path.join(".");
+    let message = match &error.kind {
+        Kind::MissingField(field) => {
+            key = join_key(&key, field);
+            "missing: this key is required".to_owned()
+        }
+        Kind::UnknownField(field, expected) => {
+            key = join_key(&key, field);
+            format!("unknown key; expected one of: {}", expected.join(", "))
+        }
+        Kind::UnknownVariant(found, expected) => {
+            format!("`{found}` is not allowed; expected one of: {}", expected.join(", "))
+        }
+        other => other.to_string(),
+    };
+    let source = error
+        .metadata
+        .as_ref()
+        .and_then(|m| m.source.as_ref())
+        .map(|s| format!(" (from {s})"))
+        .unwrap_or_default();
+    ConfigError::new(
+        if key.is_empty() { "(top level)".to_owned() } else { key },
+        format!("{message}{source}"),
+    )
+}
+
+/// figment puts the field in the path for some errors and not for others.
+fn join_key(parent: &str, field: &str) -> String {
+    if parent == field || parent.ends_with(&format!(".{field}")) {
+        parent.to_owned()
+    } else if parent.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{parent}.{field}")
+    }
+}
+
+#[cfg(test)]
+mod tests;

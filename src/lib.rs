@@ -4,4 +4,12 @@
 //! `store`, `directory` and `mail` carry the decision out.
 
 pub mod config;
+pub mod dev;
+pub mod directory;
 pub mod domain;
+pub mod hashing;
+pub mod mail;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod web;

@@ -1,1 +1,187 @@
-fn main() {}
+//! The `guichet` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use guichet::config::Settings;
+use guichet::dev::{self, DevOptions};
+use guichet::server;
+use guichet::store::Store;
+use guichet::telemetry;
+
+/// Guichet: self-service desk for university accounts (activation, password reset,
+/// back-up e-mail) and OpenID Connect provider, on top of an OpenLDAP directory.
+#[derive(Debug, Parser)]
+#[command(name = "guichet", version, about, long_about = None)]
+struct Cli {
+    /// Settings file (TOML). Repeat to layer files, e.g. the main settings and then a
+    /// profile; later files win, and GUICHET_* environment variables win over all.
+    #[arg(
+        short,
+        long = "config",
+        global = true,
+        env = "GUICHET_CONFIG",
+        value_delimiter = ','
+    )]
+    config: Vec<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the web server: migrate the database, check the directory, then serve
+    /// until SIGTERM or Ctrl-C.
+    Serve,
+    /// Start the demo: a private slapd with sample students, SQLite and a mail folder
+    /// under --data-dir, and the web server on localhost. Keeps its data between runs.
+    Dev {
+        /// Where the demo keeps its directory, database and mail.
+        #[arg(long, default_value = ".guichet-dev")]
+        data_dir: PathBuf,
+        /// Throw away the previous run's data and start from the sample tree again.
+        #[arg(long)]
+        reset: bool,
+        /// Port of the web server on 127.0.0.1.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Institution profile: paris-cite, perpignan or sorbonne.
+        #[arg(long, default_value = "paris-cite")]
+        profile: String,
+    },
+    /// Validate settings files without starting anything. Prints "ok" or the first
+    /// problem, naming the key; exits 2 on a problem.
+    CheckConfig {
+        /// The files to check, layered in order (default: --config).
+        files: Vec<PathBuf>,
+    },
+    /// Apply database migrations and exit (`serve` also does this at start).
+    Migrate,
+}
+
+/// Exit codes: 0 success, 1 a service could not be reached or failed, 2 bad settings.
+const EXIT_FAILURE: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::CheckConfig { files } => {
+            let files = if files.is_empty() { cli.config } else { files };
+            match Settings::load(&files) {
+                Ok(settings) => {
+                    println!("ok: profile {} is valid", settings.profile.id);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => config_failure(&e),
+            }
+        }
+        Command::Serve => match Settings::load(&cli.config) {
+            Ok(settings) => serve(settings).await,
+            Err(e) => config_failure(&e),
+        },
+        Command::Migrate => match Settings::load(&cli.config) {
+            Ok(settings) => migrate(settings).await,
+            Err(e) => config_failure(&e),
+        },
+        Command::Dev {
+            data_dir,
+            reset,
+            port,
+            profile,
+        } => {
+            let options = DevOptions {
+                data_dir,
+                reset,
+                port,
+                profile,
+            };
+            run_dev(options).await
+        }
+    }
+}
+
+fn config_failure(error: &guichet::config::ConfigError) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn failure(error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(EXIT_FAILURE)
+}
+
+async fn serve(settings: Settings) -> ExitCode {
+    telemetry::init(&settings.log);
+    let listen = settings.server.listen;
+    let state = match server::prepare(settings).await {
+        Ok(state) => state,
+        Err(e) => return failure(e),
+    };
+    let listener = match server::bind(listen).await {
+        Ok(listener) => listener,
+        Err(e) => return failure(e),
+    };
+    tracing::info!(%listen, "guichet is listening");
+    match server::run(listener, state, server::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failure(e),
+    }
+}
+
+async fn migrate(settings: Settings) -> ExitCode {
+    let store = match Store::connect(&settings.database).await {
+        Ok(store) => store,
+        Err(e) => return failure(e),
+    };
+    let result = store.migrate().await;
+    store.close().await;
+    match result {
+        Ok(()) => {
+            println!("ok: database schema is up to date");
+            ExitCode::SUCCESS
+        }
+        Err(e) => failure(e),
+    }
+}
+
+async fn run_dev(options: DevOptions) -> ExitCode {
+    // slapadd and slapd start-up block; they take well under a second.
+    let (env, settings) = match tokio::task::block_in_place(|| dev::prepare(&options)) {
+        Ok(prepared) => prepared,
+        Err(dev::DevError::Config(e)) => return config_failure(&e),
+        Err(e) => return failure(e),
+    };
+    telemetry::init(&settings.log);
+    let listen = settings.server.listen;
+    let listener = match server::bind(listen).await {
+        Ok(listener) => listener,
+        Err(e) => return failure(format!("{e} (choose another with --port)")),
+    };
+    let addr = listener.local_addr().unwrap_or(listen);
+    let state = match server::prepare(settings).await {
+        Ok(state) => state,
+        Err(e) => return failure(e),
+    };
+    println!("{}", dev::banner(&env, addr));
+    let result = server::run(listener, state, server::shutdown_signal()).await;
+    drop(env);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failure(e),
+    }
+}

@@ -61,6 +61,8 @@ pub struct ServerSettings {
     pub tls: Option<TlsSettings>,
     #[serde(default = "default_request_timeout", with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// A folder whose templates replace the built-in ones of the same name.
+    pub templates_dir: Option<PathBuf>,
     /// Serves `/dev/mail`, the dev mailbox. Only `guichet dev` turns it on.
     #[serde(default)]
     pub dev_mailbox: Option<PathBuf>,
@@ -279,7 +281,9 @@ impl Settings {
             ));
         }
         let db = self.database.url.expose_secret();
-        if !(db.starts_with("sqlite:") || db.starts_with("postgres:") || db.starts_with("postgresql:"))
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres:")
+            || db.starts_with("postgresql:"))
         {
             return Err(ConfigError::new(
                 "database.url",
@@ -287,7 +291,10 @@ impl Settings {
             ));
         }
         if self.database.max_connections == 0 {
-            return Err(ConfigError::new("database.max_connections", "expected at least 1"));
+            return Err(ConfigError::new(
+                "database.max_connections",
+                "expected at least 1",
+            ));
         }
         self.check_directory()?;
         self.check_hashing()?;
@@ -357,7 +364,10 @@ impl Settings {
             )
         })?;
         if h.max_concurrent == 0 {
-            return Err(ConfigError::new("hashing.max_concurrent", "expected at least 1"));
+            return Err(ConfigError::new(
+                "hashing.max_concurrent",
+                "expected at least 1",
+            ));
         }
         Ok(())
     }
@@ -393,9 +403,10 @@ fn read_secret_file(tree: &mut Dict, key: &str) -> Result<(), ConfigError> {
     let Some(path) = table.remove(&file_key) else {
         return Ok(());
     };
-    let path = path.as_str().map(Path::new).ok_or_else(|| {
-        ConfigError::new(format!("{key}_file"), "expected the path of a file")
-    })?;
+    let path = path
+        .as_str()
+        .map(Path::new)
+        .ok_or_else(|| ConfigError::new(format!("{key}_file"), "expected the path of a file"))?;
     if table.contains_key(leaf) {
         return Err(ConfigError::new(
             key,
@@ -426,7 +437,10 @@ fn from_figment_error(error: figment::Error) -> ConfigError {
             format!("unknown key; expected one of: {}", expected.join(", "))
         }
         Kind::UnknownVariant(found, expected) => {
-            format!("`{found}` is not allowed; expected one of: {}", expected.join(", "))
+            format!(
+                "`{found}` is not allowed; expected one of: {}",
+                expected.join(", ")
+            )
         }
         other => other.to_string(),
     };
@@ -437,7 +451,11 @@ fn from_figment_error(error: figment::Error) -> ConfigError {
         .map(|s| format!(" (from {s})"))
         .unwrap_or_default();
     ConfigError::new(
-        if key.is_empty() { "(top level)".to_owned() } else { key },
+        if key.is_empty() {
+            "(top level)".to_owned()
+        } else {
+            key
+        },
         format!("{message}{source}"),
     )
 }

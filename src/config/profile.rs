@@ -49,9 +49,11 @@ impl Lang {
     }
 
     pub fn from_code(code: &str) -> Option<Lang> {
-        Lang::ALL
-            .into_iter()
-            .find(|lang| code.trim().get(..2).is_some_and(|c| c.eq_ignore_ascii_case(lang.code())))
+        Lang::ALL.into_iter().find(|lang| {
+            code.trim()
+                .get(..2)
+                .is_some_and(|c| c.eq_ignore_ascii_case(lang.code()))
+        })
     }
 }
 
@@ -297,7 +299,9 @@ impl Profile {
             if !parsed.is_ok_and(|s| s.kind == StateKind::Inactive) {
                 return Err(ConfigError::new(
                     "profile.activation.awaiting_states",
-                    format!("`{state}` is not an inactive state; expected values like I:SupannCree"),
+                    format!(
+                        "`{state}` is not an inactive state; expected values like I:SupannCree"
+                    ),
                 ));
             }
         }
@@ -328,7 +332,10 @@ impl Profile {
             }
         }
         if self.terms.version.trim().is_empty() {
-            return Err(ConfigError::new("profile.terms.version", "expected a version label, e.g. 2025-09"));
+            return Err(ConfigError::new(
+                "profile.terms.version",
+                "expected a version label, e.g. 2025-09",
+            ));
         }
         self.password.check()
     }
@@ -338,7 +345,10 @@ impl PasswordRules {
     fn check(&self) -> Result<(), ConfigError> {
         let key = |k: &str| format!("profile.password.{k}");
         if self.min_length < 8 {
-            return Err(ConfigError::new(key("min_length"), "expected at least 8 (ANSSI's floor)"));
+            return Err(ConfigError::new(
+                key("min_length"),
+                "expected at least 8 (ANSSI's floor)",
+            ));
         }
         if self.max_length < self.min_length || self.max_length > 256 {
             return Err(ConfigError::new(
@@ -350,7 +360,10 @@ impl PasswordRules {
             return Err(ConfigError::new(key("min_classes"), "expected 0 to 4"));
         }
         if self.min_strength > 4 {
-            return Err(ConfigError::new(key("min_strength"), "expected a zxcvbn score from 0 to 4"));
+            return Err(ConfigError::new(
+                key("min_strength"),
+                "expected a zxcvbn score from 0 to 4",
+            ));
         }
         if let Some(specials) = &self.allowed_specials {
             if specials.is_empty() || !specials.chars().all(|c| c.is_ascii_punctuation()) {

@@ -34,8 +34,14 @@ fn the_three_shipped_profiles_load() {
         assert_eq!(settings.profile.languages.default, Lang::Fr);
     }
     let perpignan = Settings::from_toml(&with_profile("perpignan", "")).unwrap();
-    assert_eq!(perpignan.profile.identity.method, IdentityMethod::StudentNumberIne);
-    assert_eq!(perpignan.profile.activation.order, ActivationOrder::PasswordFirst);
+    assert_eq!(
+        perpignan.profile.identity.method,
+        IdentityMethod::StudentNumberIne
+    );
+    assert_eq!(
+        perpignan.profile.activation.order,
+        ActivationOrder::PasswordFirst
+    );
     assert_eq!(perpignan.profile.password.min_classes, 3);
 }
 
@@ -47,7 +53,10 @@ fn the_example_settings_load_once_secrets_are_given() {
             "bind_password_file = \"/run/secrets/guichet-ldap\"",
             "bind_password = \"x\"",
         )
-        .replace("password_file = \"/run/secrets/guichet-smtp\"", "password = \"y\"");
+        .replace(
+            "password_file = \"/run/secrets/guichet-smtp\"",
+            "password = \"y\"",
+        );
     let profile = std::fs::read_to_string("profiles/sorbonne.toml").unwrap();
     let settings = Settings::from_toml(&format!("{example}\n{profile}")).unwrap();
     assert!(settings.secure_cookies());
@@ -62,7 +71,8 @@ fn a_bad_value_names_its_key() {
     );
     let error = error_of(&bad_port);
     assert_eq!(error.key, "server.listen");
-    let error = error_of(&with_profile("paris-cite", "").replace("ldap://127.0.0.1:389", "http://x"));
+    let error =
+        error_of(&with_profile("paris-cite", "").replace("ldap://127.0.0.1:389", "http://x"));
     assert_eq!(error.key, "directory.url");
     assert!(error.message.contains("ldap://"));
     let error = error_of(&with_profile("paris-cite", "").replace("#1d1d6b", "blue"));
@@ -82,15 +92,20 @@ fn a_missing_or_unknown_key_is_named() {
 
 #[test]
 fn profile_rules_are_checked() {
-    let error = error_of(&with_profile("paris-cite", "").replace("min_length = 8", "min_length = 4"));
+    let error =
+        error_of(&with_profile("paris-cite", "").replace("min_length = 8", "min_length = 4"));
     assert_eq!(error.key, "profile.password.min_length");
-    let error = error_of(&with_profile("sorbonne", "").replace("reset = \"12h\"", "reset = \"30days\""));
+    let error =
+        error_of(&with_profile("sorbonne", "").replace("reset = \"12h\"", "reset = \"30days\""));
     assert_eq!(error.key, "profile.links.reset");
-    let error = error_of(
-        &with_profile("paris-cite", "").replace("awaiting_states = [\"I:SupannCree\"]", "awaiting_states = [\"A:SupannActif\"]"),
-    );
+    let error = error_of(&with_profile("paris-cite", "").replace(
+        "awaiting_states = [\"I:SupannCree\"]",
+        "awaiting_states = [\"A:SupannActif\"]",
+    ));
     assert_eq!(error.key, "profile.activation.awaiting_states");
-    let error = error_of(&with_profile("sorbonne", "").replace("support-etudiants@univ-demo.fr", "not mail"));
+    let error = error_of(
+        &with_profile("sorbonne", "").replace("support-etudiants@univ-demo.fr", "not mail"),
+    );
     assert_eq!(error.key, "profile.support.email");
 }
 
@@ -103,15 +118,23 @@ fn secrets_can_come_from_files() {
         &format!("bind_password_file = \"{}\"", file.path().display()),
     );
     let settings = Settings::from_toml(&text).unwrap();
-    assert_eq!(settings.directory.bind_password.expose_secret(), "from-a-file");
+    assert_eq!(
+        settings.directory.bind_password.expose_secret(),
+        "from-a-file"
+    );
 
     let both = with_profile("paris-cite", "").replace(
         "bind_password = \"secret\"",
-        &format!("bind_password = \"x\"\nbind_password_file = \"{}\"", file.path().display()),
+        &format!(
+            "bind_password = \"x\"\nbind_password_file = \"{}\"",
+            file.path().display()
+        ),
     );
     assert_eq!(error_of(&both).key, "directory.bind_password");
-    let missing = with_profile("paris-cite", "")
-        .replace("bind_password = \"secret\"", "bind_password_file = \"/nonexistent/secret\"");
+    let missing = with_profile("paris-cite", "").replace(
+        "bind_password = \"secret\"",
+        "bind_password_file = \"/nonexistent/secret\"",
+    );
     assert_eq!(error_of(&missing).key, "directory.bind_password_file");
 }
 

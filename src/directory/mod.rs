@@ -1,0 +1,306 @@
+//! The directory (OpenLDAP), system of record for accounts: lookups, writes of the
+//! password and account state, and password checks by binding as the user. Every value
+//! placed in a filter or DN is escaped here, and nowhere else.
+
+mod account;
+mod pool;
+
+use std::time::Duration;
+
+use deadpool::Runtime;
+use deadpool::managed::{PoolError, Timeouts};
+use ldap3::exop::PasswordModify;
+use ldap3::{Ldap, LdapError, Mod, Scope, SearchEntry, dn_escape, ldap_escape};
+use secrecy::SecretString;
+
+pub use account::{Account, AccountChange, generalized_time};
+
+use crate::config::{DirectorySettings, PasswordWrite};
+use crate::domain::{Email, Ine, Login, Password, StudentId};
+use crate::hashing::{HashError, Hasher};
+
+/// At most this many entries are read for a lookup that should find one: enough to see
+/// a duplicate, never a whole subtree.
+const LOOKUP_LIMIT: i32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("directory unavailable: {0}")]
+    Unavailable(String),
+    #[error("the service account could not bind (rc={0})")]
+    ServiceBind(u32),
+    #[error("directory refused the operation (rc={rc}): {message}")]
+    Refused { rc: u32, message: String },
+    #[error(transparent)]
+    Hashing(#[from] HashError),
+}
+
+impl DirectoryError {
+    /// Whether trying again later may succeed (outage, timeout, overload).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            DirectoryError::Unavailable(_) | DirectoryError::Hashing(HashError::Busy)
+        )
+    }
+}
+
+impl From<LdapError> for DirectoryError {
+    fn from(error: LdapError) -> Self {
+        match error {
+            LdapError::LdapResult { result } => DirectoryError::Refused {
+                rc: result.rc,
+                message: result.text,
+            },
+            other => DirectoryError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<PoolError<DirectoryError>> for DirectoryError {
+    fn from(error: PoolError<DirectoryError>) -> Self {
+        match error {
+            PoolError::Backend(inner) => inner,
+            other => DirectoryError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// The outcome of checking a password by binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindOutcome {
+    Accepted,
+    /// Wrong password, or no password set (rc 49, invalidCredentials).
+    Rejected,
+}
+
+#[derive(Clone)]
+pub struct Directory {
+    service: pool::Pool,
+    auth: pool::Pool,
+    people_dn: String,
+    timeout: Duration,
+    password_write: PasswordWrite,
+    hasher: Hasher,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory")
+            .field("people_dn", &self.people_dn)
+            .field("password_write", &self.password_write)
+            .finish()
+    }
+}
+
+impl Directory {
+    /// Builds the pools; no connection is opened until `ping` or the first operation.
+    pub fn new(settings: &DirectorySettings, hasher: Hasher) -> Result<Directory, DirectoryError> {
+        let tls = settings
+            .ca_path
+            .as_deref()
+            .map(pool::tls_with_ca)
+            .transpose()
+            .map_err(DirectoryError::Unavailable)?;
+        let manager = |bind: Option<(String, SecretString)>| pool::Manager {
+            url: settings.url.clone(),
+            starttls: settings.starttls,
+            tls: tls.clone(),
+            timeout: settings.timeout,
+            bind,
+        };
+        let build = |manager: pool::Manager| {
+            pool::Pool::builder(manager)
+                .max_size(settings.pool_size)
+                .runtime(Runtime::Tokio1)
+                .timeouts(Timeouts {
+                    wait: Some(settings.timeout),
+                    create: Some(settings.timeout),
+                    recycle: Some(settings.timeout),
+                })
+                .build()
+                .map_err(|e| DirectoryError::Unavailable(e.to_string()))
+        };
+        Ok(Directory {
+            service: build(manager(Some((
+                settings.bind_dn.clone(),
+                settings.bind_password.clone(),
+            ))))?,
+            auth: build(manager(None))?,
+            people_dn: settings.people_dn.clone(),
+            timeout: settings.timeout,
+            password_write: settings.password_write,
+            hasher,
+        })
+    }
+
+    /// Checks that the service account can read the people branch.
+    pub async fn ping(&self) -> Result<(), DirectoryError> {
+        let mut ldap = self.service.get().await?;
+        ldap.with_timeout(self.timeout)
+            .search(&self.people_dn, Scope::Base, "(objectClass=*)", vec!["1.1"])
+            .await?
+            .success()?;
+        Ok(())
+    }
+
+    /// The accounts whose personal e-mail is `email` (matching ignores case). More
+    /// than one means the directory holds a duplicate that a human must resolve.
+    pub async fn find_by_personal_email(
+        &self,
+        email: &Email,
+    ) -> Result<Vec<Account>, DirectoryError> {
+        let filter = format!("(supannMailPerso={})", ldap_escape(email.as_str()));
+        self.find(&filter).await
+    }
+
+    /// The accounts with this student number and INE (both must match).
+    pub async fn find_by_student_and_ine(
+        &self,
+        student: &StudentId,
+        ine: &Ine,
+    ) -> Result<Vec<Account>, DirectoryError> {
+        let filter = format!(
+            "(&(supannEtuId={})(supannCodeINE={}))",
+            ldap_escape(student.as_str()),
+            ldap_escape(ine.as_str())
+        );
+        self.find(&filter).await
+    }
+
+    pub async fn find_by_student_id(
+        &self,
+        student: &StudentId,
+    ) -> Result<Vec<Account>, DirectoryError> {
+        self.find(&format!("(supannEtuId={})", ldap_escape(student.as_str())))
+            .await
+    }
+
+    pub async fn find_by_login(&self, login: &Login) -> Result<Option<Account>, DirectoryError> {
+        let mut found = self
+            .find(&format!("(uid={})", ldap_escape(login.as_str())))
+            .await?;
+        Ok(if found.len() == 1 { found.pop() } else { None })
+    }
+
+    /// The DN an account with this login has under the people branch.
+    pub fn dn_of(&self, login: &Login) -> String {
+        format!("uid={},{}", dn_escape(login.as_str()), self.people_dn)
+    }
+
+    async fn find(&self, filter: &str) -> Result<Vec<Account>, DirectoryError> {
+        let filter = format!("(&(objectClass=inetOrgPerson){filter})");
+        let mut ldap = self.service.get().await?;
+        let ldap3::SearchResult(entries, result) = ldap
+            .with_timeout(self.timeout)
+            .with_search_options(ldap3::SearchOptions::new().sizelimit(LOOKUP_LIMIT))
+            .search(
+                &self.people_dn,
+                Scope::Subtree,
+                &filter,
+                account::ATTRIBUTES.to_vec(),
+            )
+            .await?;
+        // sizeLimitExceeded (4) still returns the entries read so far: enough to see
+        // that the lookup is ambiguous.
+        if result.rc != 0 && result.rc != 4 {
+            return Err(DirectoryError::Refused {
+                rc: result.rc,
+                message: result.text,
+            });
+        }
+        Ok(entries
+            .into_iter()
+            .map(SearchEntry::construct)
+            .filter_map(|entry| {
+                Account::from_entry(entry)
+                    .inspect_err(|e| tracing::warn!(error = %e, "skipping directory entry"))
+                    .ok()
+            })
+            .collect())
+    }
+
+    /// Applies `change` in one modify operation, atomically.
+    pub async fn apply(&self, dn: &str, change: AccountChange) -> Result<(), DirectoryError> {
+        if change.is_empty() {
+            return Ok(());
+        }
+        let mut ldap = self.service.get().await?;
+        modify(&mut ldap, self.timeout, dn, change.mods).await
+    }
+
+    /// Sets the password and applies `change` with it. In `hash` mode both go in one
+    /// modify operation; in `password_modify` mode slapd receives the cleartext through
+    /// RFC 3062 first, then the change is applied (a retry of the whole step is safe).
+    pub async fn set_password(
+        &self,
+        dn: &str,
+        password: &Password,
+        change: AccountChange,
+    ) -> Result<(), DirectoryError> {
+        match self.password_write {
+            PasswordWrite::Hash => {
+                let hash = self.hasher.hash_for_ldap(password).await?;
+                let mut mods = change.mods;
+                mods.push(Mod::Replace(
+                    "userPassword".to_owned(),
+                    std::collections::HashSet::from([hash]),
+                ));
+                let mut ldap = self.service.get().await?;
+                modify(&mut ldap, self.timeout, dn, mods).await
+            }
+            PasswordWrite::PasswordModify => {
+                let mut ldap = self.service.get().await?;
+                let exop = PasswordModify {
+                    user_id: Some(dn),
+                    old_pass: None,
+                    new_pass: Some(password.expose()),
+                };
+                ldap.with_timeout(self.timeout)
+                    .extended(exop)
+                    .await?
+                    .success()?;
+                drop(ldap);
+                self.apply(dn, change).await
+            }
+        }
+    }
+
+    /// Checks a password by binding as the account. An empty password is refused
+    /// before any bind: LDAP treats it as an anonymous bind, which always succeeds.
+    pub async fn verify_password(
+        &self,
+        dn: &str,
+        password: &Password,
+    ) -> Result<BindOutcome, DirectoryError> {
+        if password.is_empty() {
+            return Ok(BindOutcome::Rejected);
+        }
+        let mut ldap = self.auth.get().await?;
+        let result = ldap
+            .with_timeout(self.timeout)
+            .simple_bind(dn, password.expose())
+            .await?;
+        match result.rc {
+            0 => Ok(BindOutcome::Accepted),
+            49 => Ok(BindOutcome::Rejected),
+            rc => Err(DirectoryError::Refused {
+                rc,
+                message: result.text,
+            }),
+        }
+    }
+}
+
+async fn modify(
+    ldap: &mut Ldap,
+    timeout: Duration,
+    dn: &str,
+    mods: Vec<Mod<String>>,
+) -> Result<(), DirectoryError> {
+    ldap.with_timeout(timeout)
+        .modify(dn, mods)
+        .await?
+        .success()?;
+    Ok(())
+}

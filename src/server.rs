@@ -1,0 +1,131 @@
+//! Start-up and serving: connect and migrate the store, reach the directory, then
+//! serve HTTP (or HTTPS through rustls) until a shutdown signal, finishing the
+//! requests in flight.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+use crate::directory::Directory;
+use crate::hashing::Hasher;
+use crate::mail::Mailer;
+use crate::store::Store;
+use crate::web::{self, AppState};
+
+/// How long requests in flight may take to finish after a shutdown signal.
+const GRACE: Duration = Duration::from_secs(20);
+
+/// Why Guichet could not start, as one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Database(String),
+    #[error("directory: {0}")]
+    Directory(String),
+    #[error("mail: {0}")]
+    Mail(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Connects everything Guichet needs and checks that each part answers.
+pub async fn prepare(settings: Settings) -> Result<AppState, StartError> {
+    install_crypto_provider();
+    let store = Store::connect(&settings.database)
+        .await
+        .map_err(|e| StartError::Database(e.to_string()))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| StartError::Database(e.to_string()))?;
+    let hasher = Hasher::new(&settings.hashing).map_err(|e| StartError::Other(e.to_string()))?;
+    let directory = Directory::new(&settings.directory, hasher)
+        .map_err(|e| StartError::Directory(e.to_string()))?;
+    directory.ping().await.map_err(|e| {
+        StartError::Directory(format!(
+            "{e} (url {}, bind {})",
+            settings.directory.url, settings.directory.bind_dn
+        ))
+    })?;
+    Mailer::new(&settings.mail).map_err(|e| StartError::Mail(e.to_string()))?;
+    AppState::new(Arc::new(settings), store, directory)
+        .map_err(|e| StartError::Other(e.to_string()))
+}
+
+/// Binds the configured address (port 0 picks a free one).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartError::Other(format!("cannot listen on {addr}: {e}")))
+}
+
+/// Serves until `shutdown` completes, then lets requests in flight finish.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let tls = state
+        .settings
+        .server
+        .tls
+        .as_ref()
+        .map(|tls| (tls.cert_path.clone(), tls.key_path.clone()));
+    let app = web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let result = match tls {
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|e| StartError::Other(e.to_string())),
+        Some((cert, key)) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+                .await
+                .map_err(|e| StartError::Other(format!("TLS certificate or key: {e}")))?;
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stopper.graceful_shutdown(Some(GRACE));
+            });
+            let listener = listener
+                .into_std()
+                .map_err(|e| StartError::Other(e.to_string()))?;
+            axum_server::from_tcp_rustls(listener, config)
+                .handle(handle)
+                .serve(app)
+                .await
+                .map_err(|e| StartError::Other(e.to_string()))
+        }
+    };
+    state.store.close().await;
+    result
+}
+
+/// Ctrl-C or SIGTERM (what systemd, Docker and Kubernetes send).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// rustls 0.23 needs one process-wide crypto provider; ring is the one built in.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,150 @@
+//! The SQL store: flow state only (links, outbox, rate limits, audit, later OIDC).
+//! One schema and one set of queries for SQLite and PostgreSQL through sqlx's `Any`
+//! driver; queries use `$1` placeholders, which both backends accept.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+use crate::config::DatabaseSettings;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("database query failed: {0}")]
+    Query(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_) => StoreError::Unavailable(error.to_string()),
+            sqlx::Error::Database(ref db) if db.code().is_some_and(|c| is_outage_code(&c)) => {
+                StoreError::Unavailable(error.to_string())
+            }
+            other => StoreError::Query(other.to_string()),
+        }
+    }
+}
+
+/// PostgreSQL SQLSTATEs that mean "the database is not there right now": connection
+/// exceptions (08…), shutdown or termination (57…), database dropped (3D000).
+fn is_outage_code(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("57") || code == "3D000"
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens the pool (creating a SQLite file if needed) and checks the connection.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let url = settings.url.expose_secret();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url)
+            .map_err(|e| StoreError::Unavailable(redact(&e.to_string())))?
+            .disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers work during a write; the busy timeout makes
+                        // concurrent writers wait instead of failing at once.
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unavailable(redact(&e.to_string())))?;
+        Ok(Store { pool, backend })
+    }
+
+    /// Brings the schema up to date. Safe to run from several instances at once: sqlx
+    /// takes an advisory lock on PostgreSQL, and SQLite serialises writers.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Connection errors may quote the URL; drop any `user:password@` from the text.
+fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for word in message.split_inclusive(char::is_whitespace) {
+        match (word.find("://"), word.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                out.push_str(&word[..scheme + 3]);
+                out.push_str("***");
+                out.push_str(&word[at..]);
+            }
+            _ => out.push_str(word),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_credentials_in_urls() {
+        let text = super::redact("cannot reach postgres://guichet:hunter2@db:5432/guichet now");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("postgres://***@db:5432/guichet"), "{text}");
+    }
+}

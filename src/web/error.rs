@@ -1,0 +1,124 @@
+//! One error type for the web layer, mapped once: handlers return `WebError`, which
+//! becomes a status code and a marker; `render_error_pages` turns the marker into a
+//! page in the request's language. Details go to the log, never to the client.
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use minijinja::context;
+
+use super::AppState;
+use super::i18n::Locale;
+use super::pages::PageFrame;
+use crate::directory::DirectoryError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("not found")]
+    NotFound,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Which page to show; put in the response's extensions for the renderer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorPage(pub &'static str);
+
+impl WebError {
+    fn status_and_page(&self) -> (StatusCode, &'static str) {
+        match self {
+            WebError::NotFound => (StatusCode::NOT_FOUND, "error.not_found"),
+            WebError::BadRequest(_) => (StatusCode::BAD_REQUEST, "error.bad_request"),
+            WebError::Directory(e)
+                if matches!(e, DirectoryError::Hashing(_)) && e.is_transient() =>
+            {
+                (StatusCode::SERVICE_UNAVAILABLE, "error.busy")
+            }
+            WebError::Directory(e) if e.is_transient() => {
+                (StatusCode::SERVICE_UNAVAILABLE, "error.directory_down")
+            }
+            WebError::Store(StoreError::Unavailable(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "error.database_down")
+            }
+            WebError::Directory(_) | WebError::Store(_) | WebError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "error.internal")
+            }
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, page) = self.status_and_page();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        } else {
+            tracing::info!(error = %self, "request refused");
+        }
+        let mut response = status.into_response();
+        response.extensions_mut().insert(ErrorPage(page));
+        response
+    }
+}
+
+/// Renders the page for any response that carries an `ErrorPage` marker, and for
+/// bare error statuses from the framework (404, 405, form rejections, panics) that
+/// would otherwise reach the student as plain text.
+pub async fn render_error_pages(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let locale = request.extensions().get::<Locale>().copied();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let response = next.run(request).await;
+    let status = response.status();
+    let marker = response.extensions().get::<ErrorPage>().copied();
+    let page = match marker {
+        Some(ErrorPage(page)) => page,
+        None if !is_bare_error(&response) => return response,
+        None if status == StatusCode::NOT_FOUND => "error.not_found",
+        None if status == StatusCode::SERVICE_UNAVAILABLE => "error.busy",
+        None if status.is_server_error() => "error.internal",
+        None => "error.bad_request",
+    };
+    let frame = PageFrame {
+        lang: locale.map_or(state.settings.profile.languages.default, |l| l.0),
+        request_id,
+    };
+    match state.pages.render(
+        "error.html",
+        &state.settings.profile,
+        &frame,
+        context! { key => page },
+    ) {
+        Ok(html) => (status, html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "error page could not be rendered");
+            (status, "Service indisponible / Service unavailable").into_response()
+        }
+    }
+}
+
+/// An error status whose body is not a page or a JSON document of ours.
+fn is_bare_error(response: &Response) -> bool {
+    let status = response.status();
+    let typed = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html") || v.starts_with("application/json"));
+    (status.is_client_error() || status.is_server_error()) && !typed
+}

@@ -1,0 +1,164 @@
+//! The HTTP side: routes, pages, language, security headers, error pages. Handlers
+//! parse requests into domain types and call `flows`; they hold no business rule.
+
+mod assets;
+mod dev_mail;
+pub mod error;
+mod health;
+mod i18n;
+mod pages;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, Response};
+use axum::routing::get;
+use axum::{Extension, Router, middleware};
+use minijinja::{Value, context};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Settings;
+use crate::directory::Directory;
+use crate::store::Store;
+pub use error::WebError;
+use i18n::{Catalog, Locale};
+use pages::{PageFrame, Pages};
+
+/// Forms are small; anything bigger is refused before it is read.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// What handlers share. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub directory: Directory,
+    pages: Arc<Pages>,
+}
+
+impl AppState {
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Store,
+        directory: Directory,
+    ) -> Result<AppState, WebError> {
+        let catalog =
+            Catalog::builtin().map_err(|e| WebError::Internal(format!("catalogue: {e}")))?;
+        let pages = Pages::new(Arc::new(catalog), settings.server.templates_dir.clone());
+        Ok(AppState {
+            settings,
+            store,
+            directory,
+            pages: Arc::new(pages),
+        })
+    }
+
+    pub fn render(&self, name: &str, frame: &Frame, page: Value) -> Result<Html<String>, WebError> {
+        self.pages
+            .render(name, &self.settings.profile, &frame.0, page)
+    }
+}
+
+/// The page frame of the current request (language, request id), as an extractor.
+#[derive(Debug, Clone)]
+pub struct Frame(PageFrame);
+
+impl<S: Send + Sync> FromRequestParts<S> for Frame {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let lang = parts
+            .extensions
+            .get::<Locale>()
+            .map_or(crate::config::Lang::Fr, |l| l.0);
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Frame(PageFrame { lang, request_id }))
+    }
+}
+
+async fn home(State(state): State<AppState>, frame: Frame) -> Result<Html<String>, WebError> {
+    state.render("home.html", &frame, context! {})
+}
+
+pub fn router(state: AppState) -> Router {
+    let mut app = Router::new()
+        .route("/", get(home))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/static/theme.css", get(assets::theme))
+        .route("/static/{name}", get(assets::file));
+    if let Some(dir) = state.settings.server.dev_mailbox.clone() {
+        app = app
+            .route("/dev/mail", get(dev_mail::list))
+            .route("/dev/mail/{id}", get(dev_mail::show))
+            .route("/dev/mail/{id}/html", get(dev_mail::html))
+            .layer(Extension(dev_mail::MailboxDir(dir)));
+    }
+    let request_id = HeaderName::from_static("x-request-id");
+    let timeout = state.settings.server.request_timeout;
+    app.fallback(|| async { WebError::NotFound })
+        .layer(middleware::from_fn_with_state(state.clone(), error::render_error_pages))
+        .layer(middleware::from_fn_with_state(state.clone(), i18n::choose_language))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(
+                    |request: &axum::http::Request<_>| {
+                        let id = request
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default();
+                        // The path only: query strings may carry tokens.
+                        tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                    },
+                ))
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(CatchPanicLayer::new())
+                .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout)),
+        )
+        .layer(middleware::from_fn_with_state(state.clone(), security_headers))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+/// Strict headers on every response: no inline script or style, no framing, no
+/// referrer (links carry tokens), HSTS when students reach us over https. A handler
+/// that sets its own CSP (the sandboxed dev mail view) keeps it.
+async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let mut set = |name: HeaderName, value: &'static str| {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    };
+    set(header::CONTENT_SECURITY_POLICY, CSP);
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::X_FRAME_OPTIONS, "DENY");
+    set(header::REFERRER_POLICY, "no-referrer");
+    set(
+        HeaderName::from_static("permissions-policy"),
+        "camera=(), microphone=(), geolocation=()",
+    );
+    if state.settings.secure_cookies() {
+        set(
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        );
+    }
+    response
+}

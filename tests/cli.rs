@@ -1,0 +1,268 @@
+//! The `guichet` command: help, configuration checks, start-up failures, and the
+//! one-command demo.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn guichet() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_guichet"));
+    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("GUICHET_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+fn write_settings(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("guichet.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn every_command_has_help() {
+    for command in [
+        &[][..],
+        &["serve"],
+        &["dev"],
+        &["check-config"],
+        &["migrate"],
+    ] {
+        let output = guichet().args(command).arg("--help").output().unwrap();
+        assert!(output.status.success(), "{command:?}");
+        let text = String::from_utf8(output.stdout).unwrap();
+        assert!(text.contains("Usage: guichet"), "{text}");
+    }
+}
+
+#[test]
+fn check_config_accepts_the_shipped_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    for profile in ["paris-cite", "perpignan", "sorbonne"] {
+        let text =
+            common::settings_text("ldap://127.0.0.1:389", "sqlite://x.db", dir.path(), profile);
+        let path = write_settings(dir.path(), &text);
+        let output = guichet().arg("check-config").arg(&path).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(String::from_utf8_lossy(&output.stdout).contains(profile));
+    }
+}
+
+#[test]
+fn a_bad_setting_exits_2_with_one_line_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = common::settings_text(
+        "ldap://127.0.0.1:389",
+        "sqlite://x.db",
+        dir.path(),
+        "sorbonne",
+    )
+    .replace("pool_size = 4", "pool_size = \"many\"");
+    let path = write_settings(dir.path(), &text);
+    let output = guichet().arg("check-config").arg(&path).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("directory.pool_size"), "{stderr}");
+    // The same check applies to `serve`, and to values from the environment.
+    let text = common::settings_text(
+        "ldap://127.0.0.1:389",
+        "sqlite://x.db",
+        dir.path(),
+        "sorbonne",
+    );
+    let path = write_settings(dir.path(), &text);
+    let output = guichet()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("GUICHET_SERVER__LISTEN", "nowhere")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("server.listen"));
+}
+
+#[test]
+fn a_secret_can_come_from_a_file_named_by_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = common::settings_text(
+        "ldap://127.0.0.1:389",
+        "sqlite://x.db",
+        dir.path(),
+        "paris-cite",
+    )
+    .replace("bind_password = \"guichet-dev-secret\"\n", "");
+    let path = write_settings(dir.path(), &text);
+    let missing = guichet().arg("check-config").arg(&path).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("directory.bind_password"));
+    let secret = dir.path().join("ldap-secret");
+    std::fs::write(&secret, "from-file\n").unwrap();
+    let output = guichet()
+        .arg("check-config")
+        .arg(&path)
+        .env("GUICHET_DIRECTORY__BIND_PASSWORD_FILE", &secret)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn serve_exits_1_when_the_directory_cannot_be_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("g.db").display());
+    let text = common::settings_text("ldap://127.0.0.1:1", &db, dir.path(), "paris-cite");
+    let path = write_settings(dir.path(), &text);
+    let output = guichet()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.starts_with("error: directory:"), "{stderr}");
+    assert!(
+        !stderr.contains("guichet-dev-secret"),
+        "no secret in errors"
+    );
+}
+
+#[test]
+fn serve_exits_1_when_the_database_cannot_be_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = common::settings_text(
+        "ldap://127.0.0.1:1",
+        "postgres://guichet:hunter2@127.0.0.1:1/guichet",
+        dir.path(),
+        "paris-cite",
+    );
+    let path = write_settings(dir.path(), &text);
+    let output = guichet()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.starts_with("error: database:"), "{stderr}");
+    assert!(
+        !stderr.contains("hunter2"),
+        "no password in errors: {stderr}"
+    );
+}
+
+#[test]
+fn migrate_brings_a_sqlite_database_up_to_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("g.db").display());
+    let path = write_settings(
+        dir.path(),
+        &common::settings_text("ldap://127.0.0.1:1", &db, dir.path(), "paris-cite"),
+    );
+    for _ in 0..2 {
+        let output = guichet()
+            .args(["migrate", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Runs `guichet dev` until its banner, returns the banner and the process.
+fn start_dev(data: &std::path::Path, extra: &[&str]) -> (String, std::process::Child) {
+    let mut child = guichet()
+        .args(["dev", "--port", "0", "--data-dir"])
+        .arg(data)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = String::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let Some(Ok(line)) = lines.next() else { break };
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.contains("Stop with Ctrl-C") {
+            break;
+        }
+    }
+    (banner, child)
+}
+
+fn stop(mut child: std::process::Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_starts_a_working_demo_and_keeps_its_data_on_the_second_run() {
+    let data = tempfile::Builder::new()
+        .prefix("guichet-dev-")
+        .tempdir()
+        .unwrap();
+    let (banner, child) = start_dev(data.path(), &[]);
+    assert!(banner.contains("started with fresh data"), "{banner}");
+    let base = banner
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Student pages")
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+        })
+        .unwrap_or_else(|| panic!("no URL in: {banner}"));
+    let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        reqwest::get(format!("{base}/dev/mail"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    stop(child);
+
+    let (banner, child) = start_dev(data.path(), &[]);
+    assert!(banner.contains("kept the data"), "{banner}");
+    stop(child);
+
+    let (banner, child) = start_dev(data.path(), &["--reset"]);
+    assert!(banner.contains("started with fresh data"), "{banner}");
+    stop(child);
+}
+
+#[test]
+fn dev_refuses_an_unknown_profile() {
+    let data = tempfile::tempdir().unwrap();
+    let output = guichet()
+        .args(["dev", "--profile", "nowhere", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown profile"));
+}

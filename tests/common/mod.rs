@@ -1,0 +1,378 @@
+//! Test harness: every test gets its own slapd built from `directory-schema/`, its own
+//! SQLite file or PostgreSQL database, its own mail folder, and the whole app on a
+//! free port. Nothing is shared between tests, so they run in any order, in parallel.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use guichet::config::Settings;
+use guichet::dev::slapd::{self, PrivateSlapd};
+use guichet::directory::Directory;
+use guichet::hashing::Hasher;
+use guichet::web::AppState;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const DEMO_PASSWORD: &str = "Demo-Passw0rd!";
+
+/// Runs one async test body against SQLite and against PostgreSQL.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+/// A private slapd with the sample tree, removed when dropped.
+pub struct TestDirectory {
+    pub slapd: PrivateSlapd,
+    _dir: TempDir,
+}
+
+impl TestDirectory {
+    pub fn start() -> TestDirectory {
+        let dir = tempfile::Builder::new()
+            .prefix("guichet-ldap-")
+            .tempdir()
+            .unwrap();
+        let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("directory-schema");
+        let slapd = PrivateSlapd::create(dir.path(), &schema, "admin-secret", None)
+            .unwrap_or_else(|e| panic!("private slapd: {e}"));
+        TestDirectory { slapd, _dir: dir }
+    }
+
+    pub fn url(&self) -> String {
+        self.slapd.ldapi_url()
+    }
+
+    /// `ldapwhoami -x -D dn -w password`: the exit code (0, or 49 for bad credentials).
+    pub fn whoami(&self, dn: &str, password: &str) -> i32 {
+        Command::new("ldapwhoami")
+            .args(["-x", "-H", &self.url(), "-D", dn, "-w", password])
+            .output()
+            .unwrap()
+            .status
+            .code()
+            .unwrap_or(-1)
+    }
+
+    /// Attribute values of one entry, read as the directory administrator.
+    pub fn read(&self, dn: &str, attribute: &str) -> Vec<String> {
+        let output = Command::new("ldapsearch")
+            .args([
+                "-x",
+                "-LLL",
+                "-o",
+                "ldif-wrap=no",
+                "-H",
+                &self.url(),
+                "-D",
+                slapd::ADMIN_DN,
+                "-w",
+                "admin-secret",
+                "-b",
+                dn,
+                "-s",
+                "base",
+                "(objectClass=*)",
+                attribute,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let prefix = format!("{attribute}: ");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+            .collect()
+    }
+
+    /// Applies an LDIF change as the directory administrator (what an admin's tools do).
+    pub fn admin_modify(&self, ldif: &str) {
+        use std::io::Write;
+        let mut child = Command::new("ldapmodify")
+            .args([
+                "-x",
+                "-H",
+                &self.url(),
+                "-D",
+                slapd::ADMIN_DN,
+                "-w",
+                "admin-secret",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(ldif.as_bytes())
+            .unwrap();
+        assert!(
+            child.wait().unwrap().success(),
+            "ldapmodify failed for:\n{ldif}"
+        );
+    }
+}
+
+pub fn people_dn(uid: &str) -> String {
+    format!("uid={uid},{}", slapd::PEOPLE_DN)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database of its own: a SQLite file in a temp folder, or a PostgreSQL database
+/// created for the test and dropped after it.
+pub struct TestDatabase {
+    pub url: String,
+    postgres_name: Option<String>,
+    _dir: Option<TempDir>,
+}
+
+/// The PostgreSQL server the tests create their databases on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("GUICHET_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+impl TestDatabase {
+    pub async fn create(backend: Backend) -> TestDatabase {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::Builder::new()
+                    .prefix("guichet-db-")
+                    .tempdir()
+                    .unwrap();
+                TestDatabase {
+                    url: format!("sqlite://{}", dir.path().join("guichet.db").display()),
+                    postgres_name: None,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let name = format!("guichet_test_{}", uuid::Uuid::new_v4().simple());
+                postgres_admin(&format!("CREATE DATABASE {name}")).await;
+                let admin = url::Url::parse(&postgres_admin_url()).unwrap();
+                let mut url = admin.clone();
+                url.set_path(&format!("/{name}"));
+                TestDatabase {
+                    url: url.to_string(),
+                    postgres_name: Some(name),
+                    _dir: None,
+                }
+            }
+        }
+    }
+
+    /// Drops the PostgreSQL database now, as an outage would (connections included).
+    pub async fn drop_postgres_now(&self) {
+        if let Some(name) = &self.postgres_name {
+            postgres_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        }
+    }
+}
+
+async fn postgres_admin(sql: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&postgres_admin_url())
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL at {} is needed for this test: {e}",
+                postgres_admin_url()
+            )
+        });
+    sqlx::query(sql).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(name) = self.postgres_name.take() {
+            // Drop runs outside async; a short-lived runtime on its own thread does it.
+            let _ = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(postgres_admin(&format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+            })
+            .join();
+        }
+    }
+}
+
+/// Settings for a test: the given profile, small argon2 parameters so tests are fast.
+pub fn settings_text(
+    directory_url: &str,
+    database_url: &str,
+    mail_dir: &Path,
+    profile: &str,
+) -> String {
+    let profile = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("profiles/{profile}.toml")),
+    )
+    .unwrap();
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "http://localhost/"
+dev_mailbox = "{mail}"
+[database]
+url = "{database_url}"
+max_connections = 5
+[directory]
+url = "{directory_url}"
+people_dn = "{people}"
+bind_dn = "{service}"
+bind_password = "{service_password}"
+timeout = "2s"
+pool_size = 4
+[hashing]
+memory_kib = 8192
+iterations = 1
+parallelism = 1
+max_concurrent = 2
+max_waiting = 16
+[mail]
+from = "Guichet <noreply@univ-demo.fr>"
+transport = {{ kind = "file", dir = "{mail}" }}
+[log]
+format = "pretty"
+level = "warn"
+{profile}
+"#,
+        mail = mail_dir.display(),
+        people = slapd::PEOPLE_DN,
+        service = slapd::SERVICE_DN,
+        service_password = slapd::SERVICE_PASSWORD,
+    )
+}
+
+/// A `Directory` client on the test slapd, with the service account.
+pub fn directory_client(
+    directory: &TestDirectory,
+    tweak: impl FnOnce(String) -> String,
+) -> Directory {
+    let text = tweak(settings_text(
+        &directory.url(),
+        "sqlite://unused.db",
+        Path::new("/tmp"),
+        "paris-cite",
+    ));
+    let settings = Settings::from_toml(&text).unwrap();
+    Directory::new(&settings.directory, Hasher::new(&settings.hashing).unwrap()).unwrap()
+}
+
+/// The whole app, serving on a free port, with its own directory and database.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub directory: TestDirectory,
+    pub database: TestDatabase,
+    pub mail_dir: PathBuf,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    _mail: TempDir,
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> TestApp {
+        Self::start_with(backend, "paris-cite").await
+    }
+
+    pub async fn start_with(backend: Backend, profile: &str) -> TestApp {
+        let directory = TestDirectory::start();
+        let database = TestDatabase::create(backend).await;
+        let mail = tempfile::Builder::new()
+            .prefix("guichet-mail-")
+            .tempdir()
+            .unwrap();
+        let text = settings_text(&directory.url(), &database.url, mail.path(), profile);
+        let settings = Settings::from_toml(&text).unwrap();
+        let state = guichet::server::prepare(settings).await.unwrap();
+        let listener = guichet::server::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = state.clone();
+        let server = tokio::spawn(async move {
+            guichet::server::run(listener, serving, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        TestApp {
+            addr,
+            state,
+            directory,
+            database,
+            mail_dir: mail.path().to_path_buf(),
+            http,
+            stop: Some(stop),
+            server: Some(server),
+            _mail: mail,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// Stops the server, waiting for requests in flight.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
+        }
+    }
+}
+
+// Accounts of the sample tree (directory-schema/sample/tree.ldif).
+pub const ACTIVE_UID: &str = "TODO";
+pub const PENDING_UID: &str = "TODO";
+pub const PENDING_EMAIL: &str = "TODO";
+pub const PERPIGNAN_UID: &str = "TODO";
+pub const PERPIGNAN_STUDENT: &str = "TODO";
+pub const PERPIGNAN_INE: &str = "TODO";
+pub const SHARED_EMAIL: &str = "TODO";
+pub const METACHAR_UID: &str = "TODO";

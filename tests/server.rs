@@ -183,7 +183,82 @@ async fn the_dev_mailbox_lists_and_shows_sent_mail(backend: Backend) {
     app.shutdown().await;
 }
 
+async fn serves_https_when_a_certificate_is_configured(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let tls = format!(
+        "public_url = \"https://localhost/\"\ntls = {{ cert_path = \"{}\", key_path = \"{}\" }}",
+        cert.display(),
+        key.display()
+    );
+    let app = TestApp::start_tweaked(backend, "paris-cite", |text| {
+        text.replace("public_url = \"http://localhost/\"", &tls)
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!("https://localhost:{}/", app.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=")
+    );
+    let english = client
+        .get(format!("https://localhost:{}/?lang=en", app.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    let cookie = english.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    // Plain HTTP on the TLS port gets no page.
+    assert!(
+        reqwest::get(app.url("/healthz"))
+            .await
+            .map(|r| r.status() != StatusCode::OK)
+            .unwrap_or(true)
+    );
+    app.shutdown().await;
+}
+
 both_backends!(
+    serves_https_when_a_certificate_is_configured,
     health_and_readiness,
     readiness_names_the_directory_when_it_is_down,
     readiness_names_the_database_when_it_is_down,

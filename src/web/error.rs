@@ -122,3 +122,68 @@ fn is_bare_error(response: &Response) -> bool {
         .is_some_and(|v| v.starts_with("text/html") || v.starts_with("application/json"));
     (status.is_client_error() || status.is_server_error()) && !typed
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hashing::HashError;
+
+    fn mapped(error: WebError) -> (StatusCode, Option<ErrorPage>) {
+        let response = error.into_response();
+        (
+            response.status(),
+            response.extensions().get::<ErrorPage>().copied(),
+        )
+    }
+
+    #[test]
+    fn outages_and_overload_map_to_503_pages_that_say_so() {
+        let down = WebError::Directory(DirectoryError::Unavailable("connect refused".into()));
+        assert_eq!(
+            mapped(down),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(ErrorPage("error.directory_down"))
+            )
+        );
+        let busy = WebError::Directory(DirectoryError::Hashing(HashError::Busy));
+        assert_eq!(
+            mapped(busy),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(ErrorPage("error.busy"))
+            )
+        );
+        let db = WebError::Store(StoreError::Unavailable("pool timed out".into()));
+        assert_eq!(
+            mapped(db),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(ErrorPage("error.database_down"))
+            )
+        );
+    }
+
+    #[test]
+    fn refusals_and_bugs_map_to_generic_pages() {
+        let refused = WebError::Directory(DirectoryError::Refused {
+            rc: 50,
+            message: "no write access to mail".into(),
+        });
+        assert_eq!(
+            mapped(refused),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some(ErrorPage("error.internal"))
+            )
+        );
+        assert_eq!(
+            mapped(WebError::NotFound),
+            (StatusCode::NOT_FOUND, Some(ErrorPage("error.not_found")))
+        );
+        assert_eq!(
+            mapped(WebError::BadRequest("x".into())).0,
+            StatusCode::BAD_REQUEST
+        );
+    }
+}

@@ -308,13 +308,27 @@ impl TestApp {
     }
 
     pub async fn start_with(backend: Backend, profile: &str) -> TestApp {
+        Self::start_tweaked(backend, profile, |text| text).await
+    }
+
+    /// Starts with the settings text changed by `tweak` (e.g. to add TLS).
+    pub async fn start_tweaked(
+        backend: Backend,
+        profile: &str,
+        tweak: impl FnOnce(String) -> String,
+    ) -> TestApp {
         let directory = TestDirectory::start();
         let database = TestDatabase::create(backend).await;
         let mail = tempfile::Builder::new()
             .prefix("guichet-mail-")
             .tempdir()
             .unwrap();
-        let text = settings_text(&directory.url(), &database.url, mail.path(), profile);
+        let text = tweak(settings_text(
+            &directory.url(),
+            &database.url,
+            mail.path(),
+            profile,
+        ));
         let settings = Settings::from_toml(&text).unwrap();
         let state = guichet::server::prepare(settings).await.unwrap();
         let listener = guichet::server::bind("127.0.0.1:0".parse().unwrap())

@@ -6,11 +6,15 @@ mod account_state;
 mod email;
 mod identifiers;
 mod password;
+mod password_policy;
+mod token;
 
 pub use account_state::{AccountState, StateKind};
 pub use email::Email;
 pub use identifiers::{Ine, Login, StudentId};
 pub use password::Password;
+pub use password_policy::{NewPassword, PasswordPolicy, PersonalData, RuleLine, Violation};
+pub use token::{Token, TokenHash};
 
 /// Why a value was refused. `code()` is a stable key for the translation catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +33,8 @@ pub enum ParseError {
     Ine,
     #[error("not a valid account state")]
     AccountState,
+    #[error("not a link of ours")]
+    Token,
 }
 
 impl ParseError {
@@ -41,6 +47,7 @@ impl ParseError {
             ParseError::StudentId => "error.field.student_id",
             ParseError::Ine => "error.field.ine",
             ParseError::AccountState => "error.field.account_state",
+            ParseError::Token => "error.link.unknown",
         }
     }
 }

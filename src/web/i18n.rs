@@ -101,6 +101,30 @@ mod tests {
     }
 
     #[test]
+    fn every_parse_error_has_a_message() {
+        use crate::domain::ParseError::*;
+        let catalog = Catalog::builtin().unwrap();
+        for error in [
+            Empty,
+            TooLong,
+            Email,
+            Login,
+            StudentId,
+            Ine,
+            AccountState,
+            Token,
+        ] {
+            for lang in Lang::ALL {
+                assert!(
+                    catalog.get(lang, error.code()).is_some(),
+                    "{} in {lang:?}",
+                    error.code()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn french_texts_use_french_typography() {
         let catalog = Catalog::builtin().unwrap();
         for (key, text) in &catalog.fr {

@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn guichet() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_guichet"));
@@ -196,17 +196,28 @@ fn start_dev(data: &std::path::Path, extra: &[&str]) -> (String, std::process::C
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut banner = String::new();
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(60) {
-        let Some(Ok(line)) = lines.next() else { break };
-        banner.push_str(&line);
-        banner.push('\n');
-        if line.contains("Stop with Ctrl-C") {
-            break;
+    // A thread reads standard output to its end, so the pipe stays open while the
+    // demo runs; the banner comes back through a channel.
+    let stdout = child.stdout.take().unwrap();
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut banner = String::new();
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            banner.push_str(&line);
+            banner.push('\n');
+            if line.contains("Stop with Ctrl-C") && !sent {
+                let _ = send.send(banner.clone());
+                sent = true;
+            }
         }
-    }
+        if !sent {
+            let _ = send.send(banner);
+        }
+    });
+    let banner = receive
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_default();
     (banner, child)
 }
 

@@ -44,44 +44,8 @@ async fn the_hash_is_argon2id_in_the_ldap_scheme() {
         )
         .await
         .unwrap();
-    // ldapsearch prints binary-looking values base64-encoded with `::`; read raw.
-    let output = std::process::Command::new("ldapsearch")
-        .args([
-            "-x",
-            "-LLL",
-            "-o",
-            "ldif-wrap=no",
-            "-H",
-            &ldap.url(),
-            "-D",
-            guichet::dev::slapd::ADMIN_DN,
-            "-w",
-            "admin-secret",
-            "-b",
-            &dn,
-            "-s",
-            "base",
-            "userPassword",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).to_string();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("userPassword"))
-        .unwrap();
-    let value = match line.split_once(":: ") {
-        Some((_, b64)) => {
-            use base64::Engine;
-            String::from_utf8(
-                base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .unwrap(),
-            )
-            .unwrap()
-        }
-        None => line.split_once(": ").unwrap().1.to_owned(),
-    };
+    let stored = ldap.read(&dn, "userPassword");
+    let value = &stored[0];
     assert!(
         value.starts_with("{ARGON2}$argon2id$v=19$m=8192,t=1,p=1$"),
         "{value}"

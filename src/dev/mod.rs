@@ -123,7 +123,7 @@ max_concurrent = 2
 max_waiting = 32
 
 [mail]
-from = "Guichet (démo) <noreply@univ-demo.fr>"
+from = "Université Démo <noreply@univ-demo.fr>"
 transport = {{ kind = "file", dir = {mail} }}
 
 [log]
@@ -169,7 +169,7 @@ pub fn banner(env: &DevEnvironment, addr: SocketAddr) -> String {
          \x20 Directory          {ldapi}\n\
          \x20                    {tcp}  admin: {admin} / {admin_pw}\n\
          \x20 Demo accounts      see directory-schema/README.md (activated ones use Demo-Passw0rd!)\n\
-         \n  Try: ldapwhoami -x -H {tcp} -D uid=ldurand,{people} -w 'Demo-Passw0rd!'\n\
+         \n  Try: ldapwhoami -x -H {tcp} -D uid=cbernard,{people} -w 'Demo-Passw0rd!'\n\
          \n  Stop with Ctrl-C.\n",
         ldapi = env.slapd.ldapi_url(),
         admin = slapd::ADMIN_DN,

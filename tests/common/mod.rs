@@ -96,10 +96,21 @@ impl TestDirectory {
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let prefix = format!("{attribute}: ");
+        // ldapsearch prints non-ASCII or `{`-leading values base64-encoded after `::`.
+        let plain = format!("{attribute}: ");
+        let encoded = format!("{attribute}:: ");
         String::from_utf8_lossy(&output.stdout)
             .lines()
-            .filter_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+            .filter_map(|line| {
+                if let Some(value) = line.strip_prefix(&plain) {
+                    Some(value.to_owned())
+                } else {
+                    use base64::Engine;
+                    let raw = line.strip_prefix(&encoded)?;
+                    let bytes = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
+                    String::from_utf8(bytes).ok()
+                }
+            })
             .collect()
     }
 
@@ -330,6 +341,7 @@ impl TestApp {
             profile,
         ));
         let settings = Settings::from_toml(&text).unwrap();
+        guichet::telemetry::init(&settings.log);
         let state = guichet::server::prepare(settings).await.unwrap();
         let listener = guichet::server::bind("127.0.0.1:0".parse().unwrap())
             .await
@@ -382,11 +394,11 @@ impl TestApp {
 }
 
 // Accounts of the sample tree (directory-schema/sample/tree.ldif).
-pub const ACTIVE_UID: &str = "TODO";
-pub const PENDING_UID: &str = "TODO";
-pub const PENDING_EMAIL: &str = "TODO";
-pub const PERPIGNAN_UID: &str = "TODO";
-pub const PERPIGNAN_STUDENT: &str = "TODO";
-pub const PERPIGNAN_INE: &str = "TODO";
-pub const SHARED_EMAIL: &str = "TODO";
-pub const METACHAR_UID: &str = "TODO";
+pub const ACTIVE_UID: &str = "cbernard";
+pub const PENDING_UID: &str = "ldurand";
+pub const PENDING_EMAIL: &str = "lea.durand@example.org";
+pub const PERPIGNAN_UID: &str = "e2401234";
+pub const PERPIGNAN_STUDENT: &str = "2401234";
+pub const PERPIGNAN_INE: &str = "0987654321D";
+pub const SHARED_EMAIL: &str = "famille.jumeau@example.org";
+pub const METACHAR_UID: &str = "zobrien";

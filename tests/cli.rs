@@ -120,19 +120,27 @@ fn a_secret_can_come_from_a_file_named_by_the_environment() {
     );
 }
 
-#[test]
-fn serve_exits_1_when_the_directory_cannot_be_reached() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("g.db").display());
-    let text = common::settings_text("ldap://127.0.0.1:1", &db, dir.path(), "paris-cite");
-    let path = write_settings(dir.path(), &text);
+/// Runs `guichet serve` on these settings: its exit code and standard error.
+fn serve_failure(dir: &std::path::Path, text: &str) -> (Option<i32>, String) {
+    let path = write_settings(dir, text);
     let output = guichet()
         .args(["serve", "--config"])
         .arg(&path)
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    (
+        output.status.code(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn serve_exits_1_when_the_directory_cannot_be_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("g.db").display());
+    let text = common::settings_text("ldap://127.0.0.1:1", &db, dir.path(), "paris-cite");
+    let (code, stderr) = serve_failure(dir.path(), &text);
+    assert_eq!(code, Some(1));
     assert!(stderr.starts_with("error: directory:"), "{stderr}");
     assert!(
         !stderr.contains("guichet-dev-secret"),
@@ -143,20 +151,10 @@ fn serve_exits_1_when_the_directory_cannot_be_reached() {
 #[test]
 fn serve_exits_1_when_the_database_cannot_be_reached() {
     let dir = tempfile::tempdir().unwrap();
-    let text = common::settings_text(
-        "ldap://127.0.0.1:1",
-        "postgres://guichet:hunter2@127.0.0.1:1/guichet",
-        dir.path(),
-        "paris-cite",
-    );
-    let path = write_settings(dir.path(), &text);
-    let output = guichet()
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let db = "postgres://guichet:hunter2@127.0.0.1:1/guichet";
+    let text = common::settings_text("ldap://127.0.0.1:1", db, dir.path(), "paris-cite");
+    let (code, stderr) = serve_failure(dir.path(), &text);
+    assert_eq!(code, Some(1));
     assert!(stderr.starts_with("error: database:"), "{stderr}");
     assert!(
         !stderr.contains("hunter2"),

@@ -264,30 +264,27 @@ async fn the_service_account_cannot_write_what_it_does_not_own() {
         vec!["new.address@example.org"]
     );
     // `mail` (institutional address) belongs to the directory admins.
-    let output = std::process::Command::new("ldapmodify")
-        .args([
-            "-x",
-            "-H",
-            &ldap.url(),
-            "-D",
-            guichet::dev::slapd::SERVICE_DN,
-            "-w",
-            guichet::dev::slapd::SERVICE_PASSWORD,
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(
-                format!("dn: {dn}\nchangetype: modify\nreplace: mail\nmail: x@univ-demo.fr\n")
-                    .as_bytes(),
-            )?;
-            child.wait()
-        })
-        .unwrap();
-    assert_eq!(output.code(), Some(50), "insufficient access");
+    let service = (
+        guichet::dev::slapd::SERVICE_DN,
+        guichet::dev::slapd::SERVICE_PASSWORD,
+    );
+    let change = |attribute: &str, value: &str| {
+        format!("dn: {dn}\nchangetype: modify\nreplace: {attribute}\n{attribute}: {value}\n")
+    };
+    assert_eq!(
+        ldap.modify_as(service.0, service.1, &change("mail", "x@univ-demo.fr")),
+        50
+    );
+    assert_eq!(
+        ldap.modify_as(service.0, service.1, &change("sn", "Autre")),
+        50
+    );
+    let other_class =
+        format!("dn: {dn}\nchangetype: modify\nadd: objectClass\nobjectClass: labeledURIObject\n");
+    assert_eq!(ldap.modify_as(service.0, service.1, &other_class), 50);
+    let own =
+        format!("dn: {dn}\nchangetype: modify\nadd: objectClass\nobjectClass: guichetAccount\n");
+    assert_eq!(ldap.modify_as(service.0, service.1, &own), 0);
 }
 
 #[tokio::test]

@@ -29,6 +29,8 @@ CREATE TABLE outbox (
     next_attempt_at BIGINT NOT NULL,
     lease_until    BIGINT,
     sent_at        BIGINT,
+    -- Set when the relay refused the message for good or retries ran out.
+    failed_at      BIGINT,
     last_error     TEXT
 );
 CREATE INDEX outbox_pending ON outbox (sent_at, next_attempt_at);

@@ -4,7 +4,8 @@ mod common;
 
 use common::{Backend, TestDatabase};
 use guichet::config::Settings;
-use guichet::store::{Store, StoreError};
+use guichet::domain::Token;
+use guichet::store::{LinkState, Outgoing, Purpose, Store, StoreError};
 
 async fn connect(database: &TestDatabase) -> Store {
     let text = common::settings_text(
@@ -68,7 +69,260 @@ async fn ping_reports_an_unreachable_database(backend: Backend) {
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
 }
 
+async fn ready(backend: Backend) -> (TestDatabase, Store) {
+    let database = TestDatabase::create(backend).await;
+    let store = connect(&database).await;
+    store.migrate().await.unwrap();
+    (database, store)
+}
+
+const DN: &str = "uid=ldurand,ou=people,dc=univ-demo,dc=fr";
+
+async fn issue(store: &Store, token: &Token, now: i64, ttl: i64) {
+    let mut conn = store.pool().acquire().await.unwrap();
+    let payload = serde_json::json!({"email": "lea.durand@example.org"});
+    Store::issue_link(
+        &mut conn,
+        &token.hash(),
+        Purpose::Activation,
+        DN,
+        &payload,
+        now,
+        now + ttl,
+    )
+    .await
+    .unwrap();
+}
+
+async fn links_are_single_use_expire_and_void_older_ones(backend: Backend) {
+    let (_db, store) = ready(backend).await;
+    let (first, second) = (Token::generate(), Token::generate());
+    issue(&store, &first, 1_000, 3_600).await;
+    assert!(matches!(
+        store
+            .peek_link(&first.hash(), Purpose::Activation, 1_001)
+            .await
+            .unwrap(),
+        LinkState::Live(_)
+    ));
+    // Peeking (a GET, or a mail scanner) does not use the link up.
+    assert!(matches!(
+        store
+            .peek_link(&first.hash(), Purpose::Activation, 1_002)
+            .await
+            .unwrap(),
+        LinkState::Live(_)
+    ));
+    issue(&store, &second, 1_010, 3_600).await;
+    assert!(matches!(
+        store
+            .peek_link(&first.hash(), Purpose::Activation, 1_011)
+            .await
+            .unwrap(),
+        LinkState::Voided
+    ));
+    // The wrong purpose is unknown, as is a link never issued.
+    assert!(matches!(
+        store
+            .peek_link(&second.hash(), Purpose::Reset, 1_011)
+            .await
+            .unwrap(),
+        LinkState::Unknown
+    ));
+    assert!(matches!(
+        store
+            .peek_link(&Token::generate().hash(), Purpose::Activation, 1_011)
+            .await
+            .unwrap(),
+        LinkState::Unknown
+    ));
+
+    let mut conn = store.pool().acquire().await.unwrap();
+    let used = Store::use_link(&mut conn, &second.hash(), Purpose::Activation, 1_020)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(used.account_dn, DN);
+    assert_eq!(used.payload["email"], "lea.durand@example.org");
+    assert!(
+        Store::use_link(&mut conn, &second.hash(), Purpose::Activation, 1_021)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        store
+            .peek_link(&second.hash(), Purpose::Activation, 1_022)
+            .await
+            .unwrap(),
+        LinkState::Used
+    ));
+
+    let late = Token::generate();
+    issue(&store, &late, 2_000, 60).await;
+    assert!(matches!(
+        store
+            .peek_link(&late.hash(), Purpose::Activation, 2_060)
+            .await
+            .unwrap(),
+        LinkState::Expired
+    ));
+    assert!(
+        Store::use_link(&mut conn, &late.hash(), Purpose::Activation, 2_061)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn racing_uses_of_one_link_let_exactly_one_through(backend: Backend) {
+    let (_db, store) = ready(backend).await;
+    let token = Token::generate();
+    issue(&store, &token, 1_000, 3_600).await;
+    let attempts = (0..8).map(|_| {
+        let (store, hash) = (store.clone(), token.hash());
+        tokio::spawn(async move {
+            let mut conn = store.pool().acquire().await.unwrap();
+            Store::use_link(&mut conn, &hash, Purpose::Activation, 1_100)
+                .await
+                .unwrap()
+                .is_some()
+        })
+    });
+    let mut winners = 0;
+    for attempt in attempts {
+        winners += usize::from(attempt.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+}
+
+async fn a_password_change_voids_every_live_link(backend: Backend) {
+    let (_db, store) = ready(backend).await;
+    let token = Token::generate();
+    issue(&store, &token, 1_000, 3_600).await;
+    let mut conn = store.pool().acquire().await.unwrap();
+    assert_eq!(Store::void_links(&mut conn, DN, 1_100).await.unwrap(), 1);
+    assert!(matches!(
+        store
+            .peek_link(&token.hash(), Purpose::Activation, 1_101)
+            .await
+            .unwrap(),
+        LinkState::Voided
+    ));
+}
+
+fn mail(n: usize) -> Outgoing {
+    Outgoing {
+        kind: "activation_link".to_owned(),
+        recipient: format!("student{n}@example.org"),
+        lang: "fr".to_owned(),
+        payload: serde_json::json!({"link": format!("https://x/activation/secret{n}")}),
+        account_dn: Some(DN.to_owned()),
+    }
+}
+
+async fn the_outbox_hands_each_mail_to_one_worker_and_wipes_links_once_sent(backend: Backend) {
+    let (_db, store) = ready(backend).await;
+    {
+        let mut tx = store.pool().begin().await.unwrap();
+        for n in 0..10 {
+            Store::enqueue_mail(&mut tx, &mail(n), 1_000).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    // Three workers claim at once: every row goes to exactly one of them.
+    let (a, b, c) = tokio::join!(
+        store.claim_mail(1_000, 300, 4),
+        store.claim_mail(1_000, 300, 4),
+        store.claim_mail(1_000, 300, 4)
+    );
+    let mut ids: Vec<String> = [a.unwrap(), b.unwrap(), c.unwrap()]
+        .concat()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    let claimed = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), claimed, "no row claimed twice");
+    assert!(claimed >= 4, "claims progress");
+    // Nothing more is due while the leases hold.
+    let rest = store.claim_mail(1_001, 300, 20).await.unwrap();
+    assert_eq!(claimed + rest.len(), 10);
+    for row in &rest {
+        assert!(store.mail_sent(row, 1_002).await.unwrap());
+    }
+    let payloads: Vec<String> =
+        sqlx::query_scalar("SELECT payload FROM outbox WHERE sent_at IS NOT NULL")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert!(
+        payloads.iter().all(|p| p == "{}"),
+        "sent rows keep no link: {payloads:?}"
+    );
+    // A lease that ran out (the worker died) makes the row due again.
+    let again = store.claim_mail(1_000 + 301, 300, 20).await.unwrap();
+    assert_eq!(again.len(), claimed);
+    assert!(again.iter().all(|m| m.attempts == 2));
+    assert_eq!(store.pending_mail().await.unwrap(), claimed as i64);
+}
+
+async fn failed_mail_is_retried_later_or_given_up(backend: Backend) {
+    let (_db, store) = ready(backend).await;
+    let mut conn = store.pool().acquire().await.unwrap();
+    Store::enqueue_mail(&mut conn, &mail(1), 1_000)
+        .await
+        .unwrap();
+    Store::enqueue_mail(&mut conn, &mail(2), 1_000)
+        .await
+        .unwrap();
+    drop(conn);
+    let claimed = store.claim_mail(1_000, 300, 10).await.unwrap();
+    store
+        .mail_failed(&claimed[0], "connection refused", Some(1_060), 1_001)
+        .await
+        .unwrap();
+    store
+        .mail_failed(&claimed[1], "550 no such user", None, 1_001)
+        .await
+        .unwrap();
+    assert!(
+        store.claim_mail(1_030, 300, 10).await.unwrap().is_empty(),
+        "not before the retry time"
+    );
+    let retried = store.claim_mail(1_060, 300, 10).await.unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].id, claimed[0].id);
+    assert_eq!(
+        retried[0].payload, claimed[0].payload,
+        "the link survives a retry"
+    );
+}
+
+async fn rate_limit_counters_are_shared_and_windowed(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let (one, two) = (connect(&database).await, connect(&database).await);
+    one.migrate().await.unwrap();
+    // Two instances count into the same window.
+    assert_eq!(one.hit("ip:192.0.2.7", 60, 1_200).await.unwrap(), 1);
+    assert_eq!(two.hit("ip:192.0.2.7", 60, 1_210).await.unwrap(), 2);
+    assert_eq!(one.hit("ip:192.0.2.8", 60, 1_210).await.unwrap(), 1);
+    assert_eq!(
+        one.hit("ip:192.0.2.7", 60, 1_260).await.unwrap(),
+        1,
+        "a new window starts afresh"
+    );
+    assert_eq!(one.forget_hits(1_260).await.unwrap(), 2);
+}
+
 both_backends!(
+    links_are_single_use_expire_and_void_older_ones,
+    racing_uses_of_one_link_let_exactly_one_through,
+    a_password_change_voids_every_live_link,
+    the_outbox_hands_each_mail_to_one_worker_and_wipes_links_once_sent,
+    failed_mail_is_retried_later_or_given_up,
+    rate_limit_counters_are_shared_and_windowed,
     migrations_create_the_schema_and_can_run_again,
     a_second_instance_sees_the_same_schema,
     ping_reports_an_unreachable_database,

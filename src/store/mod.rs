@@ -11,6 +11,18 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 
 use crate::config::DatabaseSettings;
 
+mod outbox;
+mod rate_limits;
+mod tokens;
+
+pub use outbox::{Claimed, Outgoing};
+pub use tokens::{LinkRecord, LinkState, Purpose};
+
+/// Seconds since the Unix epoch: how the store keeps time.
+pub fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, thiserror::Error)]
@@ -97,12 +109,22 @@ impl Store {
     }
 
     /// Brings the schema up to date. Safe to run from several instances at once: sqlx
-    /// takes an advisory lock on PostgreSQL, and SQLite serialises writers.
+    /// takes an advisory lock on PostgreSQL, and SQLite runs are retried (see below).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Migration(e.to_string()))
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match MIGRATOR.run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                // sqlx takes no lock on SQLite: when two instances start together, the
+                // loser's migration transaction rolls back ("already exists" or
+                // "locked"). Running again then finds the winner's work recorded.
+                Err(_) if self.backend == Backend::Sqlite && attempt < 5 => {
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => return Err(StoreError::Migration(e.to_string())),
+            }
+        }
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

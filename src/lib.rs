@@ -12,4 +12,5 @@ pub mod mail;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod templates;
 pub mod web;

@@ -1,6 +1,6 @@
 //! Start-up and serving: connect and migrate the store, reach the directory, then
-//! serve HTTP (or HTTPS through rustls) until a shutdown signal, finishing the
-//! requests in flight.
+//! serve HTTP (or HTTPS through rustls) and run the outbox worker until a shutdown
+//! signal, finishing the requests and mail in flight.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,8 +12,9 @@ use tokio::net::TcpListener;
 use crate::config::Settings;
 use crate::directory::Directory;
 use crate::hashing::Hasher;
-use crate::mail::Mailer;
+use crate::mail::{Mailer, OutboxWorker};
 use crate::store::Store;
+use crate::templates::{Catalog, Templates};
 use crate::web::{self, AppState};
 
 /// How long requests in flight may take to finish after a shutdown signal.
@@ -51,9 +52,12 @@ pub async fn prepare(settings: Settings) -> Result<AppState, StartError> {
             settings.directory.url, settings.directory.bind_dn
         ))
     })?;
-    Mailer::new(&settings.mail).map_err(|e| StartError::Mail(e.to_string()))?;
-    AppState::new(Arc::new(settings), store, directory)
-        .map_err(|e| StartError::Other(e.to_string()))
+    let mailer = Mailer::new(&settings.mail).map_err(|e| StartError::Mail(e.to_string()))?;
+    let catalog = Catalog::builtin().map_err(|e| StartError::Other(format!("texts: {e}")))?;
+    let templates = Templates::new(Arc::new(catalog), settings.server.templates_dir.clone());
+    let (settings, templates) = (Arc::new(settings), Arc::new(templates));
+    let outbox = OutboxWorker::new(store.clone(), mailer, templates.clone(), settings.clone());
+    Ok(AppState::new(settings, store, directory, templates, outbox))
 }
 
 /// Binds the configured address (port 0 picks a free one).
@@ -76,6 +80,8 @@ pub async fn run(
         .as_ref()
         .map(|tls| (tls.cert_path.clone(), tls.key_path.clone()));
     let app = web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let (stop_outbox, stopped) = tokio::sync::watch::channel(false);
+    let outbox = tokio::spawn(state.outbox.clone().run(stopped));
     let result = match tls {
         None => axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
@@ -101,6 +107,9 @@ pub async fn run(
                 .map_err(|e| StartError::Other(e.to_string()))
         }
     };
+    // Mail in flight finishes; what is left stays in the outbox for the next start.
+    let _ = stop_outbox.send(true);
+    let _ = outbox.await;
     state.store.close().await;
     result
 }

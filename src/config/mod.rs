@@ -147,6 +147,15 @@ pub struct MailSettings {
     /// `Université Exemple <noreply@univ-demo.fr>`
     pub from: String,
     pub transport: MailTransport,
+    /// How often the outbox worker looks for mail to send.
+    #[serde(default = "default_poll_interval", with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Wait before the first retry of a failed send; doubles each time, up to 1 h.
+    #[serde(default = "default_retry_base", with = "humantime_serde")]
+    pub retry_base: Duration,
+    /// Attempts before a message is given up (and shown as failed to the helpdesk).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -226,6 +235,15 @@ fn default_password_write() -> PasswordWrite {
 fn default_smtp_timeout() -> Duration {
     Duration::from_secs(20)
 }
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_retry_base() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_attempts() -> u32 {
+    12
+}
 fn default_log_level() -> String {
     "info".to_owned()
 }
@@ -302,6 +320,12 @@ impl Settings {
             return Err(ConfigError::new(
                 "mail.from",
                 "expected a mailbox such as `Université <noreply@univ-demo.fr>`",
+            ));
+        }
+        if self.mail.retry_base < Duration::from_secs(1) || self.mail.max_attempts == 0 {
+            return Err(ConfigError::new(
+                "mail.retry_base",
+                "expected retry_base of at least 1s and max_attempts of at least 1",
             ));
         }
         if let MailTransport::Smtp { host, port, .. } = &self.mail.transport {

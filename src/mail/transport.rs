@@ -12,6 +12,9 @@ pub enum MailError {
     /// The relay could not be reached or refused for now: the outbox retries.
     #[error("mail not sent: {0}")]
     Transient(String),
+    /// The message could not be built from its template: a bug or a bad override.
+    #[error("mail not rendered: {0}")]
+    Render(String),
     /// The relay refused this message for good (e.g. 5xx on the recipient).
     #[error("mail refused: {0}")]
     Permanent(String),

@@ -160,3 +160,19 @@ impl Store {
         Ok(count)
     }
 }
+
+#[cfg(test)]
+impl Claimed {
+    /// A row as a worker would hold it, for rendering tests.
+    pub fn for_test(kind: &str, lang: &str, payload: serde_json::Value) -> Claimed {
+        Claimed {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind: kind.to_owned(),
+            recipient: "lea.durand@example.org".to_owned(),
+            lang: lang.to_owned(),
+            payload,
+            attempts: 1,
+            lease: 0,
+        }
+    }
+}

@@ -98,12 +98,9 @@ pub async fn render_error_pages(
         lang: locale.map_or(state.settings.profile.languages.default, |l| l.0),
         request_id,
     };
-    match state.pages.render(
-        "error.html",
-        &state.settings.profile,
-        &frame,
-        context! { key => page },
-    ) {
+    let page = context! { key => page };
+    let profile = &state.settings.profile;
+    match super::pages::render(&state.templates, "error.html", profile, &frame, page) {
         Ok(html) => (status, html).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "error page could not be rendered");

@@ -26,10 +26,12 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::directory::Directory;
+use crate::mail::OutboxWorker;
 use crate::store::Store;
+use crate::templates::Templates;
 pub use error::WebError;
-use i18n::{Catalog, Locale};
-use pages::{PageFrame, Pages};
+use i18n::Locale;
+use pages::PageFrame;
 
 /// Forms are small; anything bigger is refused before it is read.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -40,7 +42,9 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub store: Store,
     pub directory: Directory,
-    pages: Arc<Pages>,
+    templates: Arc<Templates>,
+    /// Sends what flows put in the outbox; `server::run` runs it.
+    pub outbox: OutboxWorker,
 }
 
 impl AppState {
@@ -48,21 +52,26 @@ impl AppState {
         settings: Arc<Settings>,
         store: Store,
         directory: Directory,
-    ) -> Result<AppState, WebError> {
-        let catalog =
-            Catalog::builtin().map_err(|e| WebError::Internal(format!("catalogue: {e}")))?;
-        let pages = Pages::new(Arc::new(catalog), settings.server.templates_dir.clone());
-        Ok(AppState {
+        templates: Arc<Templates>,
+        outbox: OutboxWorker,
+    ) -> AppState {
+        AppState {
             settings,
             store,
             directory,
-            pages: Arc::new(pages),
-        })
+            templates,
+            outbox,
+        }
     }
 
     pub fn render(&self, name: &str, frame: &Frame, page: Value) -> Result<Html<String>, WebError> {
-        self.pages
-            .render(name, &self.settings.profile, &frame.0, page)
+        pages::render(
+            &self.templates,
+            name,
+            &self.settings.profile,
+            &frame.0,
+            page,
+        )
     }
 }
 

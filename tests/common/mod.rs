@@ -269,6 +269,8 @@ max_waiting = 16
 [mail]
 from = "Guichet <noreply@univ-demo.fr>"
 transport = {{ kind = "file", dir = "{mail}" }}
+poll_interval = "100ms"
+retry_base = "1s"
 [log]
 format = "pretty"
 level = "warn"
@@ -398,3 +400,121 @@ pub const PERPIGNAN_STUDENT: &str = "2401234";
 pub const PERPIGNAN_INE: &str = "0987654321D";
 pub const SHARED_EMAIL: &str = "famille.jumeau@example.org";
 pub const METACHAR_UID: &str = "zobrien";
+
+/// A real SMTP server process (Debian's python3-aiosmtpd) storing what it receives in
+/// a Maildir. Killed when dropped.
+pub struct TestSmtp {
+    pub port: u16,
+    maildir: TempDir,
+    child: Option<std::process::Child>,
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl TestSmtp {
+    pub fn start() -> TestSmtp {
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> TestSmtp {
+        let maildir = tempfile::Builder::new()
+            .prefix("guichet-smtp-")
+            .tempdir()
+            .unwrap();
+        let mut smtp = TestSmtp {
+            port,
+            maildir,
+            child: None,
+        };
+        smtp.launch();
+        smtp
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new("/usr/bin/python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{}", self.port),
+            ])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(self.maildir.path().join("Maildir"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3-aiosmtpd is needed (apt-get install python3-aiosmtpd)");
+        self.child = Some(child);
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(started.elapsed().as_secs() < 20, "aiosmtpd did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// The settings line that sends mail here.
+    pub fn transport(&self) -> String {
+        format!(
+            "transport = {{ kind = \"smtp\", host = \"127.0.0.1\", port = {}, security = \"none\", timeout = \"5s\" }}",
+            self.port
+        )
+    }
+
+    /// The raw messages received so far.
+    pub fn received(&self) -> Vec<String> {
+        let new = self.maildir.path().join("Maildir").join("new");
+        let mut messages: Vec<String> = std::fs::read_dir(new)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        messages.sort();
+        messages
+    }
+
+    /// Waits up to `seconds` for `count` messages.
+    pub async fn wait_for(&self, count: usize, seconds: u64) -> Vec<String> {
+        let started = std::time::Instant::now();
+        loop {
+            let received = self.received();
+            if received.len() >= count || started.elapsed().as_secs() >= seconds {
+                return received;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for TestSmtp {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Replaces the file transport of the test settings by `transport`.
+pub fn with_transport(text: String, transport: &str) -> String {
+    text.lines()
+        .map(|line| {
+            if line.starts_with("transport = { kind = \"file\"") {
+                transport
+            } else {
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,123 @@
+//! The outbox worker: claims due rows, renders and sends them, records the outcome.
+//! Transient failures are retried with exponential backoff; a permanent refusal, an
+//! unrenderable message or too many attempts give the row up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use super::{MailError, Mailer, message};
+use crate::config::Settings;
+use crate::store::{Claimed, Store, StoreError, unix_now};
+use crate::templates::Templates;
+
+/// A claimed row is ours for this long: more than the SMTP timeout, so a slow relay
+/// never lets another worker send the same row.
+const LEASE_SECS: i64 = 300;
+const BATCH: i64 = 20;
+const MAX_BACKOFF_SECS: i64 = 3600;
+
+#[derive(Clone, Debug)]
+pub struct OutboxWorker {
+    store: Store,
+    mailer: Mailer,
+    templates: Arc<Templates>,
+    settings: Arc<Settings>,
+    /// Flows ring this after enqueueing, so mail leaves at once, not at the next poll.
+    wake: Arc<Notify>,
+}
+
+impl OutboxWorker {
+    pub fn new(
+        store: Store,
+        mailer: Mailer,
+        templates: Arc<Templates>,
+        settings: Arc<Settings>,
+    ) -> Self {
+        OutboxWorker {
+            store,
+            mailer,
+            templates,
+            settings,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Sends what is due now; returns how many messages were sent.
+    pub async fn drain(&self) -> Result<usize, StoreError> {
+        let mut sent = 0;
+        loop {
+            let batch = self.store.claim_mail(unix_now(), LEASE_SECS, BATCH).await?;
+            if batch.is_empty() {
+                return Ok(sent);
+            }
+            for mail in &batch {
+                sent += usize::from(self.deliver(mail).await?);
+            }
+        }
+    }
+
+    async fn deliver(&self, mail: &Claimed) -> Result<bool, StoreError> {
+        let settings = &self.settings;
+        let outcome =
+            match message::build(&self.templates, &settings.profile, self.mailer.from(), mail) {
+                Ok(message) => self.mailer.send(message).await,
+                Err(e) => Err(e),
+            };
+        let now = unix_now();
+        match outcome {
+            Ok(()) => {
+                if !self.store.mail_sent(mail, now).await? {
+                    tracing::warn!(id = %mail.id, "mail sent after its lease ran out");
+                }
+                tracing::info!(id = %mail.id, kind = %mail.kind, attempts = mail.attempts, "mail sent");
+                Ok(true)
+            }
+            Err(MailError::Transient(error))
+                if mail.attempts < i64::from(settings.mail.max_attempts) =>
+            {
+                let base = settings.mail.retry_base.as_secs().max(1) as i64;
+                let exponent = u32::try_from(mail.attempts - 1).unwrap_or(u32::MAX).min(20);
+                let wait = base
+                    .saturating_mul(2_i64.saturating_pow(exponent))
+                    .min(MAX_BACKOFF_SECS);
+                tracing::warn!(id = %mail.id, kind = %mail.kind, attempts = mail.attempts, retry_in = wait, %error, "mail not sent, will retry");
+                self.store
+                    .mail_failed(mail, &error, Some(now + wait), now)
+                    .await?;
+                Ok(false)
+            }
+            Err(error) => {
+                tracing::error!(id = %mail.id, kind = %mail.kind, attempts = mail.attempts, %error, "mail given up");
+                self.store
+                    .mail_failed(mail, &error.to_string(), None, now)
+                    .await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Runs until `stop` turns true: drains, then waits for the poll interval or a wake.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let interval = self
+            .settings
+            .mail
+            .poll_interval
+            .max(Duration::from_millis(50));
+        while !*stop.borrow() {
+            if let Err(error) = self.drain().await {
+                tracing::warn!(%error, "outbox: database unavailable, will retry");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                () = self.wake.notified() => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}

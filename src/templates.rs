@@ -1,0 +1,209 @@
+//! Templates and texts shared by pages and mails: minijinja templates built into the
+//! binary (an institution may override any of them from a folder), and `t("key")` for
+//! the texts of `locales/` in the language of the render.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use minijinja::{Environment, State, Value};
+
+use crate::config::Lang;
+
+#[derive(Debug)]
+pub struct Catalog {
+    fr: HashMap<String, String>,
+    en: HashMap<String, String>,
+}
+
+impl Catalog {
+    /// The catalogues built into the binary from `locales/`.
+    pub fn builtin() -> Result<Catalog, toml::de::Error> {
+        Ok(Catalog {
+            fr: toml::from_str(include_str!("../locales/fr.toml"))?,
+            en: toml::from_str(include_str!("../locales/en.toml"))?,
+        })
+    }
+
+    pub fn get(&self, lang: Lang, key: &str) -> Option<&str> {
+        match lang {
+            Lang::Fr => self.fr.get(key),
+            Lang::En => self.en.get(key),
+        }
+        .map(String::as_str)
+    }
+}
+
+/// The built-in templates, by name.
+const BUILTIN: &[(&str, &str)] = &[
+    ("base.html", include_str!("../templates/base.html")),
+    ("home.html", include_str!("../templates/home.html")),
+    ("error.html", include_str!("../templates/error.html")),
+    (
+        "dev_mail_list.html",
+        include_str!("../templates/dev_mail_list.html"),
+    ),
+    (
+        "dev_mail_show.html",
+        include_str!("../templates/dev_mail_show.html"),
+    ),
+    ("mail_base.txt", include_str!("../templates/mail_base.txt")),
+    (
+        "mail_base.html",
+        include_str!("../templates/mail_base.html"),
+    ),
+    (
+        "mail_activation_link.txt",
+        include_str!("../templates/mail_activation_link.txt"),
+    ),
+    (
+        "mail_activation_link.html",
+        include_str!("../templates/mail_activation_link.html"),
+    ),
+    (
+        "mail_account_activated.txt",
+        include_str!("../templates/mail_account_activated.txt"),
+    ),
+    (
+        "mail_account_activated.html",
+        include_str!("../templates/mail_account_activated.html"),
+    ),
+];
+
+pub struct Templates {
+    env: Environment<'static>,
+    catalog: Arc<Catalog>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Templates")
+    }
+}
+
+impl Templates {
+    pub fn new(catalog: Arc<Catalog>, overrides: Option<PathBuf>) -> Templates {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.set_loader(move |name| {
+            if let Some(dir) = &overrides {
+                let path = dir.join(name);
+                if name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                    && path.is_file()
+                {
+                    return std::fs::read_to_string(&path).map(Some).map_err(|e| {
+                        minijinja::Error::new(minijinja::ErrorKind::TemplateNotFound, e.to_string())
+                    });
+                }
+            }
+            Ok(BUILTIN
+                .iter()
+                .find(|(builtin, _)| *builtin == name)
+                .map(|(_, source)| (*source).to_owned()))
+        });
+        let texts = catalog.clone();
+        env.add_function("t", move |state: &State, key: &str| {
+            let lang = state
+                .lookup("lang")
+                .and_then(|v| v.as_str().and_then(Lang::from_code))
+                .unwrap_or(Lang::Fr);
+            texts.get(lang, key).map(str::to_owned).ok_or_else(|| {
+                minijinja::Error::new(
+                    minijinja::ErrorKind::UndefinedError,
+                    format!("no text for key {key}"),
+                )
+            })
+        });
+        Templates { env, catalog }
+    }
+
+    /// Renders `name` with `ctx`, which must hold `lang` (a language code).
+    pub fn render(&self, name: &str, ctx: Value) -> Result<String, minijinja::Error> {
+        self.env.get_template(name)?.render(ctx)
+    }
+
+    /// One text of the catalogue, e.g. a mail subject.
+    pub fn text(&self, lang: Lang, key: &str) -> Option<&str> {
+        self.catalog.get(lang, key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_catalogues_have_the_same_keys_and_no_empty_text() {
+        let catalog = Catalog::builtin().unwrap();
+        let mut fr: Vec<_> = catalog.fr.keys().collect();
+        let mut en: Vec<_> = catalog.en.keys().collect();
+        fr.sort();
+        en.sort();
+        assert_eq!(fr, en);
+        for (key, text) in catalog.fr.iter().chain(catalog.en.iter()) {
+            assert!(!text.trim().is_empty(), "{key} is empty");
+        }
+    }
+
+    #[test]
+    fn every_parse_error_has_a_message() {
+        use crate::domain::ParseError::*;
+        let catalog = Catalog::builtin().unwrap();
+        for error in [
+            Empty,
+            TooLong,
+            Email,
+            Login,
+            StudentId,
+            Ine,
+            AccountState,
+            Token,
+        ] {
+            for lang in Lang::ALL {
+                assert!(
+                    catalog.get(lang, error.code()).is_some(),
+                    "{} in {lang:?}",
+                    error.code()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn french_texts_use_french_typography() {
+        let catalog = Catalog::builtin().unwrap();
+        for (key, text) in &catalog.fr {
+            assert!(
+                !text.contains('\''),
+                "{key}: use the typographic apostrophe ’"
+            );
+            for (i, mark) in text.char_indices().filter(|(_, c)| "?!:;".contains(*c)) {
+                let spaced = text[..i].ends_with([' ', '\u{a0}', '\u{202f}']);
+                let in_url = text[i..].starts_with("://");
+                assert!(spaced || in_url, "{key}: put a space before «{mark}»");
+            }
+        }
+    }
+
+    /// Every `t("…")` in a template names a text that exists in both languages.
+    #[test]
+    fn every_text_key_used_in_templates_exists() {
+        let catalog = Catalog::builtin().unwrap();
+        for (name, source) in BUILTIN {
+            for quote in ['"', '\''] {
+                let opener = format!("t({quote}");
+                for piece in source.split(&opener).skip(1) {
+                    let key = piece.split(quote).next().unwrap();
+                    for lang in Lang::ALL {
+                        assert!(
+                            catalog.get(lang, key).is_some(),
+                            "{name}: {key} missing in {lang:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -7,6 +7,7 @@ pub mod config;
 pub mod dev;
 pub mod directory;
 pub mod domain;
+pub mod flows;
 pub mod hashing;
 pub mod mail;
 pub mod server;

@@ -47,6 +47,26 @@ const BUILTIN: &[(&str, &str)] = &[
         "dev_mail_show.html",
         include_str!("../templates/dev_mail_show.html"),
     ),
+    (
+        "activation_start.html",
+        include_str!("../templates/activation_start.html"),
+    ),
+    (
+        "activation_sent.html",
+        include_str!("../templates/activation_sent.html"),
+    ),
+    (
+        "activation_password.html",
+        include_str!("../templates/activation_password.html"),
+    ),
+    (
+        "activation_done.html",
+        include_str!("../templates/activation_done.html"),
+    ),
+    (
+        "link_gone.html",
+        include_str!("../templates/link_gone.html"),
+    ),
     ("mail_base.txt", include_str!("../templates/mail_base.txt")),
     (
         "mail_base.html",

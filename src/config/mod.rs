@@ -48,7 +48,45 @@ pub struct Settings {
     pub mail: MailSettings,
     #[serde(default)]
     pub log: LogSettings,
+    #[serde(default)]
+    pub limits: LimitSettings,
     pub profile: Profile,
+}
+
+/// One limit: at most `max` attempts per `window`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    pub max: i64,
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+}
+
+/// Limits on the steps that match an identity or check a password, counted in the
+/// database so that every instance shares them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Per client address.
+    pub per_address: Limit,
+    /// Per identifier typed (e-mail, student number, login, link).
+    pub per_identifier: Limit,
+    /// For the whole service.
+    pub global: Limit,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        let limit = |max, secs| Limit {
+            max,
+            window: Duration::from_secs(secs),
+        };
+        LimitSettings {
+            per_address: limit(30, 600),
+            per_identifier: limit(5, 3600),
+            global: limit(1200, 60),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

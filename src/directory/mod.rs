@@ -183,6 +183,29 @@ impl Directory {
         Ok(if found.len() == 1 { found.pop() } else { None })
     }
 
+    /// The account at `dn`, if it is still there (an admin may have removed it).
+    pub async fn read(&self, dn: &str) -> Result<Option<Account>, DirectoryError> {
+        let mut ldap = self.service.get().await?;
+        let result = ldap
+            .with_timeout(self.timeout)
+            .search(
+                dn,
+                Scope::Base,
+                "(objectClass=inetOrgPerson)",
+                account::ATTRIBUTES.to_vec(),
+            )
+            .await?;
+        // noSuchObject (32): the entry is gone.
+        if result.1.rc == 32 {
+            return Ok(None);
+        }
+        let (entries, _) = result.success()?;
+        Ok(entries
+            .into_iter()
+            .next()
+            .and_then(|entry| Account::from_entry(SearchEntry::construct(entry)).ok()))
+    }
+
     /// The DN an account with this login has under the people branch.
     pub fn dn_of(&self, login: &Login) -> String {
         format!("uid={},{}", dn_escape(login.as_str()), self.people_dn)

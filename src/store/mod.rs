@@ -14,9 +14,11 @@ use crate::config::DatabaseSettings;
 mod outbox;
 mod rate_limits;
 mod tokens;
+mod transaction;
 
 pub use outbox::{Claimed, Outgoing};
 pub use tokens::{LinkRecord, LinkState, Purpose};
+pub use transaction::StoreTx;
 
 /// Seconds since the Unix epoch: how the store keeps time.
 pub fn unix_now() -> i64 {

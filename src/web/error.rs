@@ -12,6 +12,7 @@ use super::AppState;
 use super::i18n::Locale;
 use super::pages::PageFrame;
 use crate::directory::DirectoryError;
+use crate::flows::FlowError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,19 @@ pub enum WebError {
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("too many attempts")]
+    TooManyAttempts,
+    #[error("form refused: CSRF token missing or wrong")]
+    Csrf,
+}
+
+impl From<FlowError> for WebError {
+    fn from(error: FlowError) -> Self {
+        match error {
+            FlowError::Directory(e) => WebError::Directory(e),
+            FlowError::Store(e) => WebError::Store(e),
+        }
+    }
 }
 
 /// Which page to show; put in the response's extensions for the renderer.
@@ -37,6 +51,8 @@ impl WebError {
         match self {
             WebError::NotFound => (StatusCode::NOT_FOUND, "error.not_found"),
             WebError::BadRequest(_) => (StatusCode::BAD_REQUEST, "error.bad_request"),
+            WebError::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "error.too_many"),
+            WebError::Csrf => (StatusCode::FORBIDDEN, "error.csrf"),
             WebError::Directory(e)
                 if matches!(e, DirectoryError::Hashing(_)) && e.is_transient() =>
             {
@@ -97,6 +113,7 @@ pub async fn render_error_pages(
     let frame = PageFrame {
         lang: locale.map_or(state.settings.profile.languages.default, |l| l.0),
         request_id,
+        csrf: None,
     };
     let page = context! { key => page };
     let profile = &state.settings.profile;

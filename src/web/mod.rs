@@ -1,11 +1,14 @@
 //! The HTTP side: routes, pages, language, security headers, error pages. Handlers
 //! parse requests into domain types and call `flows`; they hold no business rule.
 
+mod activation;
 mod assets;
+mod csrf;
 mod dev_mail;
 pub mod error;
 mod health;
 mod i18n;
+mod limits;
 mod pages;
 
 use std::sync::Arc;
@@ -92,7 +95,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Frame {
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        Ok(Frame(PageFrame { lang, request_id }))
+        let csrf = parts
+            .extensions
+            .get::<csrf::CsrfToken>()
+            .map(|t| t.0.clone());
+        Ok(Frame(PageFrame {
+            lang,
+            request_id,
+            csrf,
+        }))
     }
 }
 
@@ -101,7 +112,19 @@ async fn home(State(state): State<AppState>, frame: Frame) -> Result<Html<String
 }
 
 pub fn router(state: AppState) -> Router {
+    // Student forms: CSRF-protected. API endpoints (OIDC) stay outside this layer.
+    let forms = Router::new()
+        .route(
+            "/activation",
+            get(activation::start).post(activation::request),
+        )
+        .route(
+            "/activation/password",
+            get(activation::open).post(activation::save),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), csrf::protect));
     let mut app = Router::new()
+        .merge(forms)
         .route("/", get(home))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -13,6 +13,8 @@ use crate::templates::Templates;
 pub struct PageFrame {
     pub lang: Lang,
     pub request_id: Option<String>,
+    /// The value forms repeat in their hidden `csrf` field.
+    pub csrf: Option<String>,
 }
 
 /// Renders `name` with the page frame and the page's own values.
@@ -34,6 +36,7 @@ pub fn render(
         support_email => profile.support.email.as_str(),
         logo_url => profile.branding.logo_url.as_deref(),
         request_id => frame.request_id.as_deref(),
+        csrf => frame.csrf.as_deref(),
         ..page
     };
     templates

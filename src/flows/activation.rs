@@ -1,0 +1,266 @@
+//! Activation by personal e-mail (Paris Cité, Sorbonne): the student gives the e-mail
+//! known at registration and accepts the terms; a one-time link goes there; the link
+//! opens the password form; saving the password writes the entry active.
+//!
+//! The link is used up and the directory written in one unit: if the directory write
+//! fails, the database transaction rolls back and the link still works.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use url::Url;
+
+use super::FlowError;
+use crate::config::{Lang, Profile};
+use crate::directory::{Account, AccountChange, Directory};
+use crate::domain::{
+    AccountState, Email, PasswordPolicy, PersonalData, StateKind, Token, Violation,
+};
+use crate::store::{LinkState, Outgoing, Purpose, Store};
+
+/// Why no link was sent. Pages show the same answer for all of these unless the
+/// profile reveals account status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotSent {
+    Unknown,
+    AlreadyActive,
+    /// Locked, expired or another state that no flow accepts.
+    Refused,
+    /// Several entries share this e-mail: a human must sort it out.
+    Ambiguous,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requested {
+    LinkSent,
+    NotSent(NotSent),
+}
+
+/// What an opened link shows.
+#[derive(Debug)]
+pub enum Opened {
+    /// The password form, for this account.
+    Form {
+        login: String,
+        display_name: String,
+    },
+    Gone(LinkState),
+}
+
+#[derive(Debug)]
+pub enum Saved {
+    Activated {
+        login: String,
+    },
+    /// The password breaks these rules; the link is still usable.
+    Refused(Vec<Violation>),
+    /// The link expired, was used or replaced meanwhile.
+    Gone(LinkState),
+}
+
+/// What the activation flow needs, borrowed from the application.
+pub struct Activation<'a> {
+    pub store: &'a Store,
+    pub directory: &'a Directory,
+    pub profile: &'a Profile,
+    pub public_url: &'a Url,
+    pub outbox: Arc<Notify>,
+}
+
+impl Activation<'_> {
+    /// Step 1: e-mail given, terms accepted. Sends the link if exactly one account
+    /// awaiting activation has this personal e-mail.
+    pub async fn request(
+        &self,
+        email: &Email,
+        lang: Lang,
+        now: OffsetDateTime,
+    ) -> Result<Requested, FlowError> {
+        let mut found = self.directory.find_by_personal_email(email).await?;
+        let account = match found.len() {
+            0 => return Ok(Requested::NotSent(NotSent::Unknown)),
+            1 => found.remove(0),
+            _ => {
+                tracing::warn!(
+                    count = found.len(),
+                    "activation: personal e-mail shared by several entries"
+                );
+                return Ok(Requested::NotSent(NotSent::Ambiguous));
+            }
+        };
+        if let Some(reason) = self.not_eligible(&account) {
+            return Ok(Requested::NotSent(reason));
+        }
+        let token = Token::generate();
+        let lifetime = self.profile.links.activation;
+        let expires = now.unix_timestamp() + lifetime.as_secs() as i64;
+        let link = self.link(&token);
+        let terms = json!({
+            "terms_version": self.profile.terms.version,
+            "terms_accepted_at": now.unix_timestamp(),
+        });
+        let mail = Outgoing {
+            kind: "activation_link".to_owned(),
+            recipient: email.as_str().to_owned(),
+            lang: lang.code().to_owned(),
+            payload: json!({
+                "name": account.display_name.clone().unwrap_or_else(|| account.login.to_string()),
+                "link": link,
+                "hours": lifetime.as_secs() / 3600,
+            }),
+            account_dn: Some(account.dn.clone()),
+        };
+        let mut tx = self.store.begin().await?;
+        tx.issue_link(
+            &token.hash(),
+            Purpose::Activation,
+            &account.dn,
+            &terms,
+            now.unix_timestamp(),
+            expires,
+        )
+        .await?;
+        tx.enqueue_mail(&mail, now.unix_timestamp()).await?;
+        tx.commit().await?;
+        self.outbox.notify_one();
+        Ok(Requested::LinkSent)
+    }
+
+    /// Step 2 (GET): what the link is. Never uses it up: mail scanners open links.
+    pub async fn open(&self, token: &Token, now: OffsetDateTime) -> Result<Opened, FlowError> {
+        let record = match self
+            .store
+            .peek_link(&token.hash(), Purpose::Activation, now.unix_timestamp())
+            .await?
+        {
+            LinkState::Live(record) => record,
+            other => return Ok(Opened::Gone(other)),
+        };
+        let Some(account) = self.directory.read(&record.account_dn).await? else {
+            return Ok(Opened::Gone(LinkState::Unknown));
+        };
+        Ok(Opened::Form {
+            login: account.login.to_string(),
+            display_name: account
+                .display_name
+                .unwrap_or_else(|| account.login.to_string()),
+        })
+    }
+
+    /// Step 3 (POST): checks the password, then uses the link up and writes the
+    /// password, the active state and the accepted terms in one directory operation.
+    pub async fn save(
+        &self,
+        token: &Token,
+        candidate: &str,
+        confirmation: &str,
+        lang: Lang,
+        now: OffsetDateTime,
+    ) -> Result<Saved, FlowError> {
+        let Opened::Form { .. } = self.open(token, now).await? else {
+            let state = self
+                .store
+                .peek_link(&token.hash(), Purpose::Activation, now.unix_timestamp())
+                .await?;
+            return Ok(Saved::Gone(state));
+        };
+        let mut tx = self.store.begin().await?;
+        let Some(record) = tx
+            .use_link(&token.hash(), Purpose::Activation, now.unix_timestamp())
+            .await?
+        else {
+            drop(tx);
+            let state = self
+                .store
+                .peek_link(&token.hash(), Purpose::Activation, now.unix_timestamp())
+                .await?;
+            return Ok(Saved::Gone(state));
+        };
+        let Some(account) = self.directory.read(&record.account_dn).await? else {
+            return Ok(Saved::Gone(LinkState::Unknown));
+        };
+        if self.not_eligible(&account).is_some() {
+            // Activated meanwhile, or locked by an admin: the link is spent.
+            tx.commit().await?;
+            return Ok(Saved::Gone(LinkState::Used));
+        }
+        let policy = PasswordPolicy::new(self.profile.password.clone());
+        let personal = personal_data(&account);
+        let password = match policy.check(candidate, confirmation, &personal) {
+            Ok(password) => password,
+            // The transaction rolls back: the link stays usable for a corrected try.
+            Err(violations) => return Ok(Saved::Refused(violations)),
+        };
+        let terms_version = record.payload["terms_version"]
+            .as_str()
+            .unwrap_or(&self.profile.terms.version);
+        let accepted_at = record.payload["terms_accepted_at"]
+            .as_i64()
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+            .unwrap_or(now);
+        let change = AccountChange::default()
+            .set_state(&account, &AccountState::activated(now.date()))
+            .accept_terms(&account, terms_version, accepted_at)
+            .activated_at(&account, now);
+        // If this fails, returning drops `tx`: the link is not used up.
+        self.directory
+            .set_password(&account.dn, password.password(), change)
+            .await?;
+        tx.void_links(&account.dn, now.unix_timestamp()).await?;
+        if let Some(email) = &account.personal_email {
+            let mail = Outgoing {
+                kind: "account_activated".to_owned(),
+                recipient: email.as_str().to_owned(),
+                lang: lang.code().to_owned(),
+                payload: json!({
+                    "name": account.display_name.clone().unwrap_or_else(|| account.login.to_string()),
+                    "login": account.login.as_str(),
+                }),
+                account_dn: Some(account.dn.clone()),
+            };
+            tx.enqueue_mail(&mail, now.unix_timestamp()).await?;
+        }
+        tx.commit().await?;
+        self.outbox.notify_one();
+        Ok(Saved::Activated {
+            login: account.login.to_string(),
+        })
+    }
+
+    fn not_eligible(&self, account: &Account) -> Option<NotSent> {
+        // An entry without an account state was not provisioned for self-service.
+        let Some(state) = account.state.as_ref() else {
+            return Some(NotSent::Refused);
+        };
+        let awaiting = self
+            .profile
+            .activation
+            .awaiting_states
+            .contains(&state.short());
+        match state.kind {
+            _ if awaiting => None,
+            StateKind::Active => Some(NotSent::AlreadyActive),
+            _ => Some(NotSent::Refused),
+        }
+    }
+
+    fn link(&self, token: &Token) -> String {
+        let mut url = self.public_url.clone();
+        url.set_path("/activation/password");
+        url.set_query(Some(&format!("t={}", token.expose())));
+        url.to_string()
+    }
+}
+
+fn personal_data(account: &Account) -> PersonalData<'_> {
+    PersonalData {
+        login: Some(account.login.as_str()),
+        student_id: account.student_id.as_ref().map(|s| s.as_str()),
+        names: [&account.given_name, &account.surname]
+            .into_iter()
+            .filter_map(|n| n.as_deref())
+            .collect(),
+    }
+}

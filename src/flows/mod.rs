@@ -1,0 +1,15 @@
+//! The decisions: what each step of each procedure does, in terms of the directory,
+//! the store and the outbox. Nothing here knows HTTP, SQL or LDAP wire details.
+
+pub mod activation;
+
+use crate::directory::DirectoryError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,70 @@
+//! A unit of work for flows: a database transaction with the store's operations on
+//! it, so flows never see sqlx. Dropped without `commit`, it rolls back.
+
+use sqlx::{Any, Transaction};
+
+use super::{LinkRecord, Outgoing, Purpose, Store, StoreError};
+use crate::domain::TokenHash;
+
+pub struct StoreTx {
+    tx: Transaction<'static, Any>,
+}
+
+impl std::fmt::Debug for StoreTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreTx")
+    }
+}
+
+impl Store {
+    pub async fn begin(&self) -> Result<StoreTx, StoreError> {
+        Ok(StoreTx {
+            tx: self.pool().begin().await?,
+        })
+    }
+}
+
+impl StoreTx {
+    pub async fn issue_link(
+        &mut self,
+        hash: &TokenHash,
+        purpose: Purpose,
+        account_dn: &str,
+        payload: &serde_json::Value,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        Store::issue_link(
+            &mut self.tx,
+            hash,
+            purpose,
+            account_dn,
+            payload,
+            now,
+            expires_at,
+        )
+        .await
+    }
+
+    pub async fn use_link(
+        &mut self,
+        hash: &TokenHash,
+        purpose: Purpose,
+        now: i64,
+    ) -> Result<Option<LinkRecord>, StoreError> {
+        Store::use_link(&mut self.tx, hash, purpose, now).await
+    }
+
+    pub async fn void_links(&mut self, account_dn: &str, now: i64) -> Result<u64, StoreError> {
+        Store::void_links(&mut self.tx, account_dn, now).await
+    }
+
+    pub async fn enqueue_mail(&mut self, mail: &Outgoing, now: i64) -> Result<String, StoreError> {
+        Store::enqueue_mail(&mut self.tx, mail, now).await
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}

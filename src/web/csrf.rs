@@ -1,0 +1,103 @@
+//! CSRF protection for every form: a random value in a `SameSite=Strict`, `HttpOnly`
+//! cookie, repeated in a hidden `csrf` field; a POST whose field does not match the
+//! cookie is refused before any handler runs.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::{HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use rand::rngs::OsRng;
+
+use super::AppState;
+use super::error::WebError;
+
+const COOKIE_NAME: &str = "guichet_csrf";
+const FIELD: &str = "csrf";
+/// Forms are small; the body limit of the router applies before this one.
+const FORM_LIMIT: usize = 64 * 1024;
+
+/// The value templates put in the hidden `csrf` field.
+#[derive(Debug, Clone)]
+pub struct CsrfToken(pub String);
+
+fn cookie_value(request: &Request) -> Option<String> {
+    request
+        .headers()
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == COOKIE_NAME && value.len() == 43)
+        .map(|(_, value)| value.to_owned())
+}
+
+fn fresh() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Constant-time comparison: the time taken does not tell how much matched.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+pub async fn protect(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let existing = cookie_value(&request);
+    let (mut parts, body) = request.into_parts();
+    let body = if parts.method == Method::POST {
+        let Ok(bytes) = to_bytes(body, FORM_LIMIT).await else {
+            return WebError::BadRequest("form too large".to_owned()).into_response();
+        };
+        let submitted = url::form_urlencoded::parse(&bytes)
+            .find(|(k, _)| k == FIELD)
+            .map(|(_, v)| v.into_owned());
+        match (&existing, submitted) {
+            (Some(cookie), Some(field)) if same(cookie, &field) => {}
+            _ => return WebError::Csrf.into_response(),
+        }
+        Body::from(bytes)
+    } else {
+        body
+    };
+    let token = existing.clone().unwrap_or_else(fresh);
+    parts.extensions.insert(CsrfToken(token.clone()));
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    if existing.is_none() {
+        let secure = if state.settings.secure_cookies() {
+            "; Secure"
+        } else {
+            ""
+        };
+        let cookie = format!("{COOKIE_NAME}={token}; Path=/; SameSite=Strict; HttpOnly{secure}");
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_compared_whole() {
+        let (a, b) = (fresh(), fresh());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert!(same(&a, &a.clone()));
+        assert!(!same(&a, &b));
+        assert!(!same(&a, &a[..42]));
+    }
+}

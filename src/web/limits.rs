@@ -1,0 +1,44 @@
+//! Rate limits on identity matching and password steps: per client address, per
+//! identifier and for the whole service, counted in SQL so all instances share them.
+//! Identifiers are hashed before they become bucket names: the table holds no e-mail.
+
+use std::net::IpAddr;
+
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::error::WebError;
+use crate::config::Limit;
+use crate::store::unix_now;
+
+/// Counts one attempt of `step` and refuses it if any limit is exceeded.
+pub async fn check(
+    state: &AppState,
+    step: &str,
+    client: IpAddr,
+    identifier: &str,
+) -> Result<(), WebError> {
+    let limits = &state.settings.limits;
+    let digest = hex::encode(&Sha256::digest(identifier.trim().to_lowercase().as_bytes())[..16]);
+    let buckets: [(String, Limit); 3] = [
+        (format!("{step}:ip:{client}"), limits.per_address),
+        (format!("{step}:id:{digest}"), limits.per_identifier),
+        (format!("{step}:all"), limits.global),
+    ];
+    let now = unix_now();
+    for (bucket, limit) in buckets {
+        let hits = state
+            .store
+            .hit(&bucket, limit.window.as_secs() as i64, now)
+            .await?;
+        if hits > limit.max {
+            tracing::warn!(
+                step,
+                kind = bucket.split(':').nth(1).unwrap_or_default(),
+                "rate limit reached"
+            );
+            return Err(WebError::TooManyAttempts);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,362 @@
+//! Activation by personal e-mail (Paris Cité), end to end over HTTP: real slapd, real
+//! SMTP server process, SQLite and PostgreSQL.
+
+mod common;
+
+use common::{Backend, TestApp, TestSmtp, people_dn, with_transport};
+use reqwest::StatusCode;
+
+const NEW_PASSWORD: &str = "Cerisier-en-fleur-7";
+
+async fn start(backend: Backend) -> (TestApp, TestSmtp) {
+    let smtp = TestSmtp::start();
+    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
+        with_transport(t, &smtp.transport())
+    })
+    .await;
+    (app, smtp)
+}
+
+/// The hidden CSRF field of a page.
+fn csrf_of(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .expect("no csrf field")
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn ask_for_link(app: &TestApp, email: &str) -> (StatusCode, String) {
+    let form = app.get("/activation").await.text().await.unwrap();
+    let response = app
+        .http
+        .post(app.url("/activation"))
+        .form(&[
+            ("csrf", csrf_of(&form).as_str()),
+            ("email", email),
+            ("terms", "accepted"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+/// The `t=` value of the link in the newest message's text part.
+fn token_in(raw: &str) -> String {
+    let message = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .unwrap();
+    let text = message.body_text(0).unwrap().into_owned();
+    text.split("/activation/password?t=")
+        .nth(1)
+        .expect("no link in mail")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn save_password(
+    app: &TestApp,
+    token: &str,
+    password: &str,
+    confirmation: &str,
+) -> (StatusCode, String) {
+    // The CSRF value comes from the cookie session, whichever page showed it.
+    let page = app.get("/activation").await.text().await.unwrap();
+    let csrf = csrf_of(&page);
+    let response = app
+        .http
+        .post(app.url("/activation/password"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("t", token),
+            ("password", password),
+            ("confirmation", confirmation),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+async fn paris_cite_activation_end_to_end(backend: Backend) {
+    let (app, smtp) = start(backend).await;
+    let dn = people_dn("ldurand");
+    let (status, page) = ask_for_link(&app, "Lea.Durand@example.org").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Consultez votre messagerie"), "{page}");
+    let mails = smtp.wait_for(1, 20).await;
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0].contains("To: lea.durand@example.org")
+            || mails[0].contains("To: Lea.Durand@example.org")
+    );
+    let token = token_in(&mails[0]);
+
+    // Opening the link (as a mail scanner would) only shows the form.
+    for _ in 0..2 {
+        let form = app.get(&format!("/activation/password?t={token}")).await;
+        assert_eq!(form.status(), StatusCode::OK);
+        assert_eq!(form.headers()["cache-control"], "no-store");
+        let html = form.text().await.unwrap();
+        assert!(
+            html.contains("au moins 8 caractères") && html.contains("au moins 2 lettres"),
+            "{html}"
+        );
+    }
+    let (status, page) = save_password(&app, &token, NEW_PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Votre compte est activé") && page.contains("ldurand"));
+
+    assert_eq!(
+        app.directory.whoami(&dn, NEW_PASSWORD),
+        0,
+        "the new password binds at once"
+    );
+    let state = app.directory.read(&dn, "supannRessourceEtatDate");
+    let today = time::OffsetDateTime::now_utc().date();
+    let expected = format!(
+        "{{COMPTE}}A:SupannActif:{}{:02}{:02}:",
+        today.year(),
+        u8::from(today.month()),
+        today.day()
+    );
+    assert_eq!(state, vec![expected]);
+    assert_eq!(
+        app.directory.read(&dn, "guichetTermsVersion"),
+        vec!["2025-09"]
+    );
+    assert_eq!(app.directory.read(&dn, "guichetTermsAcceptedAt").len(), 1);
+
+    let mails = smtp.wait_for(2, 20).await;
+    assert_eq!(mails.len(), 2, "confirmation mail");
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("Votre compte est activ") || m.contains("=?utf-8?"))
+    );
+
+    // The link is spent.
+    let (status, page) =
+        save_password(&app, &token, "Autre-mot-de-passe-9", "Autre-mot-de-passe-9").await;
+    assert_eq!(status, StatusCode::GONE);
+    assert!(page.contains("déjà servi"), "{page}");
+    assert_eq!(app.directory.whoami(&dn, NEW_PASSWORD), 0);
+    app.shutdown().await;
+}
+
+async fn strangers_cannot_tell_who_has_an_account(backend: Backend) {
+    let (app, smtp) = start(backend).await;
+    let message = |page: &str| {
+        page.split("role=\"status\"")
+            .nth(1)
+            .unwrap()
+            .split("</div>")
+            .next()
+            .unwrap()
+            .replace(|c: char| c.is_whitespace(), "")
+    };
+    let mut answers = Vec::new();
+    for email in [
+        "nobody@example.org",
+        "chloe.bernard@example.org",
+        "manon.petit@example.org",
+        "famille.jumeau@example.org",
+    ] {
+        let started = std::time::Instant::now();
+        let (status, page) = ask_for_link(&app, email).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(300),
+            "even answer time"
+        );
+        answers.push(message(&page).replace(email, "EMAIL"));
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:#?}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        smtp.received().is_empty(),
+        "unknown, active, locked and shared addresses get no link"
+    );
+    app.shutdown().await;
+}
+
+async fn a_refused_password_keeps_the_link_usable(backend: Backend) {
+    let (app, smtp) = start(backend).await;
+    ask_for_link(&app, "lea.durand@example.org").await;
+    let token = token_in(&smtp.wait_for(1, 20).await[0]);
+    let (status, page) = save_password(&app, &token, "ldurand2025", "ldurand2025").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("ni votre identifiant"), "{page}");
+    let (status, page) = save_password(&app, &token, NEW_PASSWORD, "something else 1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("identiques"), "{page}");
+    let (status, _) = save_password(&app, &token, NEW_PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    app.shutdown().await;
+}
+
+async fn a_directory_outage_at_saving_writes_nothing_and_keeps_the_link(backend: Backend) {
+    let (mut app, smtp) = start(backend).await;
+    let dn = people_dn("ldurand");
+    ask_for_link(&app, "lea.durand@example.org").await;
+    let token = token_in(&smtp.wait_for(1, 20).await[0]);
+    let page = app
+        .get(&format!("/activation/password?t={token}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page);
+    app.directory.slapd.stop();
+    let response = app
+        .http
+        .post(app.url("/activation/password"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("t", token.as_str()),
+            ("password", NEW_PASSWORD),
+            ("confirmation", NEW_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("annuaire") && html.contains("Rien n’a été modifié"),
+        "{html}"
+    );
+    app.directory.slapd.start().unwrap();
+    assert_eq!(
+        app.directory.read(&dn, "supannRessourceEtat"),
+        vec!["{COMPTE}I:SupannCree"]
+    );
+    let (status, page) = save_password(&app, &token, NEW_PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the same link works once the directory is back: {page}"
+    );
+    assert_eq!(app.directory.whoami(&dn, NEW_PASSWORD), 0);
+    app.shutdown().await;
+}
+
+async fn expired_replaced_and_tampered_links_say_which(backend: Backend) {
+    let (app, smtp) = start(backend).await;
+    ask_for_link(&app, "lea.durand@example.org").await;
+    let first = token_in(&smtp.wait_for(1, 20).await[0]);
+    ask_for_link(&app, "lea.durand@example.org").await;
+    let mails = smtp.wait_for(2, 20).await;
+    let second = mails
+        .iter()
+        .map(|m| token_in(m))
+        .find(|t| *t != first)
+        .unwrap();
+    let replaced = app.get(&format!("/activation/password?t={first}")).await;
+    assert_eq!(replaced.status(), StatusCode::GONE);
+    assert!(replaced.text().await.unwrap().contains("remplacé"));
+    let mut tampered = second.clone();
+    tampered.replace_range(0..1, if second.starts_with('A') { "B" } else { "A" });
+    let page = app
+        .get(&format!("/activation/password?t={tampered}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Lien non reconnu"), "{page}");
+    let page = app
+        .get("/activation/password?t=%27%29%28uid%3D*")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Lien non reconnu"));
+    // Make the live link old: 13 hours ago, for a 12-hour lifetime.
+    sqlx::query("UPDATE one_time_tokens SET expires_at = expires_at - 13 * 3600")
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    let expired = app.get(&format!("/activation/password?t={second}")).await;
+    assert_eq!(expired.status(), StatusCode::GONE);
+    let html = expired.text().await.unwrap();
+    assert!(
+        html.contains("Ce lien a expiré") && html.contains("12 heures"),
+        "{html}"
+    );
+    let english = app
+        .get(&format!("/activation/password?t={second}&lang=en"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(english.contains("This link has expired"));
+    app.shutdown().await;
+}
+
+async fn forms_without_the_csrf_token_are_refused(backend: Backend) {
+    let (app, smtp) = start(backend).await;
+    let response = app
+        .http
+        .post(app.url("/activation"))
+        .form(&[("email", "lea.durand@example.org"), ("terms", "accepted")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.text().await.unwrap().contains("Formulaire expiré"));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(smtp.received().is_empty());
+    app.shutdown().await;
+}
+
+async fn malformed_input_gets_field_errors_and_metacharacters_match_nobody(backend: Backend) {
+    let (app, smtp) = start(backend).await;
+    let form = app.get("/activation").await.text().await.unwrap();
+    let csrf = csrf_of(&form);
+    let response = app
+        .http
+        .post(app.url("/activation"))
+        .form(&[("csrf", csrf.as_str()), ("email", "pas-une-adresse")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("aria-invalid=\"true\"")
+            && html.contains("Saisissez une adresse électronique valide")
+    );
+    assert!(html.contains("Vous devez accepter la charte"));
+    for hostile in [
+        "*@example.org",
+        "lea.durand@example.org)(uid=*",
+        "*)(supannMailPerso=*",
+    ] {
+        let (status, _) = ask_for_link(&app, hostile).await;
+        assert!(
+            status == StatusCode::OK || status == StatusCode::BAD_REQUEST,
+            "{hostile}: {status}"
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        smtp.received().is_empty(),
+        "no hostile value matched an entry"
+    );
+    app.shutdown().await;
+}
+
+both_backends!(
+    paris_cite_activation_end_to_end,
+    strangers_cannot_tell_who_has_an_account,
+    a_refused_password_keeps_the_link_usable,
+    a_directory_outage_at_saving_writes_nothing_and_keeps_the_link,
+    expired_replaced_and_tampered_links_say_which,
+    forms_without_the_csrf_token_are_refused,
+    malformed_input_gets_field_errors_and_metacharacters_match_nobody,
+);

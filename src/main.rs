@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 
 use guichet::config::Settings;
 use guichet::dev::{self, DevOptions};
+use guichet::domain::Login;
+use guichet::flows::invitation::{Invitations, Resent};
 use guichet::server;
 use guichet::store::Store;
 use guichet::telemetry;
@@ -60,6 +62,22 @@ enum Command {
     },
     /// Apply database migrations and exit (`serve` also does this at start).
     Migrate,
+    /// Helpdesk and admin actions on student accounts.
+    Accounts {
+        #[command(subcommand)]
+        action: AccountsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountsAction {
+    /// Invitations to activate.
+    Invite {
+        /// Queue the invitation again for this login (it must await activation and
+        /// have a personal e-mail); a running `guichet serve` sends it.
+        #[arg(long, value_name = "LOGIN")]
+        resend: String,
+    },
 }
 
 /// Exit codes: 0 success, 1 a service could not be reached or failed, 2 bad settings.
@@ -96,6 +114,12 @@ async fn run(cli: Cli) -> ExitCode {
         },
         Command::Migrate => match Settings::load(&cli.config) {
             Ok(settings) => migrate(settings).await,
+            Err(e) => config_failure(&e),
+        },
+        Command::Accounts {
+            action: AccountsAction::Invite { resend },
+        } => match Settings::load(&cli.config) {
+            Ok(settings) => resend_invitation(settings, &resend).await,
             Err(e) => config_failure(&e),
         },
         Command::Dev {
@@ -182,6 +206,39 @@ async fn run_dev(options: DevOptions) -> ExitCode {
     drop(env);
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failure(e),
+    }
+}
+
+async fn resend_invitation(settings: Settings, login: &str) -> ExitCode {
+    let Ok(login) = login.parse::<Login>() else {
+        eprintln!("error: `{login}` is not a login (letters, digits, dots, dashes)");
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let state = match server::prepare(settings).await {
+        Ok(state) => state,
+        Err(e) => return failure(e),
+    };
+    let reminders: Vec<std::time::Duration> = Vec::new();
+    let job = Invitations {
+        store: &state.store,
+        directory: &state.directory,
+        profile: &state.settings.profile,
+        public_url: &state.settings.server.public_url,
+        reminders: &reminders,
+    };
+    let outcome = job.resend(&login, guichet::store::unix_now()).await;
+    state.store.close().await;
+    match outcome {
+        Ok(Resent::Sent { email }) => {
+            println!("ok: invitation for {login} queued to {email}");
+            ExitCode::SUCCESS
+        }
+        Ok(Resent::UnknownLogin) => failure(format!("no account has the login {login}")),
+        Ok(Resent::NotAwaiting) => failure(format!("{login} is not awaiting activation")),
+        Ok(Resent::NoPersonalEmail) => {
+            failure(format!("{login} has no personal e-mail (supannMailPerso)"))
+        }
         Err(e) => failure(e),
     }
 }

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Settings;
 use crate::directory::Directory;
+use crate::flows::invitation::Invitations;
 use crate::hashing::Hasher;
 use crate::mail::{Mailer, OutboxWorker};
 use crate::store::Store;
@@ -80,8 +81,9 @@ pub async fn run(
         .as_ref()
         .map(|tls| (tls.cert_path.clone(), tls.key_path.clone()));
     let app = web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let (stop_outbox, stopped) = tokio::sync::watch::channel(false);
-    let outbox = tokio::spawn(state.outbox.clone().run(stopped));
+    let (stop_jobs, stopped) = tokio::sync::watch::channel(false);
+    let outbox = tokio::spawn(state.outbox.clone().run(stopped.clone()));
+    let invitations = tokio::spawn(invite_periodically(state.clone(), stopped));
     let result = match tls {
         None => axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
@@ -108,10 +110,38 @@ pub async fn run(
         }
     };
     // Mail in flight finishes; what is left stays in the outbox for the next start.
-    let _ = stop_outbox.send(true);
+    let _ = stop_jobs.send(true);
     let _ = outbox.await;
+    let _ = invitations.await;
     state.store.close().await;
     result
+}
+
+/// The invitation job: scans at start, then every `invitations.interval`.
+async fn invite_periodically(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let settings = &state.settings.invitations;
+    if !settings.enabled {
+        return;
+    }
+    let reminders: Vec<Duration> = settings.reminders.iter().map(|d| **d).collect();
+    while !*stop.borrow() {
+        let job = Invitations {
+            store: &state.store,
+            directory: &state.directory,
+            profile: &state.settings.profile,
+            public_url: &state.settings.server.public_url,
+            reminders: &reminders,
+        };
+        match job.scan(crate::store::unix_now()).await {
+            Ok(report) if report.invited + report.reminded > 0 => state.outbox.waker().notify_one(),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "invitation scan failed, will retry"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(settings.interval) => {}
+            _ = stop.changed() => {}
+        }
+    }
 }
 
 /// Ctrl-C or SIGTERM (what systemd, Docker and Kubernetes send).

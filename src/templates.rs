@@ -67,6 +67,14 @@ const BUILTIN: &[(&str, &str)] = &[
         "link_gone.html",
         include_str!("../templates/link_gone.html"),
     ),
+    (
+        "mail_invitation.txt",
+        include_str!("../templates/mail_invitation.txt"),
+    ),
+    (
+        "mail_invitation.html",
+        include_str!("../templates/mail_invitation.html"),
+    ),
     ("mail_base.txt", include_str!("../templates/mail_base.txt")),
     (
         "mail_base.html",

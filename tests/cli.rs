@@ -275,3 +275,31 @@ fn dev_refuses_an_unknown_profile() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown profile"));
 }
+
+#[test]
+fn accounts_invite_resend_queues_an_invitation() {
+    let ldap = common::TestDirectory::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("g.db").display());
+    let text = common::settings_text(&ldap.url(), &db, dir.path(), "paris-cite");
+    let path = write_settings(dir.path(), &text);
+    let run = |login: &str| {
+        guichet()
+            .args(["accounts", "invite", "--resend", login, "--config"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let output = run("ldurand");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("queued to lea.durand@example.org"));
+    let output = run("cbernard");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not awaiting activation"));
+    let output = run("bad login*");
+    assert_eq!(output.status.code(), Some(2));
+}

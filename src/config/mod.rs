@@ -50,7 +50,45 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub limits: LimitSettings,
+    #[serde(default)]
+    pub invitations: InvitationSettings,
     pub profile: Profile,
+}
+
+/// The job that invites pre-provisioned accounts to activate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationSettings {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How often the directory is scanned for accounts to invite.
+    #[serde(default = "default_scan_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Reminders after the first invitation, each counted from the previous mail.
+    #[serde(default = "default_reminders")]
+    pub reminders: Vec<humantime_serde::Serde<Duration>>,
+}
+
+impl Default for InvitationSettings {
+    fn default() -> Self {
+        InvitationSettings {
+            enabled: true,
+            interval: default_scan_interval(),
+            reminders: default_reminders(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_scan_interval() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_reminders() -> Vec<humantime_serde::Serde<Duration>> {
+    [3, 7]
+        .map(|days| Duration::from_secs(days * 86400).into())
+        .to_vec()
 }
 
 /// One limit: at most `max` attempts per `window`.
@@ -373,6 +411,12 @@ impl Settings {
                     "expected a host name and a non-zero port",
                 ));
             }
+        }
+        if self.invitations.interval < Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                "invitations.interval",
+                "expected at least 1s, e.g. \"5m\"",
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(ConfigError::new(

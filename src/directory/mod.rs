@@ -22,6 +22,8 @@ use crate::hashing::{HashError, Hasher};
 /// At most this many entries are read for a lookup that should find one: enough to see
 /// a duplicate, never a whole subtree.
 const LOOKUP_LIMIT: i32 = 5;
+/// Entries per page when listing many accounts (below slapd's default size limit).
+const PAGE_SIZE: i32 = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
@@ -204,6 +206,44 @@ impl Directory {
             .into_iter()
             .next()
             .and_then(|entry| Account::from_entry(SearchEntry::construct(entry)).ok()))
+    }
+
+    /// Every account in one of `states` (short forms such as `I:SupannCree`) that has
+    /// a personal e-mail, read in pages so a directory of any size is covered.
+    pub async fn find_in_states(&self, states: &[String]) -> Result<Vec<Account>, DirectoryError> {
+        let wanted: String = states
+            .iter()
+            .map(|s| {
+                format!(
+                    "(supannRessourceEtat={{COMPTE}}{})",
+                    ldap_escape(s.as_str())
+                )
+            })
+            .collect();
+        let filter = format!("(&(objectClass=inetOrgPerson)(supannMailPerso=*)(|{wanted}))");
+        let mut ldap = self.service.get().await?;
+        let adapters: Vec<Box<dyn ldap3::adapters::Adapter<_, _>>> = vec![
+            Box::new(ldap3::adapters::EntriesOnly::new()),
+            Box::new(ldap3::adapters::PagedResults::new(PAGE_SIZE)),
+        ];
+        let mut stream = ldap
+            .with_timeout(self.timeout)
+            .streaming_search_with(
+                adapters,
+                &self.people_dn,
+                Scope::Subtree,
+                &filter,
+                account::ATTRIBUTES.to_vec(),
+            )
+            .await?;
+        let mut accounts = Vec::new();
+        while let Some(entry) = stream.next().await? {
+            if let Ok(account) = Account::from_entry(SearchEntry::construct(entry)) {
+                accounts.push(account);
+            }
+        }
+        stream.finish().await.success()?;
+        Ok(accounts)
     }
 
     /// The DN an account with this login has under the people branch.

@@ -11,11 +11,13 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 
 use crate::config::DatabaseSettings;
 
+mod invitations;
 mod outbox;
 mod rate_limits;
 mod tokens;
 mod transaction;
 
+pub use invitations::Invitation;
 pub use outbox::{Claimed, Outgoing};
 pub use tokens::{LinkRecord, LinkState, Purpose};
 pub use transaction::StoreTx;

@@ -63,6 +63,49 @@ impl StoreTx {
         Store::enqueue_mail(&mut self.tx, mail, now).await
     }
 
+    /// Inserts the invitation row; false if it exists.
+    pub async fn record_invitation(
+        &mut self,
+        dn: &str,
+        email: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO invitations (account_dn, email, first_sent_at, last_sent_at) VALUES ($1, $2, $3, $3) \
+             ON CONFLICT (account_dn) DO NOTHING",
+        )
+        .bind(dn)
+        .bind(email)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Counts one more sending; creates the row for an account never invited.
+    pub async fn bump_invitation(
+        &mut self,
+        dn: &str,
+        email: &str,
+        expected: Option<i64>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        if self.record_invitation(dn, email, now).await? {
+            return Ok(true);
+        }
+        let done = sqlx::query(
+            "UPDATE invitations SET reminders = reminders + 1, last_sent_at = $1, email = $2 \
+             WHERE account_dn = $3 AND ($4 < 0 OR reminders = $4)",
+        )
+        .bind(now)
+        .bind(email)
+        .bind(dn)
+        .bind(expected.unwrap_or(-1))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
         Ok(())

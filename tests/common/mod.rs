@@ -271,6 +271,8 @@ from = "Guichet <noreply@univ-demo.fr>"
 transport = {{ kind = "file", dir = "{mail}" }}
 poll_interval = "100ms"
 retry_base = "1s"
+[invitations]
+enabled = false
 [log]
 format = "pretty"
 level = "warn"

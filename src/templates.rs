@@ -64,6 +64,18 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../templates/activation_done.html"),
     ),
     (
+        "activation_identify.html",
+        include_str!("../templates/activation_identify.html"),
+    ),
+    (
+        "activation_choose.html",
+        include_str!("../templates/activation_choose.html"),
+    ),
+    (
+        "activation_confirm.html",
+        include_str!("../templates/activation_confirm.html"),
+    ),
+    (
         "link_gone.html",
         include_str!("../templates/link_gone.html"),
     ),
@@ -74,6 +86,14 @@ const BUILTIN: &[(&str, &str)] = &[
     (
         "mail_invitation.html",
         include_str!("../templates/mail_invitation.html"),
+    ),
+    (
+        "mail_email_confirmation.txt",
+        include_str!("../templates/mail_email_confirmation.txt"),
+    ),
+    (
+        "mail_email_confirmation.html",
+        include_str!("../templates/mail_email_confirmation.html"),
     ),
     ("mail_base.txt", include_str!("../templates/mail_base.txt")),
     (
@@ -232,6 +252,17 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn every_template_file_is_built_in() {
+        for entry in std::fs::read_dir("templates").unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                BUILTIN.iter().any(|(builtin, _)| *builtin == name),
+                "{name} is not in BUILTIN"
+            );
         }
     }
 }

@@ -351,7 +351,169 @@ async fn malformed_input_gets_field_errors_and_metacharacters_match_nobody(backe
     app.shutdown().await;
 }
 
+async fn start_perpignan(backend: Backend) -> (TestApp, TestSmtp) {
+    let smtp = TestSmtp::start();
+    let app = TestApp::start_tweaked(backend, "perpignan", |t| {
+        with_transport(t, &smtp.transport())
+    })
+    .await;
+    (app, smtp)
+}
+
+/// Identifies with a student number and INE; returns the token of the next form.
+async fn identify(app: &TestApp, student: &str, ine: &str) -> String {
+    let form = app.get("/activation").await.text().await.unwrap();
+    assert!(
+        form.contains("Numéro étudiant") && form.contains("Code INE"),
+        "{form}"
+    );
+    let response = app
+        .http
+        .post(app.url("/activation"))
+        .form(&[
+            ("csrf", csrf_of(&form).as_str()),
+            ("student", student),
+            ("ine", ine),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("Mot de passe et adresse personnelle"),
+        "{page}"
+    );
+    page.split("name=\"t\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn choose(app: &TestApp, token: &str, password: &str, email: &str) -> (StatusCode, String) {
+    let csrf = csrf_of(&app.get("/activation").await.text().await.unwrap());
+    let response = app
+        .http
+        .post(app.url("/activation/choose"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("t", token),
+            ("password", password),
+            ("confirmation", password),
+            ("email", email),
+            ("terms", "accepted"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+/// The `t=` of the confirmation link in a mail.
+fn confirmation_token_in(raw: &str) -> String {
+    let message = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .unwrap();
+    let text = message.body_text(0).unwrap().into_owned();
+    text.split("/activation/confirm?t=")
+        .nth(1)
+        .expect("no link")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn perpignan_activation_end_to_end(backend: Backend) {
+    let (app, smtp) = start_perpignan(backend).await;
+    let dn = people_dn("e2401234");
+    let token = identify(&app, "2401234", "0987654321d").await;
+    let (status, page) = choose(&app, &token, "Tramontane#47", "blaise.new@example.org").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("blaise.new@example.org"));
+    let mails = smtp.wait_for(1, 20).await;
+    assert!(mails[0].contains("To: blaise.new@example.org"));
+    // Nothing is written before the link is clicked.
+    assert_eq!(app.directory.whoami(&dn, "Tramontane#47"), 49);
+    assert_eq!(
+        app.directory.read(&dn, "supannRessourceEtat"),
+        vec!["{COMPTE}I:SupannCree"]
+    );
+    let confirm = confirmation_token_in(&mails[0]);
+    // Opening the link (a mail scanner) only shows a button.
+    let shown = app.get(&format!("/activation/confirm?t={confirm}")).await;
+    assert_eq!(shown.status(), StatusCode::OK);
+    assert_eq!(app.directory.whoami(&dn, "Tramontane#47"), 49);
+    let csrf = csrf_of(&shown.text().await.unwrap());
+    let done = app
+        .http
+        .post(app.url("/activation/confirm"))
+        .form(&[("csrf", csrf.as_str()), ("t", confirm.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    assert!(done.text().await.unwrap().contains("e2401234"));
+    assert_eq!(
+        app.directory.whoami(&dn, "Tramontane#47"),
+        0,
+        "active with the password chosen earlier"
+    );
+    assert_eq!(
+        app.directory.read(&dn, "supannMailPerso"),
+        vec!["blaise.new@example.org"]
+    );
+    assert_eq!(
+        app.directory.read(&dn, "supannRessourceEtat"),
+        vec!["{COMPTE}A:SupannActif"]
+    );
+    assert_eq!(
+        app.directory.read(&dn, "guichetTermsVersion"),
+        vec!["2024-09"]
+    );
+    assert_eq!(
+        smtp.wait_for(2, 20).await.len(),
+        2,
+        "confirmation of activation"
+    );
+    app.shutdown().await;
+}
+
+async fn a_wrong_ine_gets_the_same_pages_and_no_mail(backend: Backend) {
+    let (app, smtp) = start_perpignan(backend).await;
+    let token = identify(&app, "2401234", "1111111111Z").await;
+    let (status, page) = choose(&app, &token, "Tramontane#47", "attacker@example.org").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("Si les informations saisies correspondent"),
+        "{page}"
+    );
+    // The rules still apply, as for a real account.
+    let (status, _) = choose(&app, &token, "abc", "attacker@example.org").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(smtp.received().is_empty());
+    app.shutdown().await;
+}
+
+async fn perpignan_rules_refuse_unlisted_special_characters(backend: Backend) {
+    let (app, _smtp) = start_perpignan(backend).await;
+    let token = identify(&app, "2401234", "0987654321D").await;
+    let (status, page) = choose(&app, &token, "Tramontane&47", "blaise.new@example.org").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("uniquement : !.@#+:&lt;&gt;$%"), "{page}");
+    let (status, _) = choose(&app, &token, "Tramontane#47", "blaise.new@example.org").await;
+    assert_eq!(status, StatusCode::OK, "the same form works once corrected");
+    app.shutdown().await;
+}
+
 both_backends!(
+    perpignan_activation_end_to_end,
+    a_wrong_ine_gets_the_same_pages_and_no_mail,
+    perpignan_rules_refuse_unlisted_special_characters,
     paris_cite_activation_end_to_end,
     strangers_cannot_tell_who_has_an_account,
     a_refused_password_keeps_the_link_usable,

@@ -391,6 +391,14 @@ impl Settings {
             ));
         }
         self.check_directory()?;
+        if self.profile.activation.order == ActivationOrder::PasswordFirst
+            && self.directory.password_write == PasswordWrite::PasswordModify
+        {
+            return Err(ConfigError::new(
+                "directory.password_write",
+                "profile.activation.order = \"password_first\" keeps the password until the link is clicked, which needs password_write = \"hash\"",
+            ));
+        }
         self.check_hashing()?;
         if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
             return Err(ConfigError::new(

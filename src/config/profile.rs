@@ -305,6 +305,20 @@ impl Profile {
                 ));
             }
         }
+        let supported = matches!(
+            (self.identity.method, self.activation.order),
+            (IdentityMethod::PersonalEmail, ActivationOrder::EmailFirst)
+                | (
+                    IdentityMethod::StudentNumberIne,
+                    ActivationOrder::PasswordFirst
+                )
+        );
+        if !supported {
+            return Err(ConfigError::new(
+                "profile.activation.order",
+                "expected \"email_first\" with method = \"personal_email\", or \"password_first\" with method = \"student_number_ine\"",
+            ));
+        }
         if self.reset.identifiers.is_empty() {
             return Err(ConfigError::new(
                 "profile.reset.identifiers",

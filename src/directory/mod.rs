@@ -329,6 +329,34 @@ impl Directory {
         }
     }
 
+    /// The `{ARGON2}` hash of a password, to keep until a later step writes it with
+    /// `set_password_hash` (Perpignan's order: the link confirms, then it is written).
+    pub async fn hash_password(&self, password: &Password) -> Result<String, DirectoryError> {
+        Ok(self.hasher.hash_for_ldap(password).await?)
+    }
+
+    /// Writes a hash made by `hash_password`, with `change`, in one modify operation.
+    pub async fn set_password_hash(
+        &self,
+        dn: &str,
+        hash: &str,
+        change: AccountChange,
+    ) -> Result<(), DirectoryError> {
+        if !hash.starts_with(crate::hashing::LDAP_SCHEME) {
+            return Err(DirectoryError::Refused {
+                rc: 21,
+                message: "not an {ARGON2} hash".to_owned(),
+            });
+        }
+        let mut mods = change.mods;
+        mods.push(Mod::Replace(
+            "userPassword".to_owned(),
+            std::collections::HashSet::from([hash.to_owned()]),
+        ));
+        let mut ldap = self.service.get().await?;
+        modify(&mut ldap, self.timeout, dn, mods).await
+    }
+
     /// Checks a password by binding as the account. An empty password is refused
     /// before any bind: LDAP treats it as an anonymous bind, which always succeeds.
     pub async fn verify_password(

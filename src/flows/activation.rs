@@ -210,17 +210,11 @@ impl Activation<'_> {
             .await?;
         tx.void_links(&account.dn, now.unix_timestamp()).await?;
         if let Some(email) = &account.personal_email {
-            let mail = Outgoing {
-                kind: "account_activated".to_owned(),
-                recipient: email.as_str().to_owned(),
-                lang: lang.code().to_owned(),
-                payload: json!({
-                    "name": account.display_name.clone().unwrap_or_else(|| account.login.to_string()),
-                    "login": account.login.as_str(),
-                }),
-                account_dn: Some(account.dn.clone()),
-            };
-            tx.enqueue_mail(&mail, now.unix_timestamp()).await?;
+            tx.enqueue_mail(
+                &activated_mail(&account, email.as_str(), lang),
+                now.unix_timestamp(),
+            )
+            .await?;
         }
         tx.commit().await?;
         self.outbox.notify_one();
@@ -230,31 +224,51 @@ impl Activation<'_> {
     }
 
     fn not_eligible(&self, account: &Account) -> Option<NotSent> {
-        // An entry without an account state was not provisioned for self-service.
-        let Some(state) = account.state.as_ref() else {
-            return Some(NotSent::Refused);
-        };
-        let awaiting = self
-            .profile
-            .activation
-            .awaiting_states
-            .contains(&state.short());
-        match state.kind {
-            _ if awaiting => None,
-            StateKind::Active => Some(NotSent::AlreadyActive),
-            _ => Some(NotSent::Refused),
-        }
+        not_eligible(self.profile, account)
     }
 
     fn link(&self, token: &Token) -> String {
-        let mut url = self.public_url.clone();
-        url.set_path("/activation/password");
-        url.set_query(Some(&format!("t={}", token.expose())));
-        url.to_string()
+        link(self.public_url, "/activation/password", token)
     }
 }
 
-fn personal_data(account: &Account) -> PersonalData<'_> {
+/// Why this account cannot be activated now, if it cannot.
+pub(super) fn not_eligible(profile: &Profile, account: &Account) -> Option<NotSent> {
+    // An entry without an account state was not provisioned for self-service.
+    let Some(state) = account.state.as_ref() else {
+        return Some(NotSent::Refused);
+    };
+    let awaiting = profile.activation.awaiting_states.contains(&state.short());
+    match state.kind {
+        _ if awaiting => None,
+        StateKind::Active => Some(NotSent::AlreadyActive),
+        _ => Some(NotSent::Refused),
+    }
+}
+
+/// The address of a page of ours carrying a token.
+pub(super) fn link(public_url: &Url, path: &str, token: &Token) -> String {
+    let mut url = public_url.clone();
+    url.set_path(path);
+    url.set_query(Some(&format!("t={}", token.expose())));
+    url.to_string()
+}
+
+/// The confirmation mail sent once an account is active.
+pub(super) fn activated_mail(account: &Account, to: &str, lang: Lang) -> Outgoing {
+    Outgoing {
+        kind: "account_activated".to_owned(),
+        recipient: to.to_owned(),
+        lang: lang.code().to_owned(),
+        payload: json!({
+            "name": account.display_name.clone().unwrap_or_else(|| account.login.to_string()),
+            "login": account.login.as_str(),
+        }),
+        account_dn: Some(account.dn.clone()),
+    }
+}
+
+pub(super) fn personal_data(account: &Account) -> PersonalData<'_> {
     PersonalData {
         login: Some(account.login.as_str()),
         student_id: account.student_id.as_ref().map(|s| s.as_str()),

@@ -2,6 +2,7 @@
 //! the store and the outbox. Nothing here knows HTTP, SQL or LDAP wire details.
 
 pub mod activation;
+pub mod activation_by_ine;
 pub mod invitation;
 
 use crate::directory::DirectoryError;

@@ -69,7 +69,12 @@ mod tests {
     fn every_mail_kind_renders_in_both_languages() {
         let templates = Templates::new(Arc::new(Catalog::builtin().unwrap()), None);
         let from: Mailbox = "Sorbonne <no_reply@univ-demo.fr>".parse().unwrap();
-        for kind in ["activation_link", "account_activated", "invitation"] {
+        for kind in [
+            "activation_link",
+            "account_activated",
+            "invitation",
+            "email_confirmation",
+        ] {
             for lang in ["fr", "en"] {
                 let mail = Claimed::for_test(
                     kind,

@@ -9,6 +9,9 @@ use crate::domain::TokenHash;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
+    /// Perpignan's order: the student number and INE matched; the next form may be
+    /// filled in. Never mailed.
+    Identified,
     Activation,
     Reset,
     EmailChange,
@@ -17,6 +20,7 @@ pub enum Purpose {
 impl Purpose {
     fn as_str(self) -> &'static str {
         match self {
+            Purpose::Identified => "identified",
             Purpose::Activation => "activation",
             Purpose::Reset => "reset",
             Purpose::EmailChange => "email_change",

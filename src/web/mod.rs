@@ -18,7 +18,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Router, middleware};
 use minijinja::{Value, context};
 use tower::ServiceBuilder;
@@ -121,6 +121,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/activation/password",
             get(activation::open).post(activation::save),
+        )
+        .route("/activation/choose", post(activation::choose))
+        .route(
+            "/activation/confirm",
+            get(activation::confirmation).post(activation::confirm),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), csrf::protect));
     let mut app = Router::new()

@@ -1,0 +1,221 @@
+//! Activation by student number + INE, Perpignan's order: the student identifies,
+//! chooses a password and gives a personal e-mail; a confirmation link goes to that
+//! e-mail; only the click on it (a POST) makes the account active in the directory.
+//!
+//! Until then the password is kept only as its `{ARGON2}` hash, in the link's row. A
+//! student number and INE that match nobody get the same pages; no mail is sent.
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::FlowError;
+use super::activation::{Activation, NotSent, activated_mail, link, not_eligible, personal_data};
+use crate::config::Lang;
+use crate::directory::AccountChange;
+use crate::domain::{
+    AccountState, Email, Ine, PasswordPolicy, PersonalData, StudentId, Token, Violation,
+};
+use crate::store::{LinkState, Outgoing, Purpose};
+
+/// Time to fill in the password form after identifying.
+const IDENTIFIED_SECS: i64 = 20 * 60;
+
+#[derive(Debug)]
+pub enum Chosen {
+    /// The confirmation link went to the e-mail given, if the identity matched.
+    Sent,
+    Refused(Vec<Violation>),
+    Gone(LinkState),
+}
+
+#[derive(Debug)]
+pub enum Confirmed {
+    Activated { login: String },
+    Gone(LinkState),
+}
+
+impl Activation<'_> {
+    /// Step 1. Always returns a token for the next form; it leads somewhere only if
+    /// exactly one account awaiting activation has this student number and INE.
+    pub async fn identify(
+        &self,
+        student: &StudentId,
+        ine: &Ine,
+        now: OffsetDateTime,
+    ) -> Result<Token, FlowError> {
+        let token = Token::generate();
+        let mut found = self.directory.find_by_student_and_ine(student, ine).await?;
+        if found.len() != 1 {
+            return Ok(token);
+        }
+        let account = found.remove(0);
+        if let Some(reason) = not_eligible(self.profile, &account) {
+            tracing::info!(?reason, "activation by INE: not eligible");
+            return Ok(token);
+        }
+        let now = now.unix_timestamp();
+        let mut tx = self.store.begin().await?;
+        tx.issue_link(
+            &token.hash(),
+            Purpose::Identified,
+            &account.dn,
+            &json!({}),
+            now,
+            now + IDENTIFIED_SECS,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    /// Step 2: password and personal e-mail, terms accepted.
+    pub async fn choose(
+        &self,
+        identified: &Token,
+        candidate: &str,
+        confirmation: &str,
+        email: &Email,
+        lang: Lang,
+        now: OffsetDateTime,
+    ) -> Result<Chosen, FlowError> {
+        let at = now.unix_timestamp();
+        let policy = PasswordPolicy::new(self.profile.password.clone());
+        let record = match self
+            .store
+            .peek_link(&identified.hash(), Purpose::Identified, at)
+            .await?
+        {
+            LinkState::Live(record) => record,
+            // No match: check the rules as for anyone, then answer as if sent.
+            LinkState::Unknown => {
+                return Ok(
+                    match policy.check(candidate, confirmation, &PersonalData::default()) {
+                        Ok(_) => Chosen::Sent,
+                        Err(violations) => Chosen::Refused(violations),
+                    },
+                );
+            }
+            other => return Ok(Chosen::Gone(other)),
+        };
+        let Some(account) = self.directory.read(&record.account_dn).await? else {
+            return Ok(Chosen::Gone(LinkState::Unknown));
+        };
+        let password = match policy.check(candidate, confirmation, &personal_data(&account)) {
+            Ok(password) => password,
+            Err(violations) => return Ok(Chosen::Refused(violations)),
+        };
+        let hash = self.directory.hash_password(password.password()).await?;
+        let token = Token::generate();
+        let lifetime = self.profile.links.activation.as_secs() as i64;
+        let payload = json!({
+            "password_hash": hash,
+            "email": email.as_str(),
+            "terms_version": self.profile.terms.version,
+            "terms_accepted_at": at,
+        });
+        let mail = Outgoing {
+            kind: "email_confirmation".to_owned(),
+            recipient: email.as_str().to_owned(),
+            lang: lang.code().to_owned(),
+            payload: json!({
+                "name": account.display_name.clone().unwrap_or_else(|| account.login.to_string()),
+                "link": link(self.public_url, "/activation/confirm", &token),
+                "hours": (lifetime / 3600).to_string(),
+            }),
+            account_dn: Some(account.dn.clone()),
+        };
+        let mut tx = self.store.begin().await?;
+        if tx
+            .use_link(&identified.hash(), Purpose::Identified, at)
+            .await?
+            .is_none()
+        {
+            return Ok(Chosen::Gone(LinkState::Used));
+        }
+        tx.issue_link(
+            &token.hash(),
+            Purpose::Activation,
+            &account.dn,
+            &payload,
+            at,
+            at + lifetime,
+        )
+        .await?;
+        tx.enqueue_mail(&mail, at).await?;
+        tx.commit().await?;
+        self.outbox.notify_one();
+        Ok(Chosen::Sent)
+    }
+
+    /// Step 3 (GET): whether the confirmation link still works. Uses nothing up.
+    pub async fn confirmation(
+        &self,
+        token: &Token,
+        now: OffsetDateTime,
+    ) -> Result<LinkState, FlowError> {
+        Ok(self
+            .store
+            .peek_link(&token.hash(), Purpose::Activation, now.unix_timestamp())
+            .await?)
+    }
+
+    /// Step 3 (POST): the e-mail is confirmed; the entry is written active, with the
+    /// password, the personal e-mail and the accepted terms, in one LDAP operation.
+    pub async fn confirm(
+        &self,
+        token: &Token,
+        lang: Lang,
+        now: OffsetDateTime,
+    ) -> Result<Confirmed, FlowError> {
+        let at = now.unix_timestamp();
+        let mut tx = self.store.begin().await?;
+        let Some(record) = tx.use_link(&token.hash(), Purpose::Activation, at).await? else {
+            drop(tx);
+            return Ok(Confirmed::Gone(self.confirmation(token, now).await?));
+        };
+        let (Some(hash), Some(email)) = (
+            record.payload["password_hash"].as_str(),
+            record.payload["email"]
+                .as_str()
+                .and_then(|e| e.parse::<Email>().ok()),
+        ) else {
+            return Ok(Confirmed::Gone(LinkState::Unknown));
+        };
+        let Some(account) = self.directory.read(&record.account_dn).await? else {
+            return Ok(Confirmed::Gone(LinkState::Unknown));
+        };
+        if let Some(reason) = not_eligible(self.profile, &account) {
+            tx.commit().await?;
+            let state = if reason == NotSent::AlreadyActive {
+                LinkState::Used
+            } else {
+                LinkState::Voided
+            };
+            return Ok(Confirmed::Gone(state));
+        }
+        let version = record.payload["terms_version"]
+            .as_str()
+            .unwrap_or(&self.profile.terms.version);
+        let accepted_at = record.payload["terms_accepted_at"]
+            .as_i64()
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+            .unwrap_or(now);
+        let change = AccountChange::default()
+            .set_state(&account, &AccountState::activated(now.date()))
+            .set_personal_email(&email)
+            .accept_terms(&account, version, accepted_at)
+            .activated_at(&account, now);
+        // If this fails, `tx` rolls back: the link still works once the directory is back.
+        self.directory
+            .set_password_hash(&account.dn, hash, change)
+            .await?;
+        tx.void_links(&account.dn, at).await?;
+        tx.enqueue_mail(&activated_mail(&account, email.as_str(), lang), at)
+            .await?;
+        tx.commit().await?;
+        self.outbox.notify_one();
+        Ok(Confirmed::Activated {
+            login: account.login.to_string(),
+        })
+    }
+}

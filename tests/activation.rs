@@ -510,7 +510,40 @@ async fn perpignan_rules_refuse_unlisted_special_characters(backend: Backend) {
     app.shutdown().await;
 }
 
+async fn repeated_attempts_are_limited_per_identifier_and_per_address(backend: Backend) {
+    let smtp = TestSmtp::start();
+    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
+        let limits = "[limits]\nper_address = { max = 4, window = \"10m\" }\nper_identifier = { max = 2, window = \"1h\" }\nglobal = { max = 100, window = \"1m\" }\n";
+        with_transport(t, &smtp.transport()).replace("[invitations]", &format!("{limits}[invitations]"))
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(
+            ask_for_link(&app, "nobody@example.org").await.0,
+            StatusCode::OK
+        );
+    }
+    let (status, page) = ask_for_link(&app, "NOBODY@example.org").await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the same identifier, whatever its case"
+    );
+    assert!(page.contains("Trop de tentatives"), "{page}");
+    // Another identifier still works, until the address itself is over its limit.
+    assert_eq!(
+        ask_for_link(&app, "someone@example.org").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        ask_for_link(&app, "third@example.org").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    app.shutdown().await;
+}
+
 both_backends!(
+    repeated_attempts_are_limited_per_identifier_and_per_address,
     perpignan_activation_end_to_end,
     a_wrong_ine_gets_the_same_pages_and_no_mail,
     perpignan_rules_refuse_unlisted_special_characters,

@@ -160,8 +160,9 @@ async fn serve(settings: Settings) -> ExitCode {
         Ok(listener) => listener,
         Err(e) => return failure(e),
     };
+    let shutdown = server::shutdown_signal();
     tracing::info!(%listen, "guichet is listening");
-    match server::run(listener, state, server::shutdown_signal()).await {
+    match server::run(listener, state, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => failure(e),
     }
@@ -201,8 +202,9 @@ async fn run_dev(options: DevOptions) -> ExitCode {
         Ok(state) => state,
         Err(e) => return failure(e),
     };
+    let shutdown = server::shutdown_signal();
     println!("{}", dev::banner(&env, addr));
-    let result = server::run(listener, state, server::shutdown_signal()).await;
+    let result = server::run(listener, state, shutdown).await;
     drop(env);
     match result {
         Ok(()) => ExitCode::SUCCESS,

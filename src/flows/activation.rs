@@ -193,17 +193,7 @@ impl Activation<'_> {
             // The transaction rolls back: the link stays usable for a corrected try.
             Err(violations) => return Ok(Saved::Refused(violations)),
         };
-        let terms_version = record.payload["terms_version"]
-            .as_str()
-            .unwrap_or(&self.profile.terms.version);
-        let accepted_at = record.payload["terms_accepted_at"]
-            .as_i64()
-            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
-            .unwrap_or(now);
-        let change = AccountChange::default()
-            .set_state(&account, &AccountState::activated(now.date()))
-            .accept_terms(&account, terms_version, accepted_at)
-            .activated_at(&account, now);
+        let change = activation_change(self.profile, &account, &record.payload, now);
         // If this fails, returning drops `tx`: the link is not used up.
         self.directory
             .set_password(&account.dn, password.password(), change)
@@ -244,6 +234,27 @@ pub(super) fn not_eligible(profile: &Profile, account: &Account) -> Option<NotSe
         StateKind::Active => Some(NotSent::AlreadyActive),
         _ => Some(NotSent::Refused),
     }
+}
+
+/// The active state, with the terms version and acceptance time that the link's
+/// payload recorded when the student accepted them.
+pub(super) fn activation_change(
+    profile: &Profile,
+    account: &Account,
+    payload: &serde_json::Value,
+    now: OffsetDateTime,
+) -> AccountChange {
+    let version = payload["terms_version"]
+        .as_str()
+        .unwrap_or(&profile.terms.version);
+    let accepted_at = payload["terms_accepted_at"]
+        .as_i64()
+        .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+        .unwrap_or(now);
+    AccountChange::default()
+        .set_state(account, &AccountState::activated(now.date()))
+        .accept_terms(account, version, accepted_at)
+        .activated_at(account, now)
 }
 
 /// The address of a page of ours carrying a token.

@@ -9,12 +9,11 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::FlowError;
-use super::activation::{Activation, NotSent, activated_mail, link, not_eligible, personal_data};
-use crate::config::Lang;
-use crate::directory::AccountChange;
-use crate::domain::{
-    AccountState, Email, Ine, PasswordPolicy, PersonalData, StudentId, Token, Violation,
+use super::activation::{
+    Activation, NotSent, activated_mail, activation_change, link, not_eligible, personal_data,
 };
+use crate::config::Lang;
+use crate::domain::{Email, Ine, PasswordPolicy, PersonalData, StudentId, Token, Violation};
 use crate::store::{LinkState, Outgoing, Purpose};
 
 /// Time to fill in the password form after identifying.
@@ -193,18 +192,8 @@ impl Activation<'_> {
             };
             return Ok(Confirmed::Gone(state));
         }
-        let version = record.payload["terms_version"]
-            .as_str()
-            .unwrap_or(&self.profile.terms.version);
-        let accepted_at = record.payload["terms_accepted_at"]
-            .as_i64()
-            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
-            .unwrap_or(now);
-        let change = AccountChange::default()
-            .set_state(&account, &AccountState::activated(now.date()))
-            .set_personal_email(&email)
-            .accept_terms(&account, version, accepted_at)
-            .activated_at(&account, now);
+        let change = activation_change(self.profile, &account, &record.payload, now)
+            .set_personal_email(&email);
         // If this fails, `tx` rolls back: the link still works once the directory is back.
         self.directory
             .set_password_hash(&account.dn, hash, change)

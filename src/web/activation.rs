@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use super::error::WebError;
 use super::{AppState, Frame, limits};
 use crate::config::IdentityMethod;
-use crate::domain::{Email, Ine, PasswordPolicy, StudentId, Token};
+use crate::domain::{Email, Ine, PasswordPolicy, StudentId, Token, Violation};
 use crate::flows::activation::{Activation, NotSent, Opened, Requested, Saved};
 use crate::flows::activation_by_ine::{Chosen, Confirmed};
 use crate::store::LinkState;
@@ -43,6 +43,23 @@ fn terms(state: &AppState, frame: &Frame) -> Value {
         url => terms.url.as_ref().map(|u| u.as_str()),
         version => &terms.version,
     }
+}
+
+/// The profile's rules as the page lists them: a text key and its number.
+fn rule_lines(policy: &PasswordPolicy) -> Vec<Value> {
+    policy
+        .describe()
+        .into_iter()
+        .map(|(key, n)| context! { key, n => n.map(|n| n.to_string()).unwrap_or_default() })
+        .collect()
+}
+
+/// The broken rules, in the same shape.
+fn violation_lines(violations: Vec<Violation>) -> Vec<Value> {
+    violations
+        .into_iter()
+        .map(|v| context! { key => v.code(), n => v.number().map(|n| n.to_string()).unwrap_or_default() })
+        .collect()
 }
 
 /// The activation link's lifetime in hours, as pages print it.
@@ -151,11 +168,7 @@ fn password_page(
     violations: Vec<Value>,
 ) -> Result<Html<String>, WebError> {
     let policy = PasswordPolicy::new(state.settings.profile.password.clone());
-    let rules: Vec<Value> = policy
-        .describe()
-        .into_iter()
-        .map(|(key, n)| context! { key, n => n.map(|n| n.to_string()).unwrap_or_default() })
-        .collect();
+    let rules = rule_lines(&policy);
     let page = context! {
         token => token.expose(),
         login, display_name, rules, violations,
@@ -228,10 +241,7 @@ pub async fn save(
             else {
                 return gone(&state, &frame, &LinkState::Unknown);
             };
-            let violations = violations
-                .into_iter()
-                .map(|v| context! { key => v.code(), n => v.number().map(|n| n.to_string()).unwrap_or_default() })
-                .collect();
+            let violations = violation_lines(violations);
             let html = password_page(&state, &frame, &token, &login, &display_name, violations)?;
             Ok((StatusCode::BAD_REQUEST, html).into_response())
         }
@@ -283,11 +293,7 @@ fn choose_page(
     errors: Value,
 ) -> Result<Html<String>, WebError> {
     let policy = PasswordPolicy::new(state.settings.profile.password.clone());
-    let rules: Vec<Value> = policy
-        .describe()
-        .into_iter()
-        .map(|(key, n)| context! { key, n => n.map(|n| n.to_string()).unwrap_or_default() })
-        .collect();
+    let rules = rule_lines(&policy);
     let page = context! {
         token => token.expose(), email, rules, violations, errors,
         terms => terms(state, frame),
@@ -361,10 +367,7 @@ pub async fn choose(
                 .into_response())
         }
         Chosen::Refused(violations) => {
-            let violations = violations
-                .into_iter()
-                .map(|v| context! { key => v.code(), n => v.number().map(|n| n.to_string()).unwrap_or_default() })
-                .collect();
+            let violations = violation_lines(violations);
             let errors = context! { email => (), terms => () };
             let html = choose_page(&state, &frame, &token, email.as_str(), violations, errors)?;
             Ok((StatusCode::BAD_REQUEST, html).into_response())

@@ -89,6 +89,7 @@ async fn main() {
         timeout: Duration::from_secs(5),
         pool_size: 8,
         password_write: PasswordWrite::Hash,
+        import: None,
     };
     let directory = Arc::new(Directory::new(&settings, hasher).expect("directory"));
     directory.ping().await.expect("ping");

@@ -62,6 +62,14 @@ enum Command {
     },
     /// Apply database migrations and exit (`serve` also does this at start).
     Migrate,
+    /// Create or update student entries from the registration office's CSV export
+    /// (columns: student_number, ine, given_name, surname, personal_email, [login]).
+    /// Reports every bad row with its line number and imports the good ones. Exit
+    /// code 3 when some rows were rejected.
+    Import {
+        /// The CSV file (`;` or `,`, UTF-8, header row).
+        file: PathBuf,
+    },
     /// Helpdesk and admin actions on student accounts.
     Accounts {
         #[command(subcommand)]
@@ -120,6 +128,10 @@ async fn run(cli: Cli) -> ExitCode {
             action: AccountsAction::Invite { resend },
         } => match Settings::load(&cli.config) {
             Ok(settings) => resend_invitation(settings, &resend).await,
+            Err(e) => config_failure(&e),
+        },
+        Command::Import { file } => match Settings::load(&cli.config) {
+            Ok(settings) => import(settings, &file).await,
             Err(e) => config_failure(&e),
         },
         Command::Dev {
@@ -240,6 +252,58 @@ async fn resend_invitation(settings: Settings, login: &str) -> ExitCode {
         Ok(Resent::NotAwaiting) => failure(format!("{login} is not awaiting activation")),
         Ok(Resent::NoPersonalEmail) => {
             failure(format!("{login} has no personal e-mail (supannMailPerso)"))
+        }
+        Err(e) => failure(e),
+    }
+}
+
+/// Some rows of an import were rejected (the others were imported).
+const EXIT_ROWS_REJECTED: u8 = 3;
+
+async fn import(settings: Settings, file: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => return failure(format!("cannot read {}: {e}", file.display())),
+    };
+    let parsed = match guichet::flows::import::parse(&text) {
+        Ok(parsed) => parsed,
+        Err(e) => return failure(format!("{}: {e}", file.display())),
+    };
+    if settings.directory.import.is_none() {
+        return config_failure(&guichet::config::ConfigError::new(
+            "directory.import",
+            "expected bind_dn and bind_password of the account allowed to create entries",
+        ));
+    }
+    server::install_crypto_provider();
+    let directory = match guichet::hashing::Hasher::new(&settings.hashing)
+        .map_err(|e| e.to_string())
+        .and_then(|h| {
+            guichet::directory::Directory::new(&settings.directory, h).map_err(|e| e.to_string())
+        }) {
+        Ok(directory) => directory,
+        Err(e) => return failure(format!("directory: {e}")),
+    };
+    if let Err(e) = directory.ping().await {
+        return failure(format!("directory: {e}"));
+    }
+    match guichet::flows::import::apply(&directory, &settings.profile, parsed).await {
+        Ok(report) => {
+            for (line, problem) in &report.rejected {
+                println!("line {line}: {problem}");
+            }
+            println!(
+                "{} created, {} updated, {} unchanged, {} rejected",
+                report.created,
+                report.updated,
+                report.unchanged,
+                report.rejected.len()
+            );
+            if report.rejected.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_ROWS_REJECTED)
+            }
         }
         Err(e) => failure(e),
     }

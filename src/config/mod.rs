@@ -190,6 +190,15 @@ pub struct DirectorySettings {
     pub pool_size: usize,
     #[serde(default = "default_password_write")]
     pub password_write: PasswordWrite,
+    /// The account `guichet import` binds as to create and update student entries.
+    pub import: Option<ImportAccount>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportAccount {
+    pub bind_dn: String,
+    pub bind_password: SecretString,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -329,6 +338,7 @@ fn default_log_level() -> String {
 const SECRET_KEYS: &[&str] = &[
     "database.url",
     "directory.bind_password",
+    "directory.import.bind_password",
     "mail.transport.password",
 ];
 

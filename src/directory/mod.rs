@@ -16,7 +16,9 @@ use secrecy::SecretString;
 pub use account::{Account, AccountChange, generalized_time};
 
 use crate::config::{DirectorySettings, PasswordWrite};
-use crate::domain::{Email, Ine, Login, Password, StudentId};
+use std::collections::HashSet;
+
+use crate::domain::{AccountState, Email, Ine, Login, Password, StudentId};
 use crate::hashing::{HashError, Hasher};
 
 /// At most this many entries are read for a lookup that should find one: enough to see
@@ -76,10 +78,23 @@ pub enum BindOutcome {
     Rejected,
 }
 
+/// A student entry as the registration office's export describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewStudent {
+    pub login: Login,
+    pub student_id: StudentId,
+    pub ine: Ine,
+    pub given_name: String,
+    pub surname: String,
+    pub personal_email: Email,
+}
+
 #[derive(Clone)]
 pub struct Directory {
     service: pool::Pool,
     auth: pool::Pool,
+    /// Bound as the import account, when one is configured.
+    import: Option<pool::Pool>,
     people_dn: String,
     timeout: Duration,
     password_write: PasswordWrite,
@@ -129,6 +144,16 @@ impl Directory {
                 settings.bind_password.clone(),
             ))))?,
             auth: build(manager(None))?,
+            import: settings
+                .import
+                .as_ref()
+                .map(|account| {
+                    build(manager(Some((
+                        account.bind_dn.clone(),
+                        account.bind_password.clone(),
+                    ))))
+                })
+                .transpose()?,
             people_dn: settings.people_dn.clone(),
             timeout: settings.timeout,
             password_write: settings.password_write,
@@ -244,6 +269,87 @@ impl Directory {
         }
         stream.finish().await.success()?;
         Ok(accounts)
+    }
+
+    /// Creates a student entry awaiting activation, as the import account.
+    pub async fn add_student(
+        &self,
+        student: &NewStudent,
+        state: &AccountState,
+    ) -> Result<(), DirectoryError> {
+        let pool = self.import.as_ref().ok_or_else(no_import_account)?;
+        let full_name = format!("{} {}", student.given_name, student.surname);
+        let one = |name: &str, value: &str| (name.to_owned(), HashSet::from([value.to_owned()]));
+        let attributes = vec![
+            (
+                "objectClass".to_owned(),
+                HashSet::from(["inetOrgPerson", "eduPerson", "supannPerson"].map(str::to_owned)),
+            ),
+            one("uid", student.login.as_str()),
+            one("cn", &full_name),
+            one("displayName", &full_name),
+            one("sn", &student.surname),
+            one("givenName", &student.given_name),
+            one("supannEtuId", student.student_id.as_str()),
+            one("supannCodeINE", student.ine.as_str()),
+            one("supannMailPerso", student.personal_email.as_str()),
+            (
+                "eduPersonAffiliation".to_owned(),
+                HashSet::from(["student", "member"].map(str::to_owned)),
+            ),
+            one("eduPersonPrimaryAffiliation", "student"),
+            one("supannRessourceEtat", &state.etat_value()),
+            one("supannRessourceEtatDate", &state.to_string()),
+        ];
+        let mut ldap = pool.get().await?;
+        ldap.with_timeout(self.timeout)
+            .add(&self.dn_of(&student.login), attributes)
+            .await?
+            .success()?;
+        Ok(())
+    }
+
+    /// Brings an existing entry's identity in line with the export, as the import
+    /// account. The personal e-mail is replaced only while the account awaits
+    /// activation: afterwards it is the student's to change. Returns whether anything
+    /// changed.
+    pub async fn update_student(
+        &self,
+        account: &Account,
+        student: &NewStudent,
+        replace_email: bool,
+    ) -> Result<bool, DirectoryError> {
+        let pool = self.import.as_ref().ok_or_else(no_import_account)?;
+        let mut mods = Vec::new();
+        let mut differs = |name: &str, current: Option<&str>, wanted: &str| {
+            if current != Some(wanted) {
+                mods.push(Mod::Replace(
+                    name.to_owned(),
+                    HashSet::from([wanted.to_owned()]),
+                ));
+            }
+        };
+        differs(
+            "givenName",
+            account.given_name.as_deref(),
+            &student.given_name,
+        );
+        differs("sn", account.surname.as_deref(), &student.surname);
+        differs(
+            "supannCodeINE",
+            account.ine.as_ref().map(|i| i.as_str()),
+            student.ine.as_str(),
+        );
+        if replace_email {
+            let current = account.personal_email.as_ref().map(|e| e.as_str());
+            differs("supannMailPerso", current, student.personal_email.as_str());
+        }
+        if mods.is_empty() {
+            return Ok(false);
+        }
+        let mut ldap = pool.get().await?;
+        modify(&mut ldap, self.timeout, &account.dn, mods).await?;
+        Ok(true)
     }
 
     /// The DN an account with this login has under the people branch.
@@ -381,6 +487,12 @@ impl Directory {
             }),
         }
     }
+}
+
+fn no_import_account() -> DirectoryError {
+    DirectoryError::Unavailable(
+        "no import account: set [directory.import] bind_dn and bind_password".to_owned(),
+    )
 }
 
 async fn modify(

@@ -47,6 +47,16 @@ impl AccountState {
         }
     }
 
+    /// `{COMPTE}I:SupannCree::` — pre-provisioned, awaiting activation.
+    pub fn created() -> Self {
+        AccountState {
+            kind: StateKind::Inactive,
+            sub_state: "SupannCree".to_owned(),
+            start: None,
+            end: None,
+        }
+    }
+
     /// `A:SupannActif`, `I:SupannCree`: the form of a profile's configured states and
     /// of `supannRessourceEtat`.
     pub fn short(&self) -> String {

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use guichet::config::Settings;
 use guichet::dev::{self, DevOptions};
 use guichet::domain::Login;
-use guichet::flows::invitation::{Invitations, Resent};
+use guichet::flows::invitation::Resent;
 use guichet::server;
 use guichet::store::Store;
 use guichet::telemetry;
@@ -233,15 +233,9 @@ async fn resend_invitation(settings: Settings, login: &str) -> ExitCode {
         Ok(state) => state,
         Err(e) => return failure(e),
     };
-    let reminders: Vec<std::time::Duration> = Vec::new();
-    let job = Invitations {
-        store: &state.store,
-        directory: &state.directory,
-        profile: &state.settings.profile,
-        public_url: &state.settings.server.public_url,
-        reminders: &reminders,
-    };
-    let outcome = job.resend(&login, guichet::store::unix_now()).await;
+    let outcome = server::invitations(&state, &[])
+        .resend(&login, guichet::store::unix_now())
+        .await;
     state.store.close().await;
     match outcome {
         Ok(Resent::Sent { email }) => {

@@ -117,6 +117,17 @@ pub async fn run(
     result
 }
 
+/// The invitation flow on the application's parts.
+pub fn invitations<'a>(state: &'a AppState, reminders: &'a [Duration]) -> Invitations<'a> {
+    Invitations {
+        store: &state.store,
+        directory: &state.directory,
+        profile: &state.settings.profile,
+        public_url: &state.settings.server.public_url,
+        reminders,
+    }
+}
+
 /// The invitation job: scans at start, then every `invitations.interval`.
 async fn invite_periodically(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     let settings = &state.settings.invitations;
@@ -125,14 +136,10 @@ async fn invite_periodically(state: AppState, mut stop: tokio::sync::watch::Rece
     }
     let reminders: Vec<Duration> = settings.reminders.iter().map(|d| **d).collect();
     while !*stop.borrow() {
-        let job = Invitations {
-            store: &state.store,
-            directory: &state.directory,
-            profile: &state.settings.profile,
-            public_url: &state.settings.server.public_url,
-            reminders: &reminders,
-        };
-        match job.scan(crate::store::unix_now()).await {
+        match invitations(&state, &reminders)
+            .scan(crate::store::unix_now())
+            .await
+        {
             Ok(report) if report.invited + report.reminded > 0 => state.outbox.waker().notify_one(),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "invitation scan failed, will retry"),

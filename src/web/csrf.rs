@@ -4,7 +4,7 @@
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -25,16 +25,11 @@ const FORM_LIMIT: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct CsrfToken(pub String);
 
+/// The cookie's value, if it has the shape `fresh` gives.
 fn cookie_value(request: &Request) -> Option<String> {
-    request
-        .headers()
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == COOKIE_NAME && value.len() == 43)
-        .map(|(_, value)| value.to_owned())
+    super::cookie(request.headers(), COOKIE_NAME)
+        .filter(|value| value.len() == 43)
+        .map(str::to_owned)
 }
 
 fn fresh() -> String {

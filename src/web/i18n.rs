@@ -3,7 +3,7 @@
 
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::SET_COOKIE;
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -26,15 +26,7 @@ pub async fn choose_language(
         .query()
         .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "lang"))
         .and_then(|(_, v)| Lang::from_code(&v));
-    let from_cookie = request
-        .headers()
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
-        .and_then(|(_, v)| Lang::from_code(v));
+    let from_cookie = super::cookie(request.headers(), COOKIE_NAME).and_then(Lang::from_code);
     let lang = from_query
         .or(from_cookie)
         .unwrap_or(state.settings.profile.languages.default);

@@ -78,6 +78,18 @@ impl AppState {
     }
 }
 
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
 /// The page frame of the current request (language, request id), as an extractor.
 #[derive(Debug, Clone)]
 pub struct Frame(PageFrame);

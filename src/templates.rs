@@ -40,6 +40,10 @@ const BUILTIN: &[(&str, &str)] = &[
     ("home.html", include_str!("../templates/home.html")),
     ("error.html", include_str!("../templates/error.html")),
     (
+        "password_fields.html",
+        include_str!("../templates/password_fields.html"),
+    ),
+    (
         "dev_mail_list.html",
         include_str!("../templates/dev_mail_list.html"),
     ),

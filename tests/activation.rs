@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Backend, TestApp, TestSmtp, people_dn, with_transport};
+use common::{Backend, TestApp, TestSmtp, csrf_of, link_token, people_dn, with_transport};
 use reqwest::StatusCode;
 
 const NEW_PASSWORD: &str = "Cerisier-en-fleur-7";
@@ -17,46 +17,14 @@ async fn start(backend: Backend) -> (TestApp, TestSmtp) {
     (app, smtp)
 }
 
-/// The hidden CSRF field of a page.
-fn csrf_of(html: &str) -> String {
-    html.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .expect("no csrf field")
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
 async fn ask_for_link(app: &TestApp, email: &str) -> (StatusCode, String) {
-    let form = app.get("/activation").await.text().await.unwrap();
-    let response = app
-        .http
-        .post(app.url("/activation"))
-        .form(&[
-            ("csrf", csrf_of(&form).as_str()),
-            ("email", email),
-            ("terms", "accepted"),
-        ])
-        .send()
+    app.post_form("/activation", &[("email", email), ("terms", "accepted")])
         .await
-        .unwrap();
-    (response.status(), response.text().await.unwrap())
 }
 
-/// The `t=` value of the link in the newest message's text part.
+/// The `t=` value of the password link in a message.
 fn token_in(raw: &str) -> String {
-    let message = mail_parser::MessageParser::default()
-        .parse(raw.as_bytes())
-        .unwrap();
-    let text = message.body_text(0).unwrap().into_owned();
-    text.split("/activation/password?t=")
-        .nth(1)
-        .expect("no link in mail")
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
+    link_token(raw, "/activation/password")
 }
 
 async fn save_password(
@@ -65,22 +33,12 @@ async fn save_password(
     password: &str,
     confirmation: &str,
 ) -> (StatusCode, String) {
-    // The CSRF value comes from the cookie session, whichever page showed it.
-    let page = app.get("/activation").await.text().await.unwrap();
-    let csrf = csrf_of(&page);
-    let response = app
-        .http
-        .post(app.url("/activation/password"))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("t", token),
-            ("password", password),
-            ("confirmation", confirmation),
-        ])
-        .send()
-        .await
-        .unwrap();
-    (response.status(), response.text().await.unwrap())
+    let fields = [
+        ("t", token),
+        ("password", password),
+        ("confirmation", confirmation),
+    ];
+    app.post_form("/activation/password", &fields).await
 }
 
 async fn paris_cite_activation_end_to_end(backend: Backend) {
@@ -192,9 +150,33 @@ async fn a_refused_password_keeps_the_link_usable(backend: Backend) {
     let (status, page) = save_password(&app, &token, "ldurand2025", "ldurand2025").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(page.contains("ni votre identifiant"), "{page}");
-    let (status, page) = save_password(&app, &token, NEW_PASSWORD, "something else 1").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let fields = [
+        ("t", token.as_str()),
+        ("password", NEW_PASSWORD),
+        ("confirmation", "something else 1"),
+    ];
+    let response = app
+        .post_form_response("/activation/password", &fields)
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.headers()["cache-control"],
+        "no-store",
+        "a page holding the link is not cached"
+    );
+    let page = response.text().await.unwrap();
     assert!(page.contains("identiques"), "{page}");
+    // The mismatch is tied to the confirmation field, and the summary links to it.
+    assert!(
+        page.contains(r#"aria-invalid="true" aria-describedby="confirmation-error""#),
+        "{page}"
+    );
+    assert!(page.contains(r##"<a href="#confirmation">"##), "{page}");
+    // The language switch shows this form again, link included, not a dead end.
+    assert!(
+        page.contains(&format!("password?t={token}&amp;lang=en")),
+        "{page}"
+    );
     let (status, _) = save_password(&app, &token, NEW_PASSWORD, NEW_PASSWORD).await;
     assert_eq!(status, StatusCode::OK);
     app.shutdown().await;
@@ -362,24 +344,19 @@ async fn start_perpignan(backend: Backend) -> (TestApp, TestSmtp) {
 
 /// Identifies with a student number and INE; returns the token of the next form.
 async fn identify(app: &TestApp, student: &str, ine: &str) -> String {
+    identify_born(app, student, ine, "").await
+}
+
+/// The same, with a date of birth (Perpignan's profile makes it optional).
+async fn identify_born(app: &TestApp, student: &str, ine: &str, born: &str) -> String {
     let form = app.get("/activation").await.text().await.unwrap();
     assert!(
         form.contains("Numéro étudiant") && form.contains("Code INE"),
         "{form}"
     );
-    let response = app
-        .http
-        .post(app.url("/activation"))
-        .form(&[
-            ("csrf", csrf_of(&form).as_str()),
-            ("student", student),
-            ("ine", ine),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let page = response.text().await.unwrap();
+    let fields = [("student", student), ("ine", ine), ("born", born)];
+    let (status, page) = app.post_form("/activation", &fields).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
     assert!(
         page.contains("Mot de passe et adresse personnelle"),
         "{page}"
@@ -394,37 +371,19 @@ async fn identify(app: &TestApp, student: &str, ine: &str) -> String {
 }
 
 async fn choose(app: &TestApp, token: &str, password: &str, email: &str) -> (StatusCode, String) {
-    let csrf = csrf_of(&app.get("/activation").await.text().await.unwrap());
-    let response = app
-        .http
-        .post(app.url("/activation/choose"))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("t", token),
-            ("password", password),
-            ("confirmation", password),
-            ("email", email),
-            ("terms", "accepted"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    (response.status(), response.text().await.unwrap())
+    let fields = [
+        ("t", token),
+        ("password", password),
+        ("confirmation", password),
+        ("email", email),
+        ("terms", "accepted"),
+    ];
+    app.post_form("/activation/choose", &fields).await
 }
 
 /// The `t=` of the confirmation link in a mail.
 fn confirmation_token_in(raw: &str) -> String {
-    let message = mail_parser::MessageParser::default()
-        .parse(raw.as_bytes())
-        .unwrap();
-    let text = message.body_text(0).unwrap().into_owned();
-    text.split("/activation/confirm?t=")
-        .nth(1)
-        .expect("no link")
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
+    link_token(raw, "/activation/confirm")
 }
 
 async fn perpignan_activation_end_to_end(backend: Backend) {
@@ -499,6 +458,76 @@ async fn a_wrong_ine_gets_the_same_pages_and_no_mail(backend: Backend) {
     app.shutdown().await;
 }
 
+async fn a_date_of_birth_that_does_not_match_gets_the_same_pages_and_no_mail(backend: Backend) {
+    let (app, smtp) = start_perpignan(backend).await;
+    let token = identify_born(&app, "2401234", "0987654321D", "22/03/2004").await;
+    let (status, page) = choose(&app, &token, "Tramontane#47", "blaise.new@example.org").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("Si les informations saisies correspondent"),
+        "{page}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        smtp.received().is_empty(),
+        "a wrong date of birth sends nothing"
+    );
+    // The right date, typed the French way, leads on.
+    let token = identify_born(&app, "2401234", "0987654321D", " 21/03/2004 ").await;
+    let (status, _) = choose(&app, &token, "Tramontane#47", "blaise.new@example.org").await;
+    assert_eq!(status, StatusCode::OK);
+    let mails = smtp.wait_for(1, 20).await;
+    assert!(mails[0].contains("To: blaise.new@example.org"));
+    // A date that does not exist is a field error tied to its field.
+    let fields = [
+        ("student", "2401234"),
+        ("ine", "0987654321D"),
+        ("born", "31/02/2004"),
+    ];
+    let (status, page) = app.post_form("/activation", &fields).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // minijinja escapes "/" as "&#x2f;" in HTML.
+    assert!(
+        page.contains("sous la forme JJ&#x2f;MM&#x2f;AAAA"),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"aria-describedby="born-hint born-error""#),
+        "{page}"
+    );
+    assert!(page.contains(r##"<a href="#born">"##), "{page}");
+    app.shutdown().await;
+}
+
+async fn a_required_date_of_birth_must_be_given_and_on_record(backend: Backend) {
+    let smtp = TestSmtp::start();
+    let app = TestApp::start_tweaked(backend, "perpignan", |t| {
+        let t = t.replace(r#"birth_date = "optional""#, r#"birth_date = "required""#);
+        assert!(t.contains(r#"birth_date = "required""#));
+        with_transport(t, &smtp.transport())
+    })
+    .await;
+    let form = app.get("/activation").await.text().await.unwrap();
+    assert!(form.contains("Date de naissance") && !form.contains("(facultatif)"));
+    // Left blank: the field asks for it.
+    let fields = [("student", "2401234"), ("ine", "0987654321D"), ("born", "")];
+    let (status, page) = app.post_form("/activation", &fields).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("Ce champ est obligatoire."), "{page}");
+    // e2401235 has no date of birth in the directory: nothing can be checked, nothing sent.
+    let token = identify_born(&app, "2401235", "098765432EF", "01/01/2004").await;
+    let (status, _) = choose(&app, &token, "Tramontane#47", "ines.new@example.org").await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(smtp.received().is_empty());
+    // The account that has one gets its link.
+    let token = identify_born(&app, "2401234", "0987654321D", "2004-03-21").await;
+    let (status, _) = choose(&app, &token, "Tramontane#47", "blaise.new@example.org").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(smtp.wait_for(1, 20).await.len(), 1);
+    app.shutdown().await;
+}
+
 async fn perpignan_rules_refuse_unlisted_special_characters(backend: Backend) {
     let (app, _smtp) = start_perpignan(backend).await;
     let token = identify(&app, "2401234", "0987654321D").await;
@@ -547,6 +576,8 @@ both_backends!(
     perpignan_activation_end_to_end,
     a_wrong_ine_gets_the_same_pages_and_no_mail,
     perpignan_rules_refuse_unlisted_special_characters,
+    a_date_of_birth_that_does_not_match_gets_the_same_pages_and_no_mail,
+    a_required_date_of_birth_must_be_given_and_on_record,
     paris_cite_activation_end_to_end,
     strangers_cannot_tell_who_has_an_account,
     a_refused_password_keeps_the_link_usable,

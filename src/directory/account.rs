@@ -7,7 +7,7 @@ use ldap3::{Mod, SearchEntry};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-use crate::domain::{AccountState, Email, Ine, Login, StudentId};
+use crate::domain::{AccountState, DateOfBirth, Email, Ine, Login, StudentId};
 
 /// The attributes read for an account. `userPassword` is never read.
 pub const ATTRIBUTES: &[&str] = &[
@@ -20,6 +20,7 @@ pub const ATTRIBUTES: &[&str] = &[
     "supannMailPerso",
     "supannEtuId",
     "supannCodeINE",
+    "supannOIDCDateDeNaissance",
     "supannRessourceEtat",
     "supannRessourceEtatDate",
     "eduPersonAffiliation",
@@ -42,6 +43,7 @@ pub struct Account {
     pub personal_email: Option<Email>,
     pub student_id: Option<StudentId>,
     pub ine: Option<Ine>,
+    pub date_of_birth: Option<DateOfBirth>,
     /// The `{COMPTE}` state, from `supannRessourceEtatDate` or else `supannRessourceEtat`.
     pub state: Option<AccountState>,
     pub affiliations: Vec<String>,
@@ -97,6 +99,11 @@ impl Account {
             personal_email: parse_logged(first("supannmailperso"), &dn, "supannMailPerso"),
             student_id: parse_logged(first("supannetuid"), &dn, "supannEtuId"),
             ine: parse_logged(first("supanncodeine"), &dn, "supannCodeINE"),
+            date_of_birth: parse_logged(
+                first("supannoidcdatedenaissance"),
+                &dn,
+                "supannOIDCDateDeNaissance",
+            ),
             state,
             affiliations: all("edupersonaffiliation"),
             primary_affiliation: first("edupersonprimaryaffiliation"),

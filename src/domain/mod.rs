@@ -3,6 +3,7 @@
 //! translate; they never echo the rejected input.
 
 mod account_state;
+mod date_of_birth;
 mod email;
 mod identifiers;
 mod password;
@@ -10,6 +11,7 @@ mod password_policy;
 mod token;
 
 pub use account_state::{AccountState, StateKind};
+pub use date_of_birth::DateOfBirth;
 pub use email::Email;
 pub use identifiers::{Ine, Login, StudentId};
 pub use password::Password;
@@ -31,6 +33,8 @@ pub enum ParseError {
     StudentId,
     #[error("not a valid INE: 10 digits and a letter, or 9 digits and 2 letters")]
     Ine,
+    #[error("not a valid date of birth")]
+    DateOfBirth,
     #[error("not a valid account state")]
     AccountState,
     #[error("not a link of ours")]
@@ -46,6 +50,7 @@ impl ParseError {
             ParseError::Login => "error.field.login",
             ParseError::StudentId => "error.field.student_id",
             ParseError::Ine => "error.field.ine",
+            ParseError::DateOfBirth => "error.field.date_of_birth",
             ParseError::AccountState => "error.field.account_state",
             ParseError::Token => "error.link.unknown",
         }

@@ -104,6 +104,8 @@ pub struct PersonalData<'a> {
     pub login: Option<&'a str>,
     pub student_id: Option<&'a str>,
     pub names: Vec<&'a str>,
+    /// The date of birth, spelled as people put it in passwords (`21032004`…).
+    pub dates: Vec<String>,
 }
 
 /// A password that passed the profile's rules.
@@ -246,6 +248,7 @@ impl PasswordPolicy {
         inputs.extend(personal.login);
         inputs.extend(personal.student_id);
         inputs.extend(personal.names.iter().copied());
+        inputs.extend(personal.dates.iter().map(String::as_str));
         let score: u8 = zxcvbn::zxcvbn(candidate, &inputs).score().into();
         score < self.rules.min_strength
     }
@@ -264,6 +267,7 @@ fn contains_personal_data(candidate: &str, personal: &PersonalData<'_>) -> bool 
         .into_iter()
         .chain(personal.student_id)
         .chain(names)
+        .chain(personal.dates.iter().map(String::as_str))
         .map(fold)
         .filter(|part| part.chars().count() >= 3)
         .any(|part| haystack.contains(&part))
@@ -301,6 +305,11 @@ mod tests {
             login: Some("ldurand"),
             student_id: Some("28700001"),
             names: vec!["Léa", "Durand"],
+            dates: "21/03/2004"
+                .parse::<crate::domain::DateOfBirth>()
+                .unwrap()
+                .spellings()
+                .to_vec(),
         };
         PasswordPolicy::new(rules(profile)).check(candidate, candidate, &personal)
     }
@@ -358,6 +367,12 @@ mod tests {
                 check(profile, "Zq28700001#x")
                     .unwrap_err()
                     .contains(&Violation::ContainsPersonalData)
+            );
+            assert!(
+                check(profile, "Kw#21032004q")
+                    .unwrap_err()
+                    .contains(&Violation::ContainsPersonalData),
+                "{profile}: date of birth"
             );
             assert!(
                 check(profile, "Azerty123!")

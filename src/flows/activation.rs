@@ -287,5 +287,9 @@ pub(super) fn personal_data(account: &Account) -> PersonalData<'_> {
             .into_iter()
             .filter_map(|n| n.as_deref())
             .collect(),
+        dates: account
+            .date_of_birth
+            .map(|d| d.spellings().to_vec())
+            .unwrap_or_default(),
     }
 }

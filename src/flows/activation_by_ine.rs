@@ -12,8 +12,11 @@ use super::FlowError;
 use super::activation::{
     Activation, NotSent, activated_mail, activation_change, link, not_eligible, personal_data,
 };
-use crate::config::Lang;
-use crate::domain::{Email, Ine, PasswordPolicy, PersonalData, StudentId, Token, Violation};
+use crate::config::{BirthDate, Lang};
+use crate::directory::Account;
+use crate::domain::{
+    DateOfBirth, Email, Ine, PasswordPolicy, PersonalData, StudentId, Token, Violation,
+};
 use crate::store::{LinkState, Outgoing, Purpose};
 
 /// Time to fill in the password form after identifying.
@@ -35,11 +38,13 @@ pub enum Confirmed {
 
 impl Activation<'_> {
     /// Step 1. Always returns a token for the next form; it leads somewhere only if
-    /// exactly one account awaiting activation has this student number and INE.
+    /// exactly one account awaiting activation has this student number and INE (and
+    /// this date of birth, when the profile asks for it).
     pub async fn identify(
         &self,
         student: &StudentId,
         ine: &Ine,
+        born: Option<DateOfBirth>,
         now: OffsetDateTime,
     ) -> Result<Token, FlowError> {
         let token = Token::generate();
@@ -48,6 +53,10 @@ impl Activation<'_> {
             return Ok(token);
         }
         let account = found.remove(0);
+        if !birth_date_matches(self.profile.identity.birth_date, born, &account) {
+            tracing::info!("activation by INE: date of birth does not match");
+            return Ok(token);
+        }
         if let Some(reason) = not_eligible(self.profile, &account) {
             tracing::info!(?reason, "activation by INE: not eligible");
             return Ok(token);
@@ -206,5 +215,17 @@ impl Activation<'_> {
         Ok(Confirmed::Activated {
             login: account.login.to_string(),
         })
+    }
+}
+
+/// `Required`: the date given must be the one in the directory (an entry without one
+/// cannot be activated this way). `Optional`: a date given must match when the
+/// directory has one; none given, or none recorded, is not held against the student.
+fn birth_date_matches(rule: BirthDate, born: Option<DateOfBirth>, account: &Account) -> bool {
+    match (rule, born, account.date_of_birth) {
+        (BirthDate::Off, _, _) => true,
+        (_, Some(given), Some(recorded)) => given == recorded,
+        (BirthDate::Required, _, _) => false,
+        (BirthDate::Optional, _, _) => true,
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::StatusCode;
+use axum::http::header::CACHE_CONTROL;
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Value, context};
 use serde::Deserialize;
@@ -14,8 +15,10 @@ use time::OffsetDateTime;
 
 use super::error::WebError;
 use super::{AppState, Frame, limits};
-use crate::config::IdentityMethod;
-use crate::domain::{Email, Ine, PasswordPolicy, StudentId, Token, Violation};
+use crate::config::{BirthDate, IdentityMethod};
+use crate::domain::{
+    DateOfBirth, Email, Ine, ParseError, PasswordPolicy, StudentId, Token, Violation,
+};
 use crate::flows::activation::{Activation, NotSent, Opened, Requested, Saved};
 use crate::flows::activation_by_ine::{Chosen, Confirmed};
 use crate::store::LinkState;
@@ -54,12 +57,28 @@ fn rule_lines(policy: &PasswordPolicy) -> Vec<Value> {
         .collect()
 }
 
-/// The broken rules, in the same shape.
+/// The broken rules, in the same shape, each with the field it is about.
 fn violation_lines(violations: Vec<Violation>) -> Vec<Value> {
     violations
         .into_iter()
-        .map(|v| context! { key => v.code(), n => v.number().map(|n| n.to_string()).unwrap_or_default() })
+        .map(|v| {
+            let field = match v {
+                Violation::ConfirmationMismatch => "confirmation",
+                _ => "password",
+            };
+            context! { key => v.code(), n => v.number().map(|n| n.to_string()).unwrap_or_default(), field }
+        })
         .collect()
+}
+
+/// A page that holds a link's token: never kept by the browser or a proxy.
+fn private(status: StatusCode, html: Html<String>) -> Response {
+    (status, [(CACHE_CONTROL, "no-store")], html).into_response()
+}
+
+/// The GET page a token-holding form page can be shown again at, in another language.
+fn again(path: &str, token: &Token) -> String {
+    format!("{path}?t={}", token.expose())
 }
 
 /// The activation link's lifetime in hours, as pages print it.
@@ -69,19 +88,15 @@ fn hours(state: &AppState) -> String {
 
 pub async fn start(State(state): State<AppState>, frame: Frame) -> Result<Html<String>, WebError> {
     if by_ine(&state) {
-        let errors = context! { student => (), ine => () };
-        return state.render(
-            "activation_identify.html",
-            &frame,
-            context! { student => "", ine => "", errors },
-        );
+        let errors = context! { student => (), ine => (), born => () };
+        return identify_page(&state, &frame, &RequestForm::default(), errors);
     }
     let errors = context! { email => (), terms => () };
     let page = context! { terms => terms(&state, &frame), email => "", errors };
     state.render("activation_start.html", &frame, page)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct RequestForm {
     #[serde(default)]
     email: String,
@@ -91,6 +106,8 @@ pub struct RequestForm {
     student: String,
     #[serde(default)]
     ine: String,
+    #[serde(default)]
+    born: String,
 }
 
 /// Whether the profile identifies by student number and INE (Perpignan).
@@ -155,7 +172,8 @@ fn gone(state: &AppState, frame: &Frame, link: &LinkState) -> Result<Response, W
         LinkState::Unknown | LinkState::Live(_) => "link.unknown",
     };
     let page = context! { reason, hours => hours(state), restart => "/activation" };
-    let html = state.render("link_gone.html", frame, page)?;
+    let frame = frame.clone().switching_to("/activation".to_owned());
+    let html = state.render("link_gone.html", &frame, page)?;
     Ok((StatusCode::GONE, html).into_response())
 }
 
@@ -191,7 +209,7 @@ pub async fn open(
             display_name,
         } => {
             let html = password_page(&state, &frame, &token, &login, &display_name, Vec::new())?;
-            Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], html).into_response())
+            Ok(private(StatusCode::OK, html))
         }
         Opened::Gone(link) => gone(&state, &frame, &link),
     }
@@ -229,10 +247,7 @@ pub async fn save(
         )
         .await?
     {
-        Saved::Activated { login } => {
-            let html = state.render("activation_done.html", &frame, context! { login })?;
-            Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], html).into_response())
-        }
+        Saved::Activated { login } => done(&state, frame, login),
         Saved::Refused(violations) => {
             let Opened::Form {
                 login,
@@ -242,8 +257,9 @@ pub async fn save(
                 return gone(&state, &frame, &LinkState::Unknown);
             };
             let violations = violation_lines(violations);
+            let frame = frame.switching_to(again("/activation/password", &token));
             let html = password_page(&state, &frame, &token, &login, &display_name, violations)?;
-            Ok((StatusCode::BAD_REQUEST, html).into_response())
+            Ok(private(StatusCode::BAD_REQUEST, html))
         }
         Saved::Gone(link) => gone(&state, &frame, &link),
     }
@@ -260,28 +276,77 @@ async fn identify(
 ) -> Result<Response, WebError> {
     limits::check(&state, "activation", client.ip(), &form.student).await?;
     let (student, ine) = (form.student.parse::<StudentId>(), form.ine.parse::<Ine>());
-    let (Ok(student), Ok(ine)) = (&student, &ine) else {
+    let born = date_of_birth(state.settings.profile.identity.birth_date, &form.born);
+    let (Ok(student), Ok(ine), Ok(born)) = (&student, &ine, &born) else {
         let errors = context! {
             student => student.as_ref().err().map(|e| e.code()),
             ine => ine.as_ref().err().map(|e| e.code()),
+            born => born.as_ref().err().map(|e| e.code()),
         };
-        let page = context! { student => form.student.trim(), ine => form.ine.trim(), errors };
-        let html = state.render("activation_identify.html", &frame, page)?;
+        let html = identify_page(&state, &frame, &form, errors)?;
         return Ok((StatusCode::BAD_REQUEST, html).into_response());
     };
     let token = flow(&state)
-        .identify(student, ine, OffsetDateTime::now_utc())
+        .identify(student, ine, *born, OffsetDateTime::now_utc())
         .await?;
     tokio::time::sleep(EVEN_ANSWER.saturating_sub(started.elapsed())).await;
-    Ok(choose_page(
-        &state,
-        &frame,
-        &token,
-        "",
-        Vec::new(),
-        context! { email => (), terms => () },
-    )?
-    .into_response())
+    let frame = frame.switching_to(again("/activation/choose", &token));
+    let html = choose_page(&state, &frame, &token, "", Vec::new(), no_errors())?;
+    Ok(private(StatusCode::OK, html))
+}
+
+fn no_errors() -> Value {
+    context! { email => (), terms => () }
+}
+
+/// Perpignan's step 2 shown again (GET), after a language switch. Any well-formed
+/// token gets the form, matched or not, as after step 1.
+pub async fn choosing(
+    State(state): State<AppState>,
+    frame: Frame,
+    Query(query): Query<LinkQuery>,
+) -> Result<Response, WebError> {
+    let Ok(token) = query.t.parse::<Token>() else {
+        return gone(&state, &frame, &LinkState::Unknown);
+    };
+    let html = choose_page(&state, &frame, &token, "", Vec::new(), no_errors())?;
+    Ok(private(StatusCode::OK, html))
+}
+
+/// The last page of an activation. Its language switch leads home: the form behind
+/// it is used up.
+fn done(state: &AppState, frame: Frame, login: String) -> Result<Response, WebError> {
+    let frame = frame.switching_to("/".to_owned());
+    let html = state.render("activation_done.html", &frame, context! { login })?;
+    Ok(private(StatusCode::OK, html))
+}
+
+/// The date of birth as the profile asks for it: ignored when off, blank allowed when
+/// optional.
+fn date_of_birth(rule: BirthDate, raw: &str) -> Result<Option<DateOfBirth>, ParseError> {
+    match rule {
+        BirthDate::Off => Ok(None),
+        BirthDate::Optional if raw.trim().is_empty() => Ok(None),
+        BirthDate::Optional | BirthDate::Required => raw.parse().map(Some),
+    }
+}
+
+fn identify_page(
+    state: &AppState,
+    frame: &Frame,
+    form: &RequestForm,
+    errors: Value,
+) -> Result<Html<String>, WebError> {
+    let born_field = match state.settings.profile.identity.birth_date {
+        BirthDate::Off => None,
+        BirthDate::Optional => Some("optional"),
+        BirthDate::Required => Some("required"),
+    };
+    let page = context! {
+        student => form.student.trim(), ine => form.ine.trim(), born => form.born.trim(),
+        born_field, errors,
+    };
+    state.render("activation_identify.html", frame, page)
 }
 
 fn choose_page(
@@ -328,6 +393,7 @@ pub async fn choose(
         return gone(&state, &frame, &LinkState::Unknown);
     };
     limits::check(&state, "activation-choose", client.ip(), &form.t).await?;
+    let frame = frame.switching_to(again("/activation/choose", &token));
     let email = form.email.parse::<Email>();
     let accepted = form.terms.as_deref() == Some("accepted");
     let Ok(email) = email else {
@@ -340,12 +406,12 @@ pub async fn choose(
             Vec::new(),
             errors,
         )?;
-        return Ok((StatusCode::BAD_REQUEST, html).into_response());
+        return Ok(private(StatusCode::BAD_REQUEST, html));
     };
     if !accepted {
         let errors = context! { email => (), terms => "activation.terms.required" };
         let html = choose_page(&state, &frame, &token, email.as_str(), Vec::new(), errors)?;
-        return Ok((StatusCode::BAD_REQUEST, html).into_response());
+        return Ok(private(StatusCode::BAD_REQUEST, html));
     }
     let now = OffsetDateTime::now_utc();
     match flow(&state)
@@ -362,15 +428,22 @@ pub async fn choose(
         Chosen::Sent => {
             tokio::time::sleep(EVEN_ANSWER.saturating_sub(started.elapsed())).await;
             let page = context! { message => "activation.confirm.sent", email => email.as_str(), hours => hours(&state) };
+            let frame = frame.switching_to("/".to_owned());
             Ok(state
                 .render("activation_sent.html", &frame, page)?
                 .into_response())
         }
         Chosen::Refused(violations) => {
             let violations = violation_lines(violations);
-            let errors = context! { email => (), terms => () };
-            let html = choose_page(&state, &frame, &token, email.as_str(), violations, errors)?;
-            Ok((StatusCode::BAD_REQUEST, html).into_response())
+            let html = choose_page(
+                &state,
+                &frame,
+                &token,
+                email.as_str(),
+                violations,
+                no_errors(),
+            )?;
+            Ok(private(StatusCode::BAD_REQUEST, html))
         }
         Chosen::Gone(link) => gone(&state, &frame, &link),
     }
@@ -396,7 +469,7 @@ pub async fn confirmation(
                 &frame,
                 context! { token => token.expose() },
             )?;
-            Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], html).into_response())
+            Ok(private(StatusCode::OK, html))
         }
         other => gone(&state, &frame, &other),
     }
@@ -422,10 +495,7 @@ pub async fn confirm(
         .confirm(&token, frame.0.lang, OffsetDateTime::now_utc())
         .await?
     {
-        Confirmed::Activated { login } => {
-            let html = state.render("activation_done.html", &frame, context! { login })?;
-            Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], html).into_response())
-        }
+        Confirmed::Activated { login } => done(&state, frame, login),
         Confirmed::Gone(link) => gone(&state, &frame, &link),
     }
 }

@@ -19,7 +19,22 @@ const FILES: &[(&str, &str, &str)] = &[
         "image/svg+xml",
         include_str!("../../static/logo.svg"),
     ),
+    (
+        "password.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/password.js"),
+    ),
 ];
+
+/// Browsers ask for `/favicon.ico` on their own; the pages name the logo as their
+/// icon, and this answers the stray request without an error page.
+pub async fn favicon() -> Response {
+    (
+        [(CACHE_CONTROL, "public, max-age=86400")],
+        axum::http::StatusCode::NO_CONTENT,
+    )
+        .into_response()
+}
 
 pub async fn file(Path(name): Path<String>) -> Result<Response, WebError> {
     let (_, content_type, body) = FILES

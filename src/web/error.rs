@@ -99,6 +99,7 @@ pub async fn render_error_pages(
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let here = super::here(request.method(), request.uri());
     let response = next.run(request).await;
     let status = response.status();
     let marker = response.extensions().get::<ErrorPage>().copied();
@@ -114,6 +115,7 @@ pub async fn render_error_pages(
         lang: locale.map_or(state.settings.profile.languages.default, |l| l.0),
         request_id,
         csrf: None,
+        here,
     };
     let page = context! { key => page };
     let profile = &state.settings.profile;

@@ -18,7 +18,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Extension, Router, middleware};
 use minijinja::{Value, context};
 use tower::ServiceBuilder;
@@ -115,7 +115,38 @@ impl<S: Send + Sync> FromRequestParts<S> for Frame {
             lang,
             request_id,
             csrf,
+            here: here(&parts.method, &parts.uri),
         }))
+    }
+}
+
+impl Frame {
+    /// Points the language switch at `path_and_query`: a page answering a POST shows
+    /// the switch to its GET twin, so switching does not resubmit or lose the link.
+    fn switching_to(mut self, path_and_query: String) -> Frame {
+        self.0.here = path_and_query;
+        self
+    }
+}
+
+/// The current page for the language switch: a GET keeps its query but `lang`; any
+/// other method leads back to its path.
+fn here(method: &axum::http::Method, uri: &axum::http::Uri) -> String {
+    let path = uri.path();
+    let query = match (method, uri.query()) {
+        (&axum::http::Method::GET | &axum::http::Method::HEAD, Some(q)) => {
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(
+                    url::form_urlencoded::parse(q.as_bytes()).filter(|(key, _)| key != "lang"),
+                )
+                .finish()
+        }
+        _ => String::new(),
+    };
+    if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{query}")
     }
 }
 
@@ -134,7 +165,10 @@ pub fn router(state: AppState) -> Router {
             "/activation/password",
             get(activation::open).post(activation::save),
         )
-        .route("/activation/choose", post(activation::choose))
+        .route(
+            "/activation/choose",
+            get(activation::choosing).post(activation::choose),
+        )
         .route(
             "/activation/confirm",
             get(activation::confirmation).post(activation::confirm),
@@ -145,6 +179,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(home))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/favicon.ico", get(assets::favicon))
         .route("/static/theme.css", get(assets::theme))
         .route("/static/{name}", get(assets::file));
     if let Some(dir) = state.settings.server.dev_mailbox.clone() {

@@ -15,6 +15,17 @@ pub struct PageFrame {
     pub request_id: Option<String>,
     /// The value forms repeat in their hidden `csrf` field.
     pub csrf: Option<String>,
+    /// Where the language switch leads, without its `lang` parameter: the same
+    /// page, its query (a link's token) included.
+    pub here: String,
+}
+
+impl PageFrame {
+    /// The language switch's target: `here` with `lang` set to `lang`.
+    fn switch_href(&self, lang: Lang) -> String {
+        let separator = if self.here.contains('?') { '&' } else { '?' };
+        format!("{}{separator}lang={}", self.here, lang.code())
+    }
 }
 
 /// Renders `name` with the page frame and the page's own values.
@@ -32,6 +43,7 @@ pub fn render(
     let ctx = context! {
         lang => frame.lang.code(),
         other_lang => other.code(),
+        switch_href => frame.switch_href(other),
         institution => profile.institution.get(frame.lang),
         support_email => profile.support.email.as_str(),
         logo_url => profile.branding.logo_url.as_deref(),

@@ -3,6 +3,8 @@
 //! free port. Nothing is shared between tests, so they run in any order, in parallel.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod browser;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -382,6 +384,35 @@ impl TestApp {
         self.http.get(self.url(path)).send().await.unwrap()
     }
 
+    /// Posts a form as a browser does, with the CSRF value of this client's cookie
+    /// (every page with a form shows the same one; /activation always has a form).
+    pub async fn post_form(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> (reqwest::StatusCode, String) {
+        let response = self.post_form_response(path, fields).await;
+        (response.status(), response.text().await.unwrap())
+    }
+
+    /// `post_form`, keeping the whole response (headers included).
+    pub async fn post_form_response(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let page = self.get("/activation").await.text().await.unwrap();
+        let csrf = csrf_of(&page);
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.http
+            .post(self.url(path))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Stops the server, waiting for requests in flight.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -391,6 +422,32 @@ impl TestApp {
             server.await.unwrap();
         }
     }
+}
+
+/// The hidden CSRF field of a page.
+pub fn csrf_of(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .expect("no csrf field")
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// The `t=` value of the link to `path` in a received message's text part.
+pub fn link_token(raw: &str, path: &str) -> String {
+    let message = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .unwrap();
+    let text = message.body_text(0).unwrap().into_owned();
+    text.split(&format!("{path}?t="))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no link to {path} in mail: {text}"))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 // Accounts of the sample tree (directory-schema/sample/tree.ldif).

@@ -82,8 +82,11 @@ pub async fn run(
         .map(|tls| (tls.cert_path.clone(), tls.key_path.clone()));
     let app = web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (stop_jobs, stopped) = tokio::sync::watch::channel(false);
-    let outbox = tokio::spawn(state.outbox.clone().run(stopped.clone()));
-    let invitations = tokio::spawn(invite_periodically(state.clone(), stopped));
+    // A JoinSet aborts its tasks when dropped: if this future is dropped (the process
+    // is going away), the jobs go with it instead of running on detached.
+    let mut jobs = tokio::task::JoinSet::new();
+    jobs.spawn(state.outbox.clone().run(stopped.clone()));
+    jobs.spawn(invite_periodically(state.clone(), stopped));
     let result = match tls {
         None => axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
@@ -111,8 +114,7 @@ pub async fn run(
     };
     // Mail in flight finishes; what is left stays in the outbox for the next start.
     let _ = stop_jobs.send(true);
-    let _ = outbox.await;
-    let _ = invitations.await;
+    while jobs.join_next().await.is_some() {}
     state.store.close().await;
     result
 }

@@ -263,6 +263,9 @@ pub enum MailTransport {
         security: SmtpSecurity,
         username: Option<String>,
         password: Option<SecretString>,
+        /// PEM certificate(s) of a private CA that signed the relay's certificate, trusted
+        /// in addition to the public roots (many universities run their own PKI).
+        ca_file: Option<PathBuf>,
         #[serde(default = "default_smtp_timeout", with = "humantime_serde")]
         timeout: Duration,
     },

@@ -1,5 +1,7 @@
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use std::path::Path;
+
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
@@ -43,6 +45,23 @@ impl std::fmt::Debug for Mailer {
     }
 }
 
+/// Verifies the relay's certificate against the public roots, plus a private CA if given.
+fn tls_parameters(host: &str, ca_file: Option<&Path>) -> Result<TlsParameters, MailError> {
+    let mut builder = TlsParameters::builder(host.to_owned());
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            MailError::Settings(format!("mail.transport.ca_file {}: {e}", path.display()))
+        })?;
+        let certificate = Certificate::from_pem(&pem).map_err(|e| {
+            MailError::Settings(format!("mail.transport.ca_file {}: {e}", path.display()))
+        })?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder
+        .build_rustls()
+        .map_err(|e| MailError::Settings(e.to_string()))
+}
+
 impl Mailer {
     pub fn new(settings: &MailSettings) -> Result<Mailer, MailError> {
         let from = settings
@@ -62,11 +81,10 @@ impl Mailer {
                 security,
                 username,
                 password,
+                ca_file,
                 timeout,
             } => {
-                let tls_parameters = || {
-                    TlsParameters::new(host.clone()).map_err(|e| MailError::Settings(e.to_string()))
-                };
+                let tls_parameters = || tls_parameters(host, ca_file.as_deref());
                 let tls = match security {
                     SmtpSecurity::Tls => Tls::Wrapper(tls_parameters()?),
                     SmtpSecurity::Starttls => Tls::Required(tls_parameters()?),
@@ -100,13 +118,21 @@ impl Mailer {
                 .await
                 .map(|_| ())
                 .map_err(|e| MailError::Transient(e.to_string())),
-            Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(|e| {
-                if e.is_permanent() {
-                    MailError::Permanent(e.to_string())
-                } else {
-                    MailError::Transient(e.to_string())
-                }
-            }),
+            Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(classify),
         }
+    }
+}
+
+/// A 5xx refusal of this message gives it up; anything else is retried. A refused
+/// login (530, 534, 535, 538) is a 5xx too, but it is the settings' fault, not the
+/// message's: the mail waits, and goes out once the password is fixed.
+fn classify(error: lettre::transport::smtp::Error) -> MailError {
+    let credentials_refused = error
+        .status()
+        .is_some_and(|code| matches!(code.to_string().as_str(), "530" | "534" | "535" | "538"));
+    if error.is_permanent() && !credentials_refused {
+        MailError::Permanent(error.to_string())
+    } else {
+        MailError::Transient(error.to_string())
     }
 }

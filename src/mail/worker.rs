@@ -15,7 +15,6 @@ use crate::templates::Templates;
 /// A claimed row is ours for this long: more than the SMTP timeout, so a slow relay
 /// never lets another worker send the same row.
 const LEASE_SECS: i64 = 300;
-const BATCH: i64 = 20;
 const MAX_BACKOFF_SECS: i64 = 3600;
 
 #[derive(Clone, Debug)]
@@ -50,16 +49,25 @@ impl OutboxWorker {
 
     /// Sends what is due now; returns how many messages were sent.
     pub async fn drain(&self) -> Result<usize, StoreError> {
+        self.drain_while(|| true).await
+    }
+
+    /// Claims and sends one row at a time while `go_on` says so: the lease only has to
+    /// cover one send, and a stop request waits for at most the message in flight.
+    async fn drain_while(&self, go_on: impl Fn() -> bool) -> Result<usize, StoreError> {
         let mut sent = 0;
-        loop {
-            let batch = self.store.claim_mail(unix_now(), LEASE_SECS, BATCH).await?;
-            if batch.is_empty() {
-                return Ok(sent);
-            }
-            for mail in &batch {
-                sent += usize::from(self.deliver(mail).await?);
-            }
+        while go_on() {
+            let Some(mail) = self
+                .store
+                .claim_mail(unix_now(), LEASE_SECS, 1)
+                .await?
+                .pop()
+            else {
+                break;
+            };
+            sent += usize::from(self.deliver(&mail).await?);
         }
+        Ok(sent)
     }
 
     async fn deliver(&self, mail: &Claimed) -> Result<bool, StoreError> {
@@ -110,7 +118,7 @@ impl OutboxWorker {
             .poll_interval
             .max(Duration::from_millis(50));
         while !*stop.borrow() {
-            if let Err(error) = self.drain().await {
+            if let Err(error) = self.drain_while(|| !*stop.borrow()).await {
                 tracing::warn!(%error, "outbox: database unavailable, will retry");
             }
             tokio::select! {

@@ -310,6 +310,7 @@ pub struct TestApp {
     pub database: TestDatabase,
     pub mail_dir: PathBuf,
     pub http: reqwest::Client,
+    settings_text: String,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     _mail: TempDir,
@@ -342,22 +343,7 @@ impl TestApp {
             mail.path(),
             profile,
         ));
-        let settings = Settings::from_toml(&text).unwrap();
-        guichet::telemetry::init(&settings.log);
-        let state = guichet::server::prepare(settings).await.unwrap();
-        let listener = guichet::server::bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let serving = state.clone();
-        let server = tokio::spawn(async move {
-            guichet::server::run(listener, serving, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
+        let (state, addr, stop, server) = launch(&text).await;
         let http = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
@@ -370,9 +356,45 @@ impl TestApp {
             database,
             mail_dir: mail.path().to_path_buf(),
             http,
+            settings_text: text,
             stop: Some(stop),
             server: Some(server),
             _mail: mail,
+        }
+    }
+
+    /// Stops the service as SIGTERM does (requests and the mail in flight finish),
+    /// then starts it again on the same directory, database and settings.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop_gracefully().await;
+        self.relaunch().await
+    }
+
+    /// Kills the service as a crash would (everything in flight is dropped, no
+    /// clean-up runs), then starts it again on the same directory, database and settings.
+    pub async fn crash_and_restart(mut self) -> TestApp {
+        if let Some(server) = self.server.take() {
+            server.abort();
+            let _ = server.await;
+        }
+        self.relaunch().await
+    }
+
+    async fn relaunch(mut self) -> TestApp {
+        let (state, addr, stop, server) = launch(&self.settings_text).await;
+        self.state = state;
+        self.addr = addr;
+        self.stop = Some(stop);
+        self.server = Some(server);
+        self
+    }
+
+    async fn stop_gracefully(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
         }
     }
 
@@ -415,13 +437,29 @@ impl TestApp {
 
     /// Stops the server, waiting for requests in flight.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.await.unwrap();
-        }
+        self.stop_gracefully().await;
     }
+}
+
+/// Prepares the app from settings text and serves it on a free port.
+async fn launch(text: &str) -> (AppState, SocketAddr, oneshot::Sender<()>, JoinHandle<()>) {
+    let settings = Settings::from_toml(text).unwrap();
+    guichet::telemetry::init(&settings.log);
+    let state = guichet::server::prepare(settings).await.unwrap();
+    let listener = guichet::server::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = state.clone();
+    let server = tokio::spawn(async move {
+        guichet::server::run(listener, serving, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (state, addr, stop, server)
 }
 
 /// The hidden CSRF field of a page.
@@ -460,10 +498,37 @@ pub const PERPIGNAN_INE: &str = "0987654321D";
 pub const SHARED_EMAIL: &str = "famille.jumeau@example.org";
 pub const METACHAR_UID: &str = "zobrien";
 
-/// A real SMTP server process (Debian's python3-aiosmtpd) storing what it receives in
-/// a Maildir. Killed when dropped.
+/// How a `TestSmtp` accepts connections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    #[default]
+    Plain,
+    /// STARTTLS required before anything else.
+    Starttls,
+    /// TLS from the first byte (port 465 style).
+    Implicit,
+}
+
+/// What a `TestSmtp` demands of its clients.
+#[derive(Clone, Debug, Default)]
+pub struct SmtpOptions {
+    pub security: SmtpSecurity,
+    /// `(user, password)` the server requires before MAIL FROM.
+    pub auth: Option<(String, String)>,
+    /// Seconds the server waits before answering RCPT: a slow relay, before it has
+    /// the message.
+    pub rcpt_delay: f64,
+    /// Seconds the server waits before answering DATA: a slow relay that has the
+    /// message already.
+    pub data_delay: f64,
+}
+
+/// A real SMTP server process (Debian's python3-aiosmtpd, through
+/// `tests/support/smtp_server.py`) storing what it receives in a Maildir. Its TLS
+/// certificate is signed by a CA made for this server only. Killed when dropped.
 pub struct TestSmtp {
     pub port: u16,
+    options: SmtpOptions,
     maildir: TempDir,
     child: Option<std::process::Child>,
 }
@@ -483,30 +548,75 @@ impl TestSmtp {
     }
 
     pub fn start_on(port: u16) -> TestSmtp {
+        Self::start_with(port, SmtpOptions::default())
+    }
+
+    pub fn start_with(port: u16, options: SmtpOptions) -> TestSmtp {
         let maildir = tempfile::Builder::new()
             .prefix("guichet-smtp-")
             .tempdir()
             .unwrap();
         let mut smtp = TestSmtp {
             port,
+            options,
             maildir,
             child: None,
         };
+        if smtp.options.security != SmtpSecurity::Plain {
+            smtp.write_certificates();
+        }
         smtp.launch();
         smtp
     }
 
+    /// A CA, and a certificate for 127.0.0.1 it signed, in the Maildir's parent.
+    fn write_certificates(&self) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        let dir = self.maildir.path();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    }
+
+    /// The PEM file of the CA that signed this server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.maildir.path().join("ca.pem")
+    }
+
     fn launch(&mut self) {
-        let child = Command::new("/usr/bin/python3")
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{}", self.port),
-            ])
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(self.maildir.path().join("Maildir"))
+        let dir = self.maildir.path();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
+        let mut command = Command::new("/usr/bin/python3");
+        command
+            .arg(script)
+            .arg(self.port.to_string())
+            .arg(dir.join("Maildir"))
+            .args(["--rcpt-delay", &self.options.rcpt_delay.to_string()])
+            .args(["--data-delay", &self.options.data_delay.to_string()]);
+        let tls_flag = match self.options.security {
+            SmtpSecurity::Plain => None,
+            SmtpSecurity::Starttls => Some("--starttls"),
+            SmtpSecurity::Implicit => Some("--smtps"),
+        };
+        if let Some(flag) = tls_flag {
+            command
+                .arg(flag)
+                .arg(dir.join("cert.pem"))
+                .arg(dir.join("key.pem"));
+        }
+        if let Some((user, password)) = &self.options.auth {
+            command.args(["--auth", &format!("{user}:{password}")]);
+        }
+        let child = command
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -519,12 +629,25 @@ impl TestSmtp {
         }
     }
 
-    /// The settings line that sends mail here.
+    /// The settings line that sends mail here, trusting this server's CA and giving
+    /// its credentials.
     pub fn transport(&self) -> String {
-        format!(
-            "transport = {{ kind = \"smtp\", host = \"127.0.0.1\", port = {}, security = \"none\", timeout = \"5s\" }}",
+        let security = match self.options.security {
+            SmtpSecurity::Plain => "none",
+            SmtpSecurity::Starttls => "starttls",
+            SmtpSecurity::Implicit => "tls",
+        };
+        let mut line = format!(
+            "transport = {{ kind = \"smtp\", host = \"127.0.0.1\", port = {}, security = \"{security}\", timeout = \"5s\"",
             self.port
-        )
+        );
+        if security != "none" {
+            line += &format!(", ca_file = \"{}\"", self.ca_file().display());
+        }
+        if let Some((user, password)) = &self.options.auth {
+            line += &format!(", username = \"{user}\", password = \"{password}\"");
+        }
+        line + " }"
     }
 
     /// The raw messages received so far.

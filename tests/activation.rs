@@ -444,17 +444,52 @@ async fn perpignan_activation_end_to_end(backend: Backend) {
 async fn a_wrong_ine_gets_the_same_pages_and_no_mail(backend: Backend) {
     let (app, smtp) = start_perpignan(backend).await;
     let token = identify(&app, "2401234", "1111111111Z").await;
+    // The rules apply, as for a real account.
+    let (status, _) = choose(&app, &token, "abc", "attacker@example.org").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, page) = choose(&app, &token, "Tramontane#47", "attacker@example.org").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         page.contains("Si les informations saisies correspondent"),
         "{page}"
     );
-    // The rules still apply, as for a real account.
-    let (status, _) = choose(&app, &token, "abc", "attacker@example.org").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(smtp.received().is_empty());
+    app.shutdown().await;
+}
+
+/// After the identification step, a matching and a non-matching identity get the
+/// same answers in every later case: used again, expired, identified twice.
+async fn identification_tokens_age_alike_matched_or_not(backend: Backend) {
+    let (app, _smtp) = start_perpignan(backend).await;
+    let answers = |token: String| {
+        let app = &app;
+        async move { choose(app, &token, "Tramontane#47", "someone@example.org").await }
+    };
+    // Identified twice: the first token still works in both cases.
+    let right_first = identify(&app, "2401234", "0987654321D").await;
+    let wrong_first = identify(&app, "2401234", "1111111111Z").await;
+    let right_second = identify(&app, "2401234", "0987654321D").await;
+    let wrong_second = identify(&app, "2401234", "1111111111Z").await;
+    let (right, wrong) = (
+        answers(right_first.clone()).await,
+        answers(wrong_first.clone()).await,
+    );
+    assert_eq!((right.0, wrong.0), (StatusCode::OK, StatusCode::OK));
+    // Used again.
+    let (right, wrong) = (answers(right_first).await, answers(wrong_first).await);
+    assert_eq!(right.0, StatusCode::GONE);
+    assert_eq!(wrong.0, StatusCode::GONE);
+    assert_eq!(right.1, wrong.1);
+    // Expired (15 minutes later).
+    sqlx::query("UPDATE one_time_tokens SET expires_at = created_at - 1")
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    let (right, wrong) = (answers(right_second).await, answers(wrong_second).await);
+    assert_eq!((right.0, wrong.0), (StatusCode::GONE, StatusCode::GONE));
+    assert!(right.1.contains("expiré"), "{}", right.1);
+    assert_eq!(right.1, wrong.1);
     app.shutdown().await;
 }
 
@@ -575,6 +610,7 @@ both_backends!(
     repeated_attempts_are_limited_per_identifier_and_per_address,
     perpignan_activation_end_to_end,
     a_wrong_ine_gets_the_same_pages_and_no_mail,
+    identification_tokens_age_alike_matched_or_not,
     perpignan_rules_refuse_unlisted_special_characters,
     a_date_of_birth_that_does_not_match_gets_the_same_pages_and_no_mail,
     a_required_date_of_birth_must_be_given_and_on_record,

@@ -37,9 +37,11 @@ pub enum Confirmed {
 }
 
 impl Activation<'_> {
-    /// Step 1. Always returns a token for the next form; it leads somewhere only if
-    /// exactly one account awaiting activation has this student number and INE (and
-    /// this date of birth, when the profile asks for it).
+    /// Step 1. Always stores and returns a token for the next form; it leads somewhere
+    /// only if exactly one account awaiting activation has this student number and
+    /// INE (and this date of birth, when the profile asks for it). Otherwise the token
+    /// is a decoy with no account: it expires and is used up like a real one, so no
+    /// later answer tells the two apart.
     pub async fn identify(
         &self,
         student: &StudentId,
@@ -48,25 +50,16 @@ impl Activation<'_> {
         now: OffsetDateTime,
     ) -> Result<Token, FlowError> {
         let token = Token::generate();
-        let mut found = self.directory.find_by_student_and_ine(student, ine).await?;
-        if found.len() != 1 {
-            return Ok(token);
-        }
-        let account = found.remove(0);
-        if !birth_date_matches(self.profile.identity.birth_date, born, &account) {
-            tracing::info!("activation by INE: date of birth does not match");
-            return Ok(token);
-        }
-        if let Some(reason) = not_eligible(self.profile, &account) {
-            tracing::info!(?reason, "activation by INE: not eligible");
-            return Ok(token);
-        }
+        let account_dn = self
+            .matching(student, ine, born)
+            .await?
+            .map_or_else(String::new, |account| account.dn);
         let now = now.unix_timestamp();
         let mut tx = self.store.begin().await?;
         tx.issue_link(
             &token.hash(),
             Purpose::Identified,
-            &account.dn,
+            &account_dn,
             &json!({}),
             now,
             now + IDENTIFIED_SECS,
@@ -74,6 +67,29 @@ impl Activation<'_> {
         .await?;
         tx.commit().await?;
         Ok(token)
+    }
+
+    /// The one account awaiting activation with this identity, if there is one.
+    async fn matching(
+        &self,
+        student: &StudentId,
+        ine: &Ine,
+        born: Option<DateOfBirth>,
+    ) -> Result<Option<Account>, FlowError> {
+        let mut found = self.directory.find_by_student_and_ine(student, ine).await?;
+        if found.len() != 1 {
+            return Ok(None);
+        }
+        let account = found.remove(0);
+        if !birth_date_matches(self.profile.identity.birth_date, born, &account) {
+            tracing::info!("activation by INE: date of birth does not match");
+            return Ok(None);
+        }
+        if let Some(reason) = not_eligible(self.profile, &account) {
+            tracing::info!(?reason, "activation by INE: not eligible");
+            return Ok(None);
+        }
+        Ok(Some(account))
     }
 
     /// Step 2: password and personal e-mail, terms accepted.
@@ -93,16 +109,11 @@ impl Activation<'_> {
             .peek_link(&identified.hash(), Purpose::Identified, at)
             .await?
         {
-            LinkState::Live(record) => record,
-            // No match: check the rules as for anyone, then answer as if sent.
-            LinkState::Unknown => {
-                return Ok(
-                    match policy.check(candidate, confirmation, &PersonalData::default()) {
-                        Ok(_) => Chosen::Sent,
-                        Err(violations) => Chosen::Refused(violations),
-                    },
-                );
+            // A decoy: check the rules as for anyone, use it up, answer as if sent.
+            LinkState::Live(record) if record.account_dn.is_empty() => {
+                return self.decoy(identified, candidate, confirmation, at).await;
             }
+            LinkState::Live(record) => record,
             other => return Ok(Chosen::Gone(other)),
         };
         let Some(account) = self.directory.read(&record.account_dn).await? else {
@@ -153,6 +164,32 @@ impl Activation<'_> {
         tx.commit().await?;
         self.outbox.notify_one();
         Ok(Chosen::Sent)
+    }
+
+    /// Step 2 on a decoy token: the same checks and answers as a real one, no mail.
+    async fn decoy(
+        &self,
+        identified: &Token,
+        candidate: &str,
+        confirmation: &str,
+        at: i64,
+    ) -> Result<Chosen, FlowError> {
+        let policy = PasswordPolicy::new(self.profile.password.clone());
+        let password = match policy.check(candidate, confirmation, &PersonalData::default()) {
+            Ok(password) => password,
+            Err(violations) => return Ok(Chosen::Refused(violations)),
+        };
+        // Hashed and thrown away: the answer takes as long as a real one.
+        self.directory.hash_password(password.password()).await?;
+        let mut tx = self.store.begin().await?;
+        let used = tx
+            .use_link(&identified.hash(), Purpose::Identified, at)
+            .await?;
+        tx.commit().await?;
+        Ok(match used {
+            Some(_) => Chosen::Sent,
+            None => Chosen::Gone(LinkState::Used),
+        })
     }
 
     /// Step 3 (GET): whether the confirmation link still works. Uses nothing up.

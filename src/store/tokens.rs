@@ -1,5 +1,6 @@
 //! One-time links. Only the SHA-256 of a token is stored. Issuing a link voids the
-//! account's older links of the same purpose; using one is a single conditional
+//! account's older links of the same purpose (except identification tokens, see
+//! `Purpose::voids_older`); using one is a single conditional
 //! UPDATE, so two requests racing with the same link cannot both succeed.
 
 use sqlx::{AnyConnection, Row};
@@ -18,6 +19,13 @@ pub enum Purpose {
 }
 
 impl Purpose {
+    /// Identification tokens are issued for every attempt, matched or not (a decoy
+    /// with no account). Voiding a matched one when the same identity is given again
+    /// would tell a guesser that the identity exists, so they only expire.
+    fn voids_older(self) -> bool {
+        self != Purpose::Identified
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Purpose::Identified => "identified",
@@ -61,15 +69,17 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE one_time_tokens SET voided_at = $1 \
-             WHERE account_dn = $2 AND purpose = $3 AND used_at IS NULL AND voided_at IS NULL",
-        )
-        .bind(now)
-        .bind(account_dn)
-        .bind(purpose.as_str())
-        .execute(&mut *conn)
-        .await?;
+        if purpose.voids_older() {
+            sqlx::query(
+                "UPDATE one_time_tokens SET voided_at = $1 \
+                 WHERE account_dn = $2 AND purpose = $3 AND used_at IS NULL AND voided_at IS NULL",
+            )
+            .bind(now)
+            .bind(account_dn)
+            .bind(purpose.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
         sqlx::query(
             "INSERT INTO one_time_tokens (token_hash, purpose, account_dn, payload, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",

@@ -5,6 +5,7 @@ pub mod activation;
 pub mod activation_by_ine;
 pub mod import;
 pub mod invitation;
+pub mod reset;
 
 use crate::directory::DirectoryError;
 use crate::store::StoreError;

@@ -11,12 +11,14 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 
 use crate::config::DatabaseSettings;
 
+mod audit;
 mod invitations;
 mod outbox;
 mod rate_limits;
 mod tokens;
 mod transaction;
 
+pub use audit::{AuditEvent, AuditFilter, AuditRecord, Origin};
 pub use invitations::Invitation;
 pub use outbox::{Claimed, Outgoing};
 pub use tokens::{LinkRecord, LinkState, Purpose};

@@ -56,6 +56,19 @@ pub enum LinkState {
     Unknown,
 }
 
+impl LinkState {
+    /// A word for the audit log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LinkState::Live(_) => "live",
+            LinkState::Expired => "expired",
+            LinkState::Used => "used",
+            LinkState::Voided => "voided",
+            LinkState::Unknown => "unknown",
+        }
+    }
+}
+
 impl Store {
     /// Records a new link for `account_dn` and voids its older ones of this purpose.
     /// Runs on the caller's connection so that it shares the caller's transaction

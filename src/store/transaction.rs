@@ -25,6 +25,10 @@ impl Store {
 }
 
 impl StoreTx {
+    pub(super) fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+
     pub async fn issue_link(
         &mut self,
         hash: &TokenHash,
@@ -104,6 +108,19 @@ impl StoreTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends every SSO session of the account (a password change, a reset): the
+    /// session check reads this table on each request, so it takes effect at once.
+    pub async fn end_sessions(&mut self, account_dn: &str, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sso_sessions SET ended_at = $1 WHERE account_dn = $2 AND ended_at IS NULL",
+        )
+        .bind(now)
+        .bind(account_dn)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {

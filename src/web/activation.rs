@@ -7,18 +7,18 @@ use std::time::{Duration, Instant};
 use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::StatusCode;
-use axum::http::header::CACHE_CONTROL;
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Value, context};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::error::WebError;
+use super::link_pages::{
+    self, LinkQuery, PasswordForm, again, private, rule_lines, violation_lines,
+};
 use super::{AppState, Frame, limits};
 use crate::config::{BirthDate, IdentityMethod};
-use crate::domain::{
-    DateOfBirth, Email, Ine, ParseError, PasswordPolicy, StudentId, Token, Violation,
-};
+use crate::domain::{DateOfBirth, Email, Ine, ParseError, PasswordPolicy, StudentId, Token};
 use crate::flows::activation::{Activation, NotSent, Opened, Requested, Saved};
 use crate::flows::activation_by_ine::{Chosen, Confirmed};
 use crate::store::LinkState;
@@ -48,42 +48,15 @@ fn terms(state: &AppState, frame: &Frame) -> Value {
     }
 }
 
-/// The profile's rules as the page lists them: a text key and its number.
-fn rule_lines(policy: &PasswordPolicy) -> Vec<Value> {
-    policy
-        .describe()
-        .into_iter()
-        .map(|(key, n)| context! { key, n => n.map(|n| n.to_string()).unwrap_or_default() })
-        .collect()
-}
-
-/// The broken rules, in the same shape, each with the field it is about.
-fn violation_lines(violations: Vec<Violation>) -> Vec<Value> {
-    violations
-        .into_iter()
-        .map(|v| {
-            let field = match v {
-                Violation::ConfirmationMismatch => "confirmation",
-                _ => "password",
-            };
-            context! { key => v.code(), n => v.number().map(|n| n.to_string()).unwrap_or_default(), field }
-        })
-        .collect()
-}
-
-/// A page that holds a link's token: never kept by the browser or a proxy.
-fn private(status: StatusCode, html: Html<String>) -> Response {
-    (status, [(CACHE_CONTROL, "no-store")], html).into_response()
-}
-
-/// The GET page a token-holding form page can be shown again at, in another language.
-fn again(path: &str, token: &Token) -> String {
-    format!("{path}?t={}", token.expose())
-}
-
 /// The activation link's lifetime in hours, as pages print it.
 fn hours(state: &AppState) -> String {
     (state.settings.profile.links.activation.as_secs() / 3600).to_string()
+}
+
+/// The page for an activation link that no longer works.
+fn gone(state: &AppState, frame: &Frame, link: &LinkState) -> Result<Response, WebError> {
+    let hours = state.settings.profile.links.activation.as_secs() / 3600;
+    link_pages::gone(state, frame, link, "/activation", hours)
 }
 
 pub async fn start(State(state): State<AppState>, frame: Frame) -> Result<Html<String>, WebError> {
@@ -157,26 +130,6 @@ pub async fn request(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
-pub struct LinkQuery {
-    #[serde(default)]
-    t: String,
-}
-
-/// The page for a link that no longer works, saying which case it is.
-fn gone(state: &AppState, frame: &Frame, link: &LinkState) -> Result<Response, WebError> {
-    let reason = match link {
-        LinkState::Expired => "link.expired",
-        LinkState::Used => "link.used",
-        LinkState::Voided => "link.voided",
-        LinkState::Unknown | LinkState::Live(_) => "link.unknown",
-    };
-    let page = context! { reason, hours => hours(state), restart => "/activation" };
-    let frame = frame.clone().switching_to("/activation".to_owned());
-    let html = state.render("link_gone.html", &frame, page)?;
-    Ok((StatusCode::GONE, html).into_response())
-}
-
 fn password_page(
     state: &AppState,
     frame: &Frame,
@@ -213,16 +166,6 @@ pub async fn open(
         }
         Opened::Gone(link) => gone(&state, &frame, &link),
     }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct PasswordForm {
-    #[serde(default)]
-    t: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    confirmation: String,
 }
 
 pub async fn save(

@@ -9,7 +9,9 @@ pub mod error;
 mod health;
 mod i18n;
 mod limits;
+mod link_pages;
 mod pages;
+mod reset;
 
 use std::sync::Arc;
 
@@ -173,6 +175,8 @@ pub fn router(state: AppState) -> Router {
             "/activation/confirm",
             get(activation::confirmation).post(activation::confirm),
         )
+        .route("/password/forgot", get(reset::forgot).post(reset::request))
+        .route("/password/reset", get(reset::open).post(reset::change))
         .route_layer(middleware::from_fn_with_state(state.clone(), csrf::protect));
     let mut app = Router::new()
         .merge(forms)

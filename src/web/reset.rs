@@ -1,0 +1,180 @@
+//! Forgot-password pages: the request form, the same "check your mail" answer for
+//! everyone, and the new-password form behind the mailed link.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Form;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::{Value, context};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::error::WebError;
+use super::link_pages::{
+    self, LinkQuery, PasswordForm, again, private, rule_lines, violation_lines,
+};
+use super::{AppState, Frame, limits};
+use crate::config::ResetIdentifier;
+use crate::domain::{PasswordPolicy, Token};
+use crate::flows::reset::{Changed, Identifier, Opened, Reset};
+use crate::store::{LinkState, Origin};
+
+/// Every answer to the request takes at least this long, whatever the account.
+const EVEN_ANSWER: Duration = Duration::from_millis(300);
+
+fn flow<'a>(state: &'a AppState, client: SocketAddr, frame: &Frame) -> Reset<'a> {
+    Reset {
+        store: &state.store,
+        directory: &state.directory,
+        profile: &state.settings.profile,
+        public_url: &state.settings.server.public_url,
+        outbox: state.outbox.waker(),
+        origin: Origin {
+            client_ip: Some(client.ip()),
+            request_id: frame.0.request_id.clone(),
+        },
+    }
+}
+
+fn hours(state: &AppState) -> u64 {
+    state.settings.profile.links.reset.as_secs() / 3600
+}
+
+fn gone(state: &AppState, frame: &Frame, link: &LinkState) -> Result<Response, WebError> {
+    link_pages::gone(state, frame, link, "/password/forgot", hours(state))
+}
+
+/// The label of the identifier field: what this profile accepts.
+fn identifier_label(state: &AppState) -> &'static str {
+    match state.settings.profile.reset.identifiers.as_slice() {
+        [ResetIdentifier::PersonalEmail] => "reset.forgot.email",
+        _ => "reset.forgot.any",
+    }
+}
+
+fn forgot_page(
+    state: &AppState,
+    frame: &Frame,
+    typed: &str,
+    error: Option<&str>,
+) -> Result<Html<String>, WebError> {
+    let page = context! { label => identifier_label(state), typed, error };
+    state.render("password_forgot.html", frame, page)
+}
+
+pub async fn forgot(State(state): State<AppState>, frame: Frame) -> Result<Html<String>, WebError> {
+    forgot_page(&state, &frame, "", None)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ForgotForm {
+    #[serde(default)]
+    identifier: String,
+}
+
+pub async fn request(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    frame: Frame,
+    Form(form): Form<ForgotForm>,
+) -> Result<Response, WebError> {
+    let started = Instant::now();
+    limits::check(&state, "reset", client.ip(), &form.identifier).await?;
+    let allowed = &state.settings.profile.reset.identifiers;
+    let Some(identifier) = Identifier::parse(&form.identifier, allowed) else {
+        let error = if identifier_label(&state) == "reset.forgot.email" {
+            "reset.forgot.email_invalid"
+        } else {
+            "reset.forgot.any_invalid"
+        };
+        let html = forgot_page(&state, &frame, form.identifier.trim(), Some(error))?;
+        return Ok((StatusCode::BAD_REQUEST, html).into_response());
+    };
+    flow(&state, client, &frame)
+        .request(&identifier, frame.0.lang, OffsetDateTime::now_utc())
+        .await?;
+    tokio::time::sleep(EVEN_ANSWER.saturating_sub(started.elapsed())).await;
+    let page = context! { hours => hours(&state).to_string() };
+    Ok(state
+        .render("password_sent.html", &frame, page)?
+        .into_response())
+}
+
+fn reset_page(
+    state: &AppState,
+    frame: &Frame,
+    token: &Token,
+    login: &str,
+    violations: Vec<Value>,
+) -> Result<Html<String>, WebError> {
+    let policy = PasswordPolicy::new(state.settings.profile.password.clone());
+    let page = context! {
+        token => token.expose(),
+        login, violations,
+        rules => rule_lines(&policy),
+        specials => policy.allowed_specials(),
+    };
+    state.render("password_reset.html", frame, page)
+}
+
+pub async fn open(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    frame: Frame,
+    Query(query): Query<LinkQuery>,
+) -> Result<Response, WebError> {
+    let Ok(token) = query.t.parse::<Token>() else {
+        return gone(&state, &frame, &LinkState::Unknown);
+    };
+    match flow(&state, client, &frame)
+        .open(&token, OffsetDateTime::now_utc())
+        .await?
+    {
+        Opened::Form { login } => Ok(private(
+            StatusCode::OK,
+            reset_page(&state, &frame, &token, &login, Vec::new())?,
+        )),
+        Opened::Gone(link) => gone(&state, &frame, &link),
+    }
+}
+
+pub async fn change(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    frame: Frame,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, WebError> {
+    let Ok(token) = form.t.parse::<Token>() else {
+        return gone(&state, &frame, &LinkState::Unknown);
+    };
+    limits::check(&state, "reset-password", client.ip(), &form.t).await?;
+    let now = OffsetDateTime::now_utc();
+    let flow = flow(&state, client, &frame);
+    match flow
+        .change(
+            &token,
+            &form.password,
+            &form.confirmation,
+            frame.0.lang,
+            now,
+        )
+        .await?
+    {
+        Changed::Done { login } => {
+            let html = state.render("password_done.html", &frame, context! { login })?;
+            Ok(private(StatusCode::OK, html))
+        }
+        Changed::Refused(violations) => {
+            let Opened::Form { login } = flow.open(&token, now).await? else {
+                return gone(&state, &frame, &LinkState::Unknown);
+            };
+            let frame = frame.switching_to(again("/password/reset", &token));
+            let html = reset_page(&state, &frame, &token, &login, violation_lines(violations))?;
+            Ok(private(StatusCode::BAD_REQUEST, html))
+        }
+        Changed::Gone(link) => gone(&state, &frame, &link),
+    }
+}

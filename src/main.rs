@@ -10,7 +10,7 @@ use guichet::dev::{self, DevOptions};
 use guichet::domain::Login;
 use guichet::flows::invitation::Resent;
 use guichet::server;
-use guichet::store::Store;
+use guichet::store::{AuditFilter, Store};
 use guichet::telemetry;
 
 /// Guichet: self-service desk for university accounts (activation, password reset,
@@ -70,6 +70,31 @@ enum Command {
         /// The CSV file (`;` or `,`, UTF-8, header row).
         file: PathBuf,
     },
+    /// The audit log: security events, newest first.
+    Audit {
+        /// Only this account: a login, or what was typed (an e-mail) for requests
+        /// that matched no account.
+        #[arg(long)]
+        account: Option<String>,
+        /// Only this kind (`reset.request`), or a family ending in `.` (`reset.`).
+        #[arg(long)]
+        kind: Option<String>,
+        /// From this time: a date (2026-11-20), a time (2026-11-20T08:00:00Z) or an
+        /// age (24h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Until this time, in the same forms.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only events whose outcome is not `ok`.
+        #[arg(long)]
+        failures: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// One JSON object per line instead of columns.
+        #[arg(long)]
+        json: bool,
+    },
     /// Helpdesk and admin actions on student accounts.
     Accounts {
         #[command(subcommand)]
@@ -85,6 +110,15 @@ enum AccountsAction {
         /// have a personal e-mail); a running `guichet serve` sends it.
         #[arg(long, value_name = "LOGIN")]
         resend: String,
+    },
+    /// The helpdesk diagnostic of an account: state, personal e-mail, last mails
+    /// and whether they left, last failed attempts.
+    Show {
+        /// A login, a student number or a personal e-mail.
+        account: String,
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -130,6 +164,43 @@ async fn run(cli: Cli) -> ExitCode {
             Ok(settings) => resend_invitation(settings, &resend).await,
             Err(e) => config_failure(&e),
         },
+        Command::Accounts {
+            action: AccountsAction::Show { account, json },
+        } => match Settings::load(&cli.config) {
+            Ok(settings) => show_account(settings, &account, json).await,
+            Err(e) => config_failure(&e),
+        },
+        Command::Audit {
+            account,
+            kind,
+            since,
+            until,
+            failures,
+            limit,
+            json,
+        } => {
+            let settings = match Settings::load(&cli.config) {
+                Ok(settings) => settings,
+                Err(e) => return config_failure(&e),
+            };
+            let (since, until) = match (parse_when(since.as_deref()), parse_when(until.as_deref()))
+            {
+                (Ok(since), Ok(until)) => (since, until),
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let filter = AuditFilter {
+                account: account.map(|a| account_key(&settings, &a)),
+                kind,
+                since,
+                until,
+                failures_only: failures,
+                limit,
+            };
+            audit(settings, &filter, json).await
+        }
         Command::Import { file } => match Settings::load(&cli.config) {
             Ok(settings) => import(settings, &file).await,
             Err(e) => config_failure(&e),
@@ -300,5 +371,177 @@ async fn import(settings: Settings, file: &std::path::Path) -> ExitCode {
             }
         }
         Err(e) => failure(e),
+    }
+}
+
+/// A time filter: a date, an RFC 3339 time, or an age back from now.
+fn parse_when(raw: Option<&str>) -> Result<Option<i64>, String> {
+    use time::format_description::well_known::Rfc3339;
+    let Some(raw) = raw else { return Ok(None) };
+    if let Ok(at) = time::OffsetDateTime::parse(raw, &Rfc3339) {
+        return Ok(Some(at.unix_timestamp()));
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(date) = time::Date::parse(raw, &date_format) {
+        return Ok(Some(date.midnight().assume_utc().unix_timestamp()));
+    }
+    match humantime_serde::re::humantime::parse_duration(raw) {
+        Ok(age) => Ok(Some(guichet::store::unix_now() - age.as_secs() as i64)),
+        Err(_) => Err(format!(
+            "`{raw}` is not a date (2026-11-20), a time (2026-11-20T08:00:00Z) or an age (24h)"
+        )),
+    }
+}
+
+/// Events name an account by its DN; admins type its login.
+fn account_key(settings: &Settings, typed: &str) -> String {
+    match typed.parse::<Login>() {
+        Ok(login) if !typed.contains('@') && !typed.contains('=') => {
+            format!("uid={},{}", login.as_str(), settings.directory.people_dn)
+        }
+        _ => typed.to_owned(),
+    }
+}
+
+async fn audit(settings: Settings, filter: &AuditFilter, json: bool) -> ExitCode {
+    let store = match Store::connect(&settings.database).await {
+        Ok(store) => store,
+        Err(e) => return failure(e),
+    };
+    let records = store.audit_log(filter).await;
+    store.close().await;
+    let records = match records {
+        Ok(records) => records,
+        Err(e) => return failure(e),
+    };
+    for record in &records {
+        if json {
+            println!("{}", serde_json::to_string(record).unwrap_or_default());
+        } else {
+            println!(
+                "{}  {:<24} {:<16} {}  {}  {}",
+                when(record.at),
+                record.kind,
+                record.outcome,
+                record.account.as_deref().unwrap_or("-"),
+                record.client_ip.as_deref().unwrap_or("-"),
+                record.detail
+            );
+        }
+    }
+    if !json {
+        eprintln!("{} event(s)", records.len());
+    }
+    ExitCode::SUCCESS
+}
+
+fn when(seconds: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .ok()
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| seconds.to_string())
+}
+
+async fn show_account(settings: Settings, typed: &str, json: bool) -> ExitCode {
+    let state = match server::prepare(settings).await {
+        Ok(state) => state,
+        Err(e) => return failure(e),
+    };
+    let help = guichet::flows::help::Help {
+        store: &state.store,
+        directory: &state.directory,
+        profile: &state.settings.profile,
+        outbox: state.outbox.waker(),
+        origin: Default::default(),
+    };
+    let diagnostic = help.diagnose(typed).await;
+    state.store.close().await;
+    let diagnostic = match diagnostic {
+        Ok(diagnostic) => diagnostic,
+        Err(e) => return failure(e),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&diagnostic).unwrap_or_default()
+        );
+    } else {
+        print_diagnostic(&diagnostic);
+    }
+    if diagnostic.accounts.is_empty() {
+        return failure(format!("no account answers to {typed}"));
+    }
+    ExitCode::SUCCESS
+}
+
+fn print_diagnostic(diagnostic: &guichet::flows::help::Diagnostic) {
+    if diagnostic.accounts.len() > 1 {
+        println!(
+            "warning: {} accounts answer to {}",
+            diagnostic.accounts.len(),
+            diagnostic.typed
+        );
+    }
+    for account in &diagnostic.accounts {
+        println!("login:           {}", account.login);
+        println!("dn:              {}", account.dn);
+        println!(
+            "name:            {}",
+            account.display_name.as_deref().unwrap_or("-")
+        );
+        println!("state:           {}", account.state);
+        println!(
+            "personal e-mail: {}",
+            account.personal_email.as_deref().unwrap_or("-")
+        );
+        println!(
+            "student number:  {}",
+            account.student_id.as_deref().unwrap_or("-")
+        );
+        println!(
+            "terms accepted:  {}",
+            account.terms_version.as_deref().unwrap_or("-")
+        );
+        println!("last mails:");
+        for mail in &account.mails {
+            let outcome = match (mail.sent_at, mail.failed_at) {
+                (Some(at), _) => format!("sent {}", when(at)),
+                (None, Some(_)) => format!("FAILED: {}", mail.last_error.as_deref().unwrap_or("-")),
+                (None, None) => format!(
+                    "pending after {} attempt(s){}",
+                    mail.attempts,
+                    mail.last_error
+                        .as_deref()
+                        .map(|e| format!(", last error: {e}"))
+                        .unwrap_or_default()
+                ),
+            };
+            println!(
+                "  {}  {:<20} to {}  {}",
+                when(mail.created_at),
+                mail.kind,
+                mail.recipient,
+                outcome
+            );
+        }
+        if account.mails.is_empty() {
+            println!("  none");
+        }
+        println!("last failures:");
+        for failure in &account.failures {
+            println!(
+                "  {}  {:<24} {}  from {}",
+                when(failure.at),
+                failure.kind,
+                failure.outcome,
+                failure.client_ip.as_deref().unwrap_or("-")
+            );
+        }
+        if account.failures.is_empty() {
+            println!("  none");
+        }
     }
 }

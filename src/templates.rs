@@ -36,6 +36,19 @@ impl Catalog {
 
 /// The built-in templates, by name.
 const BUILTIN: &[(&str, &str)] = &[
+    ("help.html", include_str!("../templates/help.html")),
+    (
+        "help_sent.html",
+        include_str!("../templates/help_sent.html"),
+    ),
+    (
+        "mail_support_help.txt",
+        include_str!("../templates/mail_support_help.txt"),
+    ),
+    (
+        "mail_support_help.html",
+        include_str!("../templates/mail_support_help.html"),
+    ),
     (
         "password_forgot.html",
         include_str!("../templates/password_forgot.html"),
@@ -224,6 +237,7 @@ impl Templates {
                 )
             })
         });
+        env.add_filter("datetime", datetime);
         Templates { env, catalog }
     }
 
@@ -236,6 +250,19 @@ impl Templates {
     pub fn text(&self, lang: Lang, key: &str) -> Option<&str> {
         self.catalog.get(lang, key)
     }
+}
+
+/// Unix seconds as `2026-11-23 10:00 UTC`, for the helpdesk's diagnostic.
+fn datetime(seconds: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .ok()
+        .and_then(|at| {
+            at.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| seconds.to_string())
 }
 
 #[cfg(test)]

@@ -135,10 +135,30 @@ async fn strangers_cannot_tell_who_has_an_account(backend: Backend) {
         answers.push(message(&page).replace(email, "EMAIL"));
     }
     assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:#?}");
+    smtp.wait_for(1, 20).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let received = smtp.received();
+    assert_eq!(
+        received.len(),
+        1,
+        "unknown, active, locked and shared addresses get no link; only the helpdesk is told"
+    );
+    let support = app.state.settings.profile.support.email.to_string();
     assert!(
-        smtp.received().is_empty(),
-        "unknown, active, locked and shared addresses get no link"
+        received[0].contains(&format!("To: {support}")),
+        "{}",
+        received[0]
+    );
+    assert!(received[0].contains("jumeau1") && received[0].contains("jumeau2"));
+    let audit: Vec<(String, String)> =
+        sqlx::query_as("SELECT kind, outcome FROM audit_events ORDER BY outcome")
+            .fetch_all(app.state.store.pool())
+            .await
+            .unwrap();
+    let outcomes: Vec<&str> = audit.iter().map(|(_, o)| o.as_str()).collect();
+    assert_eq!(
+        outcomes,
+        ["already_active", "ambiguous", "refused", "unknown"]
     );
     app.shutdown().await;
 }

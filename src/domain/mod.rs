@@ -5,6 +5,7 @@
 mod account_state;
 mod date_of_birth;
 mod email;
+mod help_request;
 mod identifiers;
 mod password;
 mod password_policy;
@@ -13,6 +14,7 @@ mod token;
 pub use account_state::{AccountState, StateKind};
 pub use date_of_birth::DateOfBirth;
 pub use email::Email;
+pub use help_request::{FieldError, HelpCategory, HelpRequest};
 pub use identifiers::{Ine, Login, StudentId};
 pub use password::Password;
 pub use password_policy::{NewPassword, PasswordPolicy, PersonalData, RuleLine, Violation};
@@ -39,6 +41,8 @@ pub enum ParseError {
     AccountState,
     #[error("not a link of ours")]
     Token,
+    #[error("not a category of the help form")]
+    Category,
 }
 
 impl ParseError {
@@ -53,6 +57,7 @@ impl ParseError {
             ParseError::DateOfBirth => "error.field.date_of_birth",
             ParseError::AccountState => "error.field.account_state",
             ParseError::Token => "error.link.unknown",
+            ParseError::Category => "error.field.category",
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::directory::{Account, AccountChange, Directory};
 use crate::domain::{
     AccountState, Email, PasswordPolicy, PersonalData, StateKind, Token, Violation,
 };
-use crate::store::{LinkState, Outgoing, Purpose, Store};
+use crate::store::{AuditEvent, LinkState, Origin, Outgoing, Purpose, Store};
 
 /// Why no link was sent. Pages show the same answer for all of these unless the
 /// profile reveals account status.
@@ -67,6 +67,8 @@ pub struct Activation<'a> {
     pub profile: &'a Profile,
     pub public_url: &'a Url,
     pub outbox: Arc<Notify>,
+    /// Who asked, for the audit log.
+    pub origin: Origin,
 }
 
 impl Activation<'_> {
@@ -80,17 +82,30 @@ impl Activation<'_> {
     ) -> Result<Requested, FlowError> {
         let mut found = self.directory.find_by_personal_email(email).await?;
         let account = match found.len() {
-            0 => return Ok(Requested::NotSent(NotSent::Unknown)),
+            0 => {
+                let event =
+                    AuditEvent::new("activation.request", "unknown").account(email.as_str());
+                self.store.audit(&self.origin, event).await?;
+                return Ok(Requested::NotSent(NotSent::Unknown));
+            }
             1 => found.remove(0),
             _ => {
                 tracing::warn!(
                     count = found.len(),
                     "activation: personal e-mail shared by several entries"
                 );
+                self.tell_helpdesk(email, &found, now.unix_timestamp())
+                    .await?;
                 return Ok(Requested::NotSent(NotSent::Ambiguous));
             }
         };
         if let Some(reason) = self.not_eligible(&account) {
+            let outcome = match reason {
+                NotSent::AlreadyActive => "already_active",
+                _ => "refused",
+            };
+            let event = AuditEvent::new("activation.request", outcome).account(&account.dn);
+            self.store.audit(&self.origin, event).await?;
             return Ok(Requested::NotSent(reason));
         }
         let token = Token::generate();
@@ -123,9 +138,32 @@ impl Activation<'_> {
         )
         .await?;
         tx.enqueue_mail(&mail, now.unix_timestamp()).await?;
+        let event = AuditEvent::new("activation.request", "ok").account(&account.dn);
+        tx.audit(&self.origin, event, now.unix_timestamp()).await?;
         tx.commit().await?;
         self.outbox.notify_one();
         Ok(Requested::LinkSent)
+    }
+
+    /// Several entries share this personal e-mail: no link (it could reach the wrong
+    /// person), and the helpdesk is told which entries, to sort them out.
+    pub(super) async fn tell_helpdesk(
+        &self,
+        email: &Email,
+        found: &[Account],
+        at: i64,
+    ) -> Result<(), FlowError> {
+        let mut tx = self.store.begin().await?;
+        tx.enqueue_mail(&ambiguous_mail(self.profile, email.as_str(), found), at)
+            .await?;
+        let logins: Vec<&str> = found.iter().map(|a| a.login.as_str()).collect();
+        let event = AuditEvent::new("activation.request", "ambiguous")
+            .account(email.as_str())
+            .detail(json!({ "logins": logins }));
+        tx.audit(&self.origin, event, at).await?;
+        tx.commit().await?;
+        self.outbox.notify_one();
+        Ok(())
     }
 
     /// Step 2 (GET): what the link is. Never uses it up: mail scanners open links.
@@ -206,6 +244,8 @@ impl Activation<'_> {
             )
             .await?;
         }
+        let event = AuditEvent::new("activation.activated", "ok").account(&account.dn);
+        tx.audit(&self.origin, event, now.unix_timestamp()).await?;
         tx.commit().await?;
         self.outbox.notify_one();
         Ok(Saved::Activated {
@@ -291,5 +331,17 @@ pub(super) fn personal_data(account: &Account) -> PersonalData<'_> {
             .date_of_birth
             .map(|d| d.spellings().to_vec())
             .unwrap_or_default(),
+    }
+}
+
+/// The helpdesk's notice that one address names several entries.
+pub(super) fn ambiguous_mail(profile: &Profile, typed: &str, found: &[Account]) -> Outgoing {
+    let logins: Vec<&str> = found.iter().map(|a| a.login.as_str()).collect();
+    Outgoing {
+        kind: "support_ambiguous".to_owned(),
+        recipient: profile.support.email.as_str().to_owned(),
+        lang: profile.languages.default.code().to_owned(),
+        payload: json!({ "typed": typed, "logins": logins }),
+        account_dn: None,
     }
 }

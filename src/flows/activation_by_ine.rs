@@ -17,7 +17,7 @@ use crate::directory::Account;
 use crate::domain::{
     DateOfBirth, Email, Ine, PasswordPolicy, PersonalData, StudentId, Token, Violation,
 };
-use crate::store::{LinkState, Outgoing, Purpose};
+use crate::store::{AuditEvent, LinkState, Outgoing, Purpose};
 
 /// Time to fill in the password form after identifying.
 const IDENTIFIED_SECS: i64 = 20 * 60;
@@ -55,7 +55,13 @@ impl Activation<'_> {
             .await?
             .map_or_else(String::new, |account| account.dn);
         let now = now.unix_timestamp();
+        let event = if account_dn.is_empty() {
+            AuditEvent::new("activation.identify", "unmatched").account(student.as_str())
+        } else {
+            AuditEvent::new("activation.identify", "ok").account(&account_dn)
+        };
         let mut tx = self.store.begin().await?;
+        tx.audit(&self.origin, event, now).await?;
         tx.issue_link(
             &token.hash(),
             Purpose::Identified,
@@ -161,6 +167,8 @@ impl Activation<'_> {
         )
         .await?;
         tx.enqueue_mail(&mail, at).await?;
+        let event = AuditEvent::new("activation.choose", "ok").account(&account.dn);
+        tx.audit(&self.origin, event, at).await?;
         tx.commit().await?;
         self.outbox.notify_one();
         Ok(Chosen::Sent)
@@ -247,6 +255,8 @@ impl Activation<'_> {
         tx.void_links(&account.dn, at).await?;
         tx.enqueue_mail(&activated_mail(&account, email.as_str(), lang), at)
             .await?;
+        let event = AuditEvent::new("activation.activated", "ok").account(&account.dn);
+        tx.audit(&self.origin, event, at).await?;
         tx.commit().await?;
         self.outbox.notify_one();
         Ok(Confirmed::Activated {

@@ -3,6 +3,7 @@
 
 pub mod activation;
 pub mod activation_by_ine;
+pub mod help;
 pub mod import;
 pub mod invitation;
 pub mod reset;

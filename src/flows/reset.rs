@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use url::Url;
 
 use super::FlowError;
-use super::activation::{link, not_eligible, personal_data};
+use super::activation::{ambiguous_mail, link, not_eligible, personal_data};
 use crate::config::{Lang, Profile, ResetIdentifier};
 use crate::directory::{Account, AccountChange, Directory};
 use crate::domain::{Email, Login, PasswordPolicy, StateKind, StudentId, Token, Violation};
@@ -154,13 +154,7 @@ impl Reset<'_> {
     /// person); the helpdesk is told which entries, to sort them out.
     async fn ambiguous(&self, typed: &str, found: &[Account], at: i64) -> Result<(), FlowError> {
         let logins: Vec<&str> = found.iter().map(|a| a.login.as_str()).collect();
-        let mail = Outgoing {
-            kind: "support_ambiguous".to_owned(),
-            recipient: self.profile.support.email.as_str().to_owned(),
-            lang: self.profile.languages.default.code().to_owned(),
-            payload: json!({ "typed": typed, "logins": logins }),
-            account_dn: None,
-        };
+        let mail = ambiguous_mail(self.profile, typed, found);
         let mut tx = self.store.begin().await?;
         tx.enqueue_mail(&mail, at).await?;
         let event = AuditEvent::new("reset.request", "ambiguous")

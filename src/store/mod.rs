@@ -12,6 +12,7 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 use crate::config::DatabaseSettings;
 
 mod audit;
+mod help;
 mod invitations;
 mod outbox;
 mod rate_limits;
@@ -19,6 +20,7 @@ mod tokens;
 mod transaction;
 
 pub use audit::{AuditEvent, AuditFilter, AuditRecord, Origin};
+pub use help::MailSummary;
 pub use invitations::Invitation;
 pub use outbox::{Claimed, Outgoing};
 pub use tokens::{LinkRecord, LinkState, Purpose};

@@ -21,14 +21,15 @@ use crate::config::{BirthDate, IdentityMethod};
 use crate::domain::{DateOfBirth, Email, Ine, ParseError, PasswordPolicy, StudentId, Token};
 use crate::flows::activation::{Activation, NotSent, Opened, Requested, Saved};
 use crate::flows::activation_by_ine::{Chosen, Confirmed};
-use crate::store::LinkState;
+use crate::store::{LinkState, Origin};
 
 /// Every answer to the e-mail step takes at least this long, whether or not an
 /// account matched, so timing tells nothing about who studies here.
 const EVEN_ANSWER: Duration = Duration::from_millis(300);
 
-fn flow(state: &AppState) -> Activation<'_> {
+fn flow(state: &AppState, origin: Origin) -> Activation<'_> {
     Activation {
+        origin,
         store: &state.store,
         directory: &state.directory,
         profile: &state.settings.profile,
@@ -111,7 +112,7 @@ pub async fn request(
         return Ok((StatusCode::BAD_REQUEST, html).into_response());
     }
     let email = email.map_err(|e| WebError::BadRequest(e.to_string()))?;
-    let outcome = flow(&state)
+    let outcome = flow(&state, frame.origin(client))
         .request(&email, frame.0.lang, OffsetDateTime::now_utc())
         .await?;
     let reveal = state.settings.profile.identity.reveal_account_status;
@@ -156,7 +157,10 @@ pub async fn open(
     let Ok(token) = query.t.parse::<Token>() else {
         return gone(&state, &frame, &LinkState::Unknown);
     };
-    match flow(&state).open(&token, OffsetDateTime::now_utc()).await? {
+    match flow(&state, Origin::default())
+        .open(&token, OffsetDateTime::now_utc())
+        .await?
+    {
         Opened::Form {
             login,
             display_name,
@@ -179,7 +183,7 @@ pub async fn save(
     };
     limits::check(&state, "activation-password", client.ip(), &form.t).await?;
     let now = OffsetDateTime::now_utc();
-    let flow = flow(&state);
+    let flow = flow(&state, frame.origin(client));
     match flow
         .save(
             &token,
@@ -229,7 +233,7 @@ async fn identify(
         let html = identify_page(&state, &frame, &form, errors)?;
         return Ok((StatusCode::BAD_REQUEST, html).into_response());
     };
-    let token = flow(&state)
+    let token = flow(&state, frame.origin(client))
         .identify(student, ine, *born, OffsetDateTime::now_utc())
         .await?;
     tokio::time::sleep(EVEN_ANSWER.saturating_sub(started.elapsed())).await;
@@ -357,7 +361,7 @@ pub async fn choose(
         return Ok(private(StatusCode::BAD_REQUEST, html));
     }
     let now = OffsetDateTime::now_utc();
-    match flow(&state)
+    match flow(&state, frame.origin(client))
         .choose(
             &token,
             &form.password,
@@ -402,7 +406,7 @@ pub async fn confirmation(
     let Ok(token) = query.t.parse::<Token>() else {
         return gone(&state, &frame, &LinkState::Unknown);
     };
-    match flow(&state)
+    match flow(&state, Origin::default())
         .confirmation(&token, OffsetDateTime::now_utc())
         .await?
     {
@@ -434,7 +438,7 @@ pub async fn confirm(
         return gone(&state, &frame, &LinkState::Unknown);
     };
     limits::check(&state, "activation-confirm", client.ip(), &form.t).await?;
-    match flow(&state)
+    match flow(&state, frame.origin(client))
         .confirm(&token, frame.0.lang, OffsetDateTime::now_utc())
         .await?
     {

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::error::WebError;
 use crate::config::Limit;
-use crate::store::unix_now;
+use crate::store::{AuditEvent, Origin, unix_now};
 
 /// Counts one attempt of `step` and refuses it if any limit is exceeded.
 pub async fn check(
@@ -32,11 +32,19 @@ pub async fn check(
             .hit(&bucket, limit.window.as_secs() as i64, now)
             .await?;
         if hits > limit.max {
-            tracing::warn!(
-                step,
-                kind = bucket.split(':').nth(1).unwrap_or_default(),
-                "rate limit reached"
-            );
+            let kind = bucket.split(':').nth(1).unwrap_or_default();
+            tracing::warn!(step, kind, "rate limit reached");
+            // Only the first refusal of a window is recorded: a flood must not flood
+            // the audit log too.
+            if hits == limit.max + 1 {
+                let origin = Origin {
+                    client_ip: Some(client),
+                    request_id: None,
+                };
+                let event = AuditEvent::new("rate_limit", "refused")
+                    .detail(serde_json::json!({ "step": step, "limit": kind }));
+                state.store.audit(&origin, event).await?;
+            }
             return Err(WebError::TooManyAttempts);
         }
     }

@@ -7,6 +7,7 @@ mod csrf;
 mod dev_mail;
 pub mod error;
 mod health;
+mod help;
 mod i18n;
 mod limits;
 mod link_pages;
@@ -123,6 +124,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Frame {
 }
 
 impl Frame {
+    /// Who is asking, for the audit log.
+    fn origin(&self, client: std::net::SocketAddr) -> crate::store::Origin {
+        crate::store::Origin {
+            client_ip: Some(client.ip()),
+            request_id: self.0.request_id.clone(),
+        }
+    }
+
     /// Points the language switch at `path_and_query`: a page answering a POST shows
     /// the switch to its GET twin, so switching does not resubmit or lose the link.
     fn switching_to(mut self, path_and_query: String) -> Frame {
@@ -176,6 +185,7 @@ pub fn router(state: AppState) -> Router {
             get(activation::confirmation).post(activation::confirm),
         )
         .route("/password/forgot", get(reset::forgot).post(reset::request))
+        .route("/help", get(help::show).post(help::submit))
         .route("/password/reset", get(reset::open).post(reset::change))
         .route_layer(middleware::from_fn_with_state(state.clone(), csrf::protect));
     let mut app = Router::new()

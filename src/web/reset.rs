@@ -20,7 +20,7 @@ use super::{AppState, Frame, limits};
 use crate::config::ResetIdentifier;
 use crate::domain::{PasswordPolicy, Token};
 use crate::flows::reset::{Changed, Identifier, Opened, Reset};
-use crate::store::{LinkState, Origin};
+use crate::store::LinkState;
 
 /// Every answer to the request takes at least this long, whatever the account.
 const EVEN_ANSWER: Duration = Duration::from_millis(300);
@@ -32,10 +32,7 @@ fn flow<'a>(state: &'a AppState, client: SocketAddr, frame: &Frame) -> Reset<'a>
         profile: &state.settings.profile,
         public_url: &state.settings.server.public_url,
         outbox: state.outbox.waker(),
-        origin: Origin {
-            client_ip: Some(client.ip()),
-            request_id: frame.0.request_id.clone(),
-        },
+        origin: frame.origin(client),
     }
 }
 

@@ -310,7 +310,7 @@ pub struct TestApp {
     pub database: TestDatabase,
     pub mail_dir: PathBuf,
     pub http: reqwest::Client,
-    settings_text: String,
+    pub settings_text: String,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     _mail: TempDir,

@@ -36,6 +36,40 @@ impl Catalog {
 
 /// The built-in templates, by name.
 const BUILTIN: &[(&str, &str)] = &[
+    ("login.html", include_str!("../templates/login.html")),
+    ("account.html", include_str!("../templates/account.html")),
+    (
+        "email_change.html",
+        include_str!("../templates/email_change.html"),
+    ),
+    (
+        "email_change_sent.html",
+        include_str!("../templates/email_change_sent.html"),
+    ),
+    (
+        "email_change_confirm.html",
+        include_str!("../templates/email_change_confirm.html"),
+    ),
+    (
+        "email_change_done.html",
+        include_str!("../templates/email_change_done.html"),
+    ),
+    (
+        "mail_email_change_link.txt",
+        include_str!("../templates/mail_email_change_link.txt"),
+    ),
+    (
+        "mail_email_change_link.html",
+        include_str!("../templates/mail_email_change_link.html"),
+    ),
+    (
+        "mail_email_changed.txt",
+        include_str!("../templates/mail_email_changed.txt"),
+    ),
+    (
+        "mail_email_changed.html",
+        include_str!("../templates/mail_email_changed.html"),
+    ),
     ("help.html", include_str!("../templates/help.html")),
     (
         "help_sent.html",

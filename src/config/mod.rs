@@ -52,7 +52,37 @@ pub struct Settings {
     pub limits: LimitSettings,
     #[serde(default)]
     pub invitations: InvitationSettings,
+    #[serde(default)]
+    pub sessions: SessionSettings,
     pub profile: Profile,
+}
+
+/// Guichet's signed-in session, shared by its own pages and (later) every OIDC client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    /// A session unused this long ends.
+    #[serde(default = "default_session_idle", with = "humantime_serde")]
+    pub idle: Duration,
+    /// A session ends this long after sign-in, however busy.
+    #[serde(default = "default_session_absolute", with = "humantime_serde")]
+    pub absolute: Duration,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            idle: default_session_idle(),
+            absolute: default_session_absolute(),
+        }
+    }
+}
+
+fn default_session_idle() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_session_absolute() -> Duration {
+    Duration::from_secs(12 * 3600)
 }
 
 /// The job that invites pre-provisioned accounts to activate.

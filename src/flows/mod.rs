@@ -3,10 +3,12 @@
 
 pub mod activation;
 pub mod activation_by_ine;
+pub mod email_change;
 pub mod help;
 pub mod import;
 pub mod invitation;
 pub mod reset;
+pub mod sign_in;
 
 use crate::directory::DirectoryError;
 use crate::store::StoreError;

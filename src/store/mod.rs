@@ -16,6 +16,7 @@ mod help;
 mod invitations;
 mod outbox;
 mod rate_limits;
+mod sessions;
 mod tokens;
 mod transaction;
 
@@ -23,6 +24,7 @@ pub use audit::{AuditEvent, AuditFilter, AuditRecord, Origin};
 pub use help::MailSummary;
 pub use invitations::Invitation;
 pub use outbox::{Claimed, Outgoing};
+pub use sessions::SessionRecord;
 pub use tokens::{LinkRecord, LinkState, Purpose};
 pub use transaction::StoreTx;
 

@@ -1,6 +1,7 @@
 //! The HTTP side: routes, pages, language, security headers, error pages. Handlers
 //! parse requests into domain types and call `flows`; they hold no business rule.
 
+mod account;
 mod activation;
 mod assets;
 mod csrf;
@@ -13,6 +14,7 @@ mod limits;
 mod link_pages;
 mod pages;
 mod reset;
+mod session;
 
 use std::sync::Arc;
 
@@ -186,6 +188,17 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/password/forgot", get(reset::forgot).post(reset::request))
         .route("/help", get(help::show).post(help::submit))
+        .route("/login", get(session::login_form).post(session::login))
+        .route("/logout", axum::routing::post(session::logout))
+        .route("/account", get(account::show))
+        .route(
+            "/account/email",
+            get(account::email_form).post(account::email_request),
+        )
+        .route(
+            "/account/email/confirm",
+            get(account::confirmation).post(account::confirm),
+        )
         .route("/password/reset", get(reset::open).post(reset::change))
         .route_layer(middleware::from_fn_with_state(state.clone(), csrf::protect));
     let mut app = Router::new()

@@ -1,0 +1,176 @@
+//! The signed-in student's pages: their account, and the change of personal e-mail
+//! (requested signed in; confirmed by the link sent to the new address, signed in or
+//! not, since students often open mail on another device).
+
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::context;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::error::WebError;
+use super::link_pages::{self, LinkQuery, private};
+use super::session::Student;
+use super::{AppState, Frame, limits};
+use crate::domain::{Email, Token};
+use crate::flows::email_change::{Confirmed, EmailChange, Requested};
+use crate::store::{LinkState, Origin};
+
+fn flow(state: &AppState, origin: Origin) -> EmailChange<'_> {
+    EmailChange {
+        store: &state.store,
+        directory: &state.directory,
+        profile: &state.settings.profile,
+        public_url: &state.settings.server.public_url,
+        outbox: state.outbox.waker(),
+        origin,
+    }
+}
+
+fn hours(state: &AppState) -> u64 {
+    state.settings.profile.links.email_change.as_secs() / 3600
+}
+
+fn gone(state: &AppState, frame: &Frame, link: &LinkState) -> Result<Response, WebError> {
+    link_pages::gone(state, frame, link, "/account/email", hours(state))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    frame: Frame,
+    student: Student,
+) -> Result<Html<String>, WebError> {
+    let account = &student.account;
+    let page = context! {
+        login => account.login.as_str(),
+        display_name => account.display_name.as_deref(),
+        personal_email => account.personal_email.as_ref().map(|e| e.as_str()),
+        institutional_email => account.institutional_email.as_deref(),
+        student_id => account.student_id.as_ref().map(|s| s.as_str()),
+    };
+    state.render("account.html", &frame, page)
+}
+
+fn email_page(
+    state: &AppState,
+    frame: &Frame,
+    student: &Student,
+    typed: &str,
+    error: Option<&str>,
+) -> Result<Html<String>, WebError> {
+    let current = student.account.personal_email.as_ref().map(|e| e.as_str());
+    state.render(
+        "email_change.html",
+        frame,
+        context! { current, typed, error },
+    )
+}
+
+pub async fn email_form(
+    State(state): State<AppState>,
+    frame: Frame,
+    student: Student,
+) -> Result<Html<String>, WebError> {
+    email_page(&state, &frame, &student, "", None)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EmailForm {
+    #[serde(default)]
+    email: String,
+}
+
+pub async fn email_request(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    frame: Frame,
+    student: Student,
+    Form(form): Form<EmailForm>,
+) -> Result<Response, WebError> {
+    limits::check(
+        &state,
+        "email-change",
+        client.ip(),
+        student.account.login.as_str(),
+    )
+    .await?;
+    let typed = form.email.trim();
+    let email = match typed.parse::<Email>() {
+        Ok(email) => email,
+        Err(e) => {
+            let html = email_page(&state, &frame, &student, typed, Some(e.code()))?;
+            return Ok((StatusCode::BAD_REQUEST, html).into_response());
+        }
+    };
+    let outcome = flow(&state, frame.origin(client))
+        .request(
+            &student.account,
+            &email,
+            frame.0.lang,
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+    let error = match outcome {
+        Requested::LinkSent => {
+            let page = context! { email => email.as_str(), hours => hours(&state).to_string() };
+            return Ok(state
+                .render("email_change_sent.html", &frame, page)?
+                .into_response());
+        }
+        Requested::Unchanged => "email_change.unchanged",
+        Requested::Taken => "email_change.taken",
+    };
+    let html = email_page(&state, &frame, &student, typed, Some(error))?;
+    Ok((StatusCode::BAD_REQUEST, html).into_response())
+}
+
+pub async fn confirmation(
+    State(state): State<AppState>,
+    frame: Frame,
+    Query(query): Query<LinkQuery>,
+) -> Result<Response, WebError> {
+    let Ok(token) = query.t.parse::<Token>() else {
+        return gone(&state, &frame, &LinkState::Unknown);
+    };
+    match flow(&state, Origin::default())
+        .peek(&token, OffsetDateTime::now_utc())
+        .await?
+    {
+        LinkState::Live(record) => {
+            let email = record.payload["email"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let page = context! { token => token.expose(), email };
+            let html = state.render("email_change_confirm.html", &frame, page)?;
+            Ok(private(StatusCode::OK, html))
+        }
+        other => gone(&state, &frame, &other),
+    }
+}
+
+pub async fn confirm(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    frame: Frame,
+    Form(form): Form<LinkQuery>,
+) -> Result<Response, WebError> {
+    let Ok(token) = form.t.parse::<Token>() else {
+        return gone(&state, &frame, &LinkState::Unknown);
+    };
+    limits::check(&state, "email-confirm", client.ip(), &form.t).await?;
+    match flow(&state, frame.origin(client))
+        .confirm(&token, OffsetDateTime::now_utc())
+        .await?
+    {
+        Confirmed::Changed { email } => {
+            let html = state.render("email_change_done.html", &frame, context! { email })?;
+            Ok(private(StatusCode::OK, html))
+        }
+        Confirmed::Gone(link) => gone(&state, &frame, &link),
+    }
+}

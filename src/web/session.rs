@@ -1,0 +1,228 @@
+//! Sign-in, sign-out and the signed-in student: the session cookie, the login page,
+//! and an extractor that sends anyone without a live session to the login page.
+
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use axum::http::header::{LOCATION, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::context;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::error::WebError;
+use super::{AppState, Frame, limits};
+use crate::directory::Account;
+use crate::domain::{Login, Password, Token};
+use crate::flows::sign_in::{Refusal, SignIn, SignedIn};
+use crate::store::Origin;
+
+/// With https the `__Host-` prefix makes browsers refuse the cookie from any other
+/// origin or path; plain http (development) cannot use it.
+fn cookie_name(state: &AppState) -> &'static str {
+    if state.settings.secure_cookies() {
+        "__Host-guichet_session"
+    } else {
+        "guichet_session"
+    }
+}
+
+/// `Lax`, not `Strict`: a student arriving from the ENT or Moodle (a top-level GET
+/// from another site) must arrive signed in.
+fn session_cookie(state: &AppState, value: &str, max_age: u64) -> Option<HeaderValue> {
+    let secure = if state.settings.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let name = cookie_name(state);
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; Max-Age={max_age}; SameSite=Lax; HttpOnly{secure}"
+    ))
+    .ok()
+}
+
+pub fn flow(state: &AppState, origin: Origin) -> SignIn<'_> {
+    SignIn {
+        store: &state.store,
+        directory: &state.directory,
+        profile: &state.settings.profile,
+        sessions: &state.settings.sessions,
+        origin,
+    }
+}
+
+/// A local path to go back to after signing in; anything else (another site, a
+/// protocol-relative `//host`) falls back to the account page.
+fn local_target(next: Option<&str>) -> String {
+    match next {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.contains('\\')
+                && !path.chars().any(char::is_control) =>
+        {
+            path.to_owned()
+        }
+        _ => "/account".to_owned(),
+    }
+}
+
+fn see_other(target: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(target) {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    response
+}
+
+/// The signed-in student, read from the session cookie and the directory.
+#[derive(Debug)]
+pub struct Student {
+    pub account: Account,
+}
+
+impl FromRequestParts<AppState> for Student {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let to_login = || {
+            let here = parts
+                .uri
+                .path_and_query()
+                .map_or("/account", |p| p.as_str());
+            let next: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
+            see_other(&format!("/login?next={next}"))
+        };
+        let Some(secret) = super::cookie(&parts.headers, cookie_name(state))
+            .and_then(|value| value.parse::<Token>().ok())
+        else {
+            return Err(to_login());
+        };
+        let now = OffsetDateTime::now_utc();
+        let session = flow(state, Origin::default())
+            .session(&secret, now)
+            .await
+            .map_err(|e| WebError::from(e).into_response())?;
+        let Some(session) = session else {
+            return Err(to_login());
+        };
+        match state.directory.read(&session.account_dn).await {
+            Ok(Some(account)) => Ok(Student { account }),
+            Ok(None) => Err(to_login()),
+            Err(e) => Err(WebError::from(e).into_response()),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+fn login_page(
+    state: &AppState,
+    frame: &Frame,
+    login: &str,
+    next: &str,
+    refusal: Option<&str>,
+) -> Result<Html<String>, WebError> {
+    state.render("login.html", frame, context! { login, next, refusal })
+}
+
+pub async fn login_form(
+    State(state): State<AppState>,
+    frame: Frame,
+    Query(query): Query<NextQuery>,
+) -> Result<Html<String>, WebError> {
+    let next = local_target(query.next.as_deref());
+    login_page(&state, &frame, "", &next, None)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    frame: Frame,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, WebError> {
+    limits::check(&state, "login", client.ip(), &form.login).await?;
+    let next = local_target(form.next.as_deref());
+    let typed = form.login.trim();
+    let outcome = match typed.parse::<Login>() {
+        Ok(login) => {
+            let password = Password::new(form.password);
+            flow(&state, frame.origin(client))
+                .sign_in(&login, &password, OffsetDateTime::now_utc())
+                .await?
+        }
+        Err(_) => SignedIn::Refused(Refusal::BadCredentials),
+    };
+    let refusal = match outcome {
+        SignedIn::Session(secret) => {
+            let mut response = see_other(&next);
+            let max_age = state.settings.sessions.absolute.as_secs();
+            if let Some(cookie) = session_cookie(&state, secret.expose(), max_age) {
+                response.headers_mut().append(SET_COOKIE, cookie);
+            }
+            return Ok(response);
+        }
+        SignedIn::Refused(Refusal::BadCredentials) => "login.refused.credentials",
+        SignedIn::Refused(Refusal::NotActivated) => "login.refused.not_activated",
+        SignedIn::Refused(Refusal::Locked) => "login.refused.locked",
+    };
+    let html = login_page(&state, &frame, typed, &next, Some(refusal))?;
+    Ok((StatusCode::UNAUTHORIZED, html).into_response())
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    frame: Frame,
+    parts: axum::http::HeaderMap,
+) -> Result<Response, WebError> {
+    if let Some(secret) =
+        super::cookie(&parts, cookie_name(&state)).and_then(|v| v.parse::<Token>().ok())
+    {
+        flow(&state, frame.origin(client))
+            .sign_out(&secret, OffsetDateTime::now_utc())
+            .await?;
+    }
+    let mut response = see_other("/");
+    if let Some(cookie) = session_cookie(&state, "", 0) {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert_eq!(local_target(Some("/account/email")), "/account/email");
+        for hostile in [
+            "https://evil.example",
+            "//evil.example/x",
+            "/\\evil.example",
+            "/a\nSet-Cookie: x",
+            "",
+        ] {
+            assert_eq!(local_target(Some(hostile)), "/account", "{hostile:?}");
+        }
+        assert_eq!(local_target(None), "/account");
+    }
+}

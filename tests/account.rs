@@ -1,0 +1,342 @@
+//! Signing in, the session, and the change of personal e-mail, end to end over HTTP:
+//! real slapd, real SMTP server process, SQLite and PostgreSQL.
+
+mod common;
+
+use common::{
+    ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, csrf_of, link_token, people_dn,
+    with_transport,
+};
+use reqwest::StatusCode;
+
+const ACTIVE_EMAIL: &str = "chloe.bernard@example.org";
+const NEW_EMAIL: &str = "chloe.nouvelle@example.org";
+
+async fn start(backend: Backend) -> (TestApp, TestSmtp) {
+    let smtp = TestSmtp::start();
+    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
+        with_transport(t, &smtp.transport())
+    })
+    .await;
+    (app, smtp)
+}
+
+async fn sign_in(app: &TestApp, login: &str, password: &str) -> reqwest::Response {
+    app.post_form_response(
+        "/login",
+        &[
+            ("login", login),
+            ("password", password),
+            ("next", "/account"),
+        ],
+    )
+    .await
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+async fn signing_in_opens_a_session_that_signing_out_ends(backend: Backend) {
+    let (app, _smtp) = start(backend).await;
+    let anonymous = app.get("/account").await;
+    assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&anonymous), "/login?next=%2Faccount");
+    let wrong = sign_in(&app, ACTIVE_UID, "not-the-password").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let page = wrong.text().await.unwrap();
+    assert!(
+        page.contains("Identifiant ou mot de passe incorrect"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("value=\"{ACTIVE_UID}\"")),
+        "the login is kept"
+    );
+    let unknown = sign_in(&app, "personne", "whatever").await;
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        unknown
+            .text()
+            .await
+            .unwrap()
+            .contains("Identifiant ou mot de passe incorrect")
+    );
+    let signed = sign_in(&app, ACTIVE_UID, DEMO_PASSWORD).await;
+    assert_eq!(signed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&signed), "/account");
+    let cookie = signed
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("guichet_session="))
+        .expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let secret = cookie["guichet_session=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = app.get("/account").await.text().await.unwrap();
+    assert!(
+        page.contains(ACTIVE_EMAIL) && page.contains("Mon compte"),
+        "{page}"
+    );
+    let stored: Vec<String> = sqlx::query_scalar("SELECT id_hash FROM sso_sessions")
+        .fetch_all(app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0], secret, "only the hash is stored");
+    let csrf = csrf_of(&page);
+    let out = app
+        .http
+        .post(app.url("/logout"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.get("/account").await.status(), StatusCode::SEE_OTHER);
+    // The old cookie value is dead even if a browser kept it.
+    let replay = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url("/account"))
+        .header("cookie", format!("guichet_session={secret}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), StatusCode::SEE_OTHER);
+    let audit: Vec<String> = sqlx::query_scalar(
+        "SELECT outcome FROM audit_events WHERE kind = 'login' ORDER BY at, outcome",
+    )
+    .fetch_all(app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(audit.iter().filter(|o| *o == "bad_credentials").count(), 2);
+    assert!(audit.contains(&"ok".to_owned()));
+    app.shutdown().await;
+}
+
+async fn pending_and_locked_accounts_are_told_why(backend: Backend) {
+    let (app, _smtp) = start(backend).await;
+    let pending = sign_in(&app, common::PENDING_UID, "anything-at-all").await;
+    assert_eq!(pending.status(), StatusCode::UNAUTHORIZED);
+    let page = pending.text().await.unwrap();
+    assert!(
+        page.contains("pas encore activé") && page.contains("href=\"/activation\""),
+        "{page}"
+    );
+    let locked_wrong = sign_in(&app, "mpetit", "not-the-password").await;
+    assert!(
+        locked_wrong
+            .text()
+            .await
+            .unwrap()
+            .contains("Identifiant ou mot de passe incorrect"),
+        "locked is told only to the right password"
+    );
+    let locked = sign_in(&app, "mpetit", DEMO_PASSWORD).await;
+    assert_eq!(locked.status(), StatusCode::UNAUTHORIZED);
+    let page = locked.text().await.unwrap();
+    assert!(
+        page.contains("Ce compte est bloqué") && page.contains("href=\"/help\""),
+        "{page}"
+    );
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sso_sessions")
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+    app.shutdown().await;
+}
+
+async fn sign_in_goes_back_only_to_local_pages_and_is_rate_limited(backend: Backend) {
+    let (app, _smtp) = start(backend).await;
+    let form = app
+        .get("/login?next=https%3A%2F%2Fevil.example%2F")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        form.contains("name=\"next\" value=\"&#x2f;account\""),
+        "{form}"
+    );
+    let response = app
+        .post_form_response(
+            "/login",
+            &[
+                ("login", ACTIVE_UID),
+                ("password", DEMO_PASSWORD),
+                ("next", "//evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&response), "/account");
+    // The same login, attacked: the per-identifier limit (5 an hour) stops it.
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(sign_in(&app, "cbernard", "guess").await.status());
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let limited: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE kind = 'rate_limit'")
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(limited, 1);
+    app.shutdown().await;
+}
+
+async fn sessions_end_when_idle_and_when_the_password_is_reset(backend: Backend) {
+    let (app, smtp) = start(backend).await;
+    sign_in(&app, ACTIVE_UID, DEMO_PASSWORD).await;
+    assert_eq!(app.get("/account").await.status(), StatusCode::OK);
+    // Idle for longer than the idle lifetime (1 h by default).
+    sqlx::query("UPDATE sso_sessions SET last_seen_at = last_seen_at - 3601")
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(app.get("/account").await.status(), StatusCode::SEE_OTHER);
+    sign_in(&app, ACTIVE_UID, DEMO_PASSWORD).await;
+    assert_eq!(app.get("/account").await.status(), StatusCode::OK);
+    app.post_form("/password/forgot", &[("identifier", ACTIVE_EMAIL)])
+        .await;
+    let token = link_token(&smtp.wait_for(1, 20).await[0], "/password/reset");
+    let new = "Nouveau-depart-2026";
+    let (status, _) = app
+        .post_form(
+            "/password/reset",
+            &[
+                ("t", token.as_str()),
+                ("password", new),
+                ("confirmation", new),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        app.get("/account").await.status(),
+        StatusCode::SEE_OTHER,
+        "the reset ended the session"
+    );
+    app.shutdown().await;
+}
+
+async fn changing_the_personal_email_confirms_the_new_and_tells_the_old(backend: Backend) {
+    let (app, smtp) = start(backend).await;
+    let dn = people_dn(ACTIVE_UID);
+    assert_eq!(
+        app.get("/account/email").await.status(),
+        StatusCode::SEE_OTHER,
+        "signed in only"
+    );
+    sign_in(&app, ACTIVE_UID, DEMO_PASSWORD).await;
+    let (status, page) = app
+        .post_form("/account/email", &[("email", ACTIVE_EMAIL)])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("déjà votre adresse"), "{page}");
+    let (status, page) = app
+        .post_form("/account/email", &[("email", common::PENDING_EMAIL)])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "another account's address");
+    assert!(page.contains("ne peut pas être utilisée"), "{page}");
+    let (status, page) = app
+        .post_form("/account/email", &[("email", "x*)(uid=*")])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("aria-invalid=\"true\""), "{page}");
+    let (status, page) = app
+        .post_form("/account/email", &[("email", NEW_EMAIL)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let mails = smtp.wait_for(1, 20).await;
+    assert!(
+        mails[0].contains(&format!("To: {NEW_EMAIL}")),
+        "the link goes to the new address"
+    );
+    assert_eq!(
+        app.directory.read(&dn, "supannMailPerso"),
+        vec![ACTIVE_EMAIL],
+        "nothing written yet"
+    );
+    let token = link_token(&mails[0], "/account/email/confirm");
+    // Confirmed from another device, not signed in.
+    let phone = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let shown = phone
+        .get(app.url(&format!("/account/email/confirm?t={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shown.status(), StatusCode::OK);
+    let page = shown.text().await.unwrap();
+    assert!(page.contains(NEW_EMAIL));
+    assert_eq!(
+        app.directory.read(&dn, "supannMailPerso"),
+        vec![ACTIVE_EMAIL],
+        "opening changes nothing"
+    );
+    let done = phone
+        .post(app.url("/account/email/confirm"))
+        .form(&[("csrf", csrf_of(&page).as_str()), ("t", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    assert_eq!(app.directory.read(&dn, "supannMailPerso"), vec![NEW_EMAIL]);
+    let mails = smtp.wait_for(2, 20).await;
+    let notice = mails
+        .iter()
+        .find(|m| m.contains(&format!("To: {ACTIVE_EMAIL}")))
+        .expect("a notice to the old address");
+    let text = mail_parser::MessageParser::default()
+        .parse(notice.as_bytes())
+        .unwrap()
+        .body_text(0)
+        .unwrap()
+        .into_owned();
+    assert!(
+        text.contains("c***@example.org") && !text.contains(NEW_EMAIL),
+        "{text}"
+    );
+    let again = phone
+        .post(app.url("/account/email/confirm"))
+        .form(&[("csrf", csrf_of(&page).as_str()), ("t", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::GONE);
+    // The new address is the one forgot-password now uses.
+    app.post_form("/password/forgot", &[("identifier", NEW_EMAIL)])
+        .await;
+    let mails = smtp.wait_for(3, 20).await;
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains(&format!("To: {NEW_EMAIL}")) && m.contains("/password/reset"))
+    );
+    app.shutdown().await;
+}
+
+both_backends!(
+    signing_in_opens_a_session_that_signing_out_ends,
+    pending_and_locked_accounts_are_told_why,
+    sign_in_goes_back_only_to_local_pages_and_is_rate_limited,
+    sessions_end_when_idle_and_when_the_password_is_reset,
+    changing_the_personal_email_confirms_the_new_and_tells_the_old,
+);

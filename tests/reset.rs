@@ -369,7 +369,46 @@ async fn pages_and_mails_speak_english_when_asked(backend: Backend) {
     app.shutdown().await;
 }
 
+/// The Sorbonne page warns that a link followed after 12 hours gets an error and the
+/// procedure starts again: the page says so, in both languages, and leads back.
+async fn an_expired_link_says_so_and_leads_back_to_the_start(backend: Backend) {
+    let (app, smtp) = start(backend).await;
+    ask(&app, ACTIVE_EMAIL).await;
+    let token = token_in(&smtp.wait_for(1, 20).await[0]);
+    sqlx::query("UPDATE one_time_tokens SET expires_at = created_at - 1")
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    let page = app.get(&format!("/password/reset?t={token}")).await;
+    assert_eq!(page.status(), StatusCode::GONE);
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("Ce lien a expiré") && page.contains("12 heures"),
+        "{page}"
+    );
+    assert!(
+        page.contains("href=\"&#x2f;password&#x2f;forgot\""),
+        "{page}"
+    );
+    let (status, english) = change(&app, &token, NEW_PASSWORD).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert!(english.contains("Ce lien a expiré"));
+    let english = app
+        .get(&format!("/password/reset?t={token}&lang=en"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(english.contains("This link has expired"), "{english}");
+    assert_eq!(
+        app.directory.whoami(&people_dn(ACTIVE_UID), NEW_PASSWORD),
+        49
+    );
+    app.shutdown().await;
+}
+
 both_backends!(
+    an_expired_link_says_so_and_leads_back_to_the_start,
     a_forgotten_password_is_replaced_and_works_at_once,
     strangers_see_one_page_and_only_the_owner_is_told_why,
     two_resets_racing_have_one_winner,

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod flows;
 pub mod hashing;
 pub mod mail;
+pub mod oidc;
 pub mod server;
 pub mod store;
 pub mod telemetry;

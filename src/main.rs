@@ -95,11 +95,69 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// OpenID Connect clients (the ENT, Moodle, webmail).
+    Clients {
+        #[command(subcommand)]
+        action: ClientsAction,
+    },
+    /// OpenID Connect signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Helpdesk and admin actions on student accounts.
     Accounts {
         #[command(subcommand)]
         action: AccountsAction,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientsAction {
+    /// Register a client. Its secret is printed once, now; only its hash is kept.
+    Add {
+        /// The client id the application is configured with.
+        client_id: String,
+        /// The name students see.
+        #[arg(long)]
+        name: String,
+        /// Where codes may be sent; matched exactly. Repeat for several.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// Where the application may send students after logout. Repeatable.
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Back-channel logout endpoint of the application.
+        #[arg(long)]
+        backchannel_logout_uri: Option<String>,
+        /// A public client (no secret; PKCE S256 required).
+        #[arg(long)]
+        public: bool,
+        /// Ask the student's consent (not for the institution's own applications).
+        #[arg(long)]
+        third_party: bool,
+        /// ID token signing algorithm: RS256, ES256 or EdDSA.
+        #[arg(long, default_value = "RS256")]
+        id_token_alg: String,
+    },
+    /// The registered clients, one per line.
+    List,
+    /// One client's registration (never its secret).
+    Show { client_id: String },
+    /// Remove a client and revoke every token it holds.
+    Remove { client_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Create new signing keys; the old ones stop signing at once and stay published
+    /// for --overlap, so tokens they signed still verify.
+    Rotate {
+        #[arg(long, default_value = "2days")]
+        overlap: humantime_serde::re::humantime::Duration,
+    },
+    /// The published keys: kid, algorithm, created, retired (never the private part).
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,6 +259,14 @@ async fn run(cli: Cli) -> ExitCode {
             };
             audit(settings, &filter, json).await
         }
+        Command::Clients { action } => match Settings::load(&cli.config) {
+            Ok(settings) => clients(settings, action).await,
+            Err(e) => config_failure(&e),
+        },
+        Command::Keys { action } => match Settings::load(&cli.config) {
+            Ok(settings) => keys(settings, action).await,
+            Err(e) => config_failure(&e),
+        },
         Command::Import { file } => match Settings::load(&cli.config) {
             Ok(settings) => import(settings, &file).await,
             Err(e) => config_failure(&e),
@@ -544,4 +610,143 @@ fn print_diagnostic(diagnostic: &guichet::flows::help::Diagnostic) {
             println!("  none");
         }
     }
+}
+
+/// The store, migrated: admin commands may run before the first `serve`.
+async fn admin_store(settings: &Settings) -> Result<Store, ExitCode> {
+    let store = Store::connect(&settings.database).await.map_err(failure)?;
+    store.migrate().await.map_err(failure)?;
+    Ok(store)
+}
+
+async fn clients(settings: Settings, action: ClientsAction) -> ExitCode {
+    use guichet::oidc::clients::{ClientError, NewClient, register};
+    let store = match admin_store(&settings).await {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let now = guichet::store::unix_now();
+    let code = match action {
+        ClientsAction::Add {
+            client_id,
+            name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            backchannel_logout_uri,
+            public,
+            third_party,
+            id_token_alg,
+        } => {
+            let new = NewClient {
+                client_id: client_id.clone(),
+                name,
+                public,
+                redirect_uris,
+                post_logout_redirect_uris,
+                backchannel_logout_uri,
+                first_party: !third_party,
+                id_token_alg,
+            };
+            match register(&store, new, now).await {
+                Ok(Some(secret)) => {
+                    println!("client_id:     {client_id}");
+                    println!("client_secret: {secret}");
+                    println!("(shown once: only its hash is kept)");
+                    ExitCode::SUCCESS
+                }
+                Ok(None) => {
+                    println!("client_id: {client_id} (public: PKCE S256 required, no secret)");
+                    ExitCode::SUCCESS
+                }
+                Err(ClientError::Store(e)) => failure(e),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            }
+        }
+        ClientsAction::List => match store.clients().await {
+            Ok(clients) => {
+                for c in clients {
+                    let kind = if c.secret_hash.is_some() {
+                        "confidential"
+                    } else {
+                        "public"
+                    };
+                    println!(
+                        "{}  {}  {kind}  {}",
+                        c.client_id,
+                        c.name,
+                        c.redirect_uris.join(" ")
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => failure(e),
+        },
+        ClientsAction::Show { client_id } => match store.client(&client_id).await {
+            Ok(Some(client)) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&client).unwrap_or_default()
+                );
+                ExitCode::SUCCESS
+            }
+            Ok(None) => failure(format!("no client {client_id}")),
+            Err(e) => failure(e),
+        },
+        ClientsAction::Remove { client_id } => match store.remove_client(&client_id).await {
+            Ok(true) => {
+                println!("ok: client {client_id} removed, its tokens revoked");
+                ExitCode::SUCCESS
+            }
+            Ok(false) => failure(format!("no client {client_id}")),
+            Err(e) => failure(e),
+        },
+    };
+    store.close().await;
+    code
+}
+
+async fn keys(settings: Settings, action: KeysAction) -> ExitCode {
+    let store = match admin_store(&settings).await {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let now = guichet::store::unix_now();
+    let code = match action {
+        KeysAction::Rotate { overlap } => {
+            let overlap = overlap.as_secs() as i64;
+            match guichet::oidc::keys::rotate(&store, now, overlap).await {
+                Ok(kids) => {
+                    println!(
+                        "ok: new signing keys {}; the previous ones stay published until {}",
+                        kids.join(", "),
+                        when(now + overlap)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => failure(e),
+            }
+        }
+        KeysAction::List => match store.published_keys(now).await {
+            Ok(keys) => {
+                for key in keys {
+                    let state = key
+                        .retired_at
+                        .map_or_else(|| "active".to_owned(), |at| format!("retired {}", when(at)));
+                    println!(
+                        "{}  {:<6} created {}  {state}",
+                        key.kid,
+                        key.alg,
+                        when(key.created_at)
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => failure(e),
+        },
+    };
+    store.close().await;
+    code
 }

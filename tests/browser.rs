@@ -1,7 +1,8 @@
-//! The activation pages in a real browser: Debian's Chromium, headless, driven through
-//! chromedriver (see `common/browser.rs`). What a student gets: the forms as the browser
-//! submits them, the live password check of `static/password.js` under the CSP, the
-//! pages without JavaScript, the language switch, and the accessibility basics.
+//! The student pages in a real browser (activation, forgotten password, sign-in and
+//! sign-out, help): Debian's Chromium, headless, driven through chromedriver (see
+//! `common/browser.rs`). What a student gets: the forms as the browser submits them,
+//! the live password check of `static/password.js` under the CSP, the pages without
+//! JavaScript, the language switch, and the accessibility basics.
 //!
 //! These run on SQLite only: the browser cannot tell the backends apart, and
 //! tests/activation.rs already runs the same flows over HTTP on both.
@@ -9,7 +10,11 @@
 mod common;
 
 use common::browser::Browser;
-use common::{Backend, PENDING_EMAIL, PENDING_UID, TestApp, TestSmtp, link_token, people_dn};
+use common::{
+    ACTIVE_UID, Backend, DEMO_PASSWORD, PENDING_EMAIL, PENDING_UID, TestApp, TestSmtp, link_token,
+    people_dn,
+};
+use fantoccini::key::Key;
 
 const NEW_PASSWORD: &str = "Cerisier-en-fleur-7";
 
@@ -21,6 +26,17 @@ const DONE_FR: &str = "Votre compte est activé";
 const START_EN: &str = "Activate my account";
 const SENT_EN: &str = "Check your e-mail";
 const PASSWORD_EN: &str = "Choose my password";
+const FORGOT_FR: &str = "Mot de passe oublié";
+const RESET_FR: &str = "Choisir un nouveau mot de passe";
+const CHANGED_FR: &str = "Mot de passe changé";
+const LOGIN_FR: &str = "Connexion";
+const ACCOUNT_FR: &str = "Mon compte";
+const HOME_FR: &str = "Votre compte numérique";
+const HELP_FR: &str = "Contacter l’assistance";
+const HELP_SENT_FR: &str = "Demande envoyée";
+
+/// The personal e-mail of the active sample account `cbernard` (`ACTIVE_UID`).
+const ACTIVE_EMAIL: &str = "chloe.bernard@example.org";
 
 /// Rules `static/password.js` checks in the browser; the others are left to the server.
 const CHECKED_IN_BROWSER: &[&str] = &[
@@ -81,6 +97,76 @@ async fn save_password(browser: &Browser, password: &str, confirmation: &str) {
     field.clear().await.unwrap();
     field.send_keys(confirmation).await.unwrap();
     browser.click("form button[type=submit]").await;
+}
+
+/// Saves `password` (twice the same) and waits for the page titled `done`.
+async fn save_password_until(browser: &Browser, password: &str, done: &str) {
+    save_password(browser, password, password).await;
+    browser.wait_for_title(done).await;
+}
+
+/// The `id` of the element holding the keyboard focus.
+async fn focused_id(browser: &Browser) -> String {
+    let active = browser.client.active_element().await.unwrap();
+    active.attr("id").await.unwrap().unwrap_or_default()
+}
+
+/// Waits for the keyboard focus to be on the element with this `id`.
+async fn wait_for_focus_on(browser: &Browser, id: &str) {
+    browser
+        .wait_until(&format!("the focus on #{id}"), || async {
+            focused_id(browser).await == id
+        })
+        .await;
+}
+
+/// The error summary is there, announced (`role=alert`) and focused, as a screen
+/// reader or keyboard user needs it after a refused form.
+async fn assert_focused_error_summary(browser: &Browser) {
+    let summary = browser.find("#errors").await;
+    assert_eq!(
+        summary.attr("role").await.unwrap().as_deref(),
+        Some("alert")
+    );
+    assert!(summary.is_displayed().await.unwrap());
+    wait_for_focus_on(browser, "errors").await;
+}
+
+/// The `href`s of the error summary's links, in page order.
+async fn summary_links(browser: &Browser) -> Vec<String> {
+    let mut links = Vec::new();
+    for link in browser.find_all("#errors a[href^='#']").await {
+        links.push(link.attr("href").await.unwrap().unwrap_or_default());
+    }
+    links
+}
+
+/// The reset link's address from the mail sent to the account's personal e-mail.
+async fn reset_link(app: &TestApp, smtp: &TestSmtp) -> String {
+    let mails = smtp.wait_for(1, 20).await;
+    assert_eq!(mails.len(), 1, "one reset mail");
+    let token = link_token(&mails[0], "/password/reset");
+    app.url(&format!("/password/reset?t={token}"))
+}
+
+/// From the forgot-password page to the new-password form of `ACTIVE_UID`.
+async fn reach_reset_page(browser: &Browser, app: &TestApp, smtp: &TestSmtp) {
+    browser.goto(&app.url("/password/forgot")).await;
+    browser.wait_for_title(FORGOT_FR).await;
+    browser.type_into("#identifier", ACTIVE_EMAIL).await;
+    browser.click("form button[type=submit]").await;
+    browser.wait_for_title(SENT_FR).await;
+    browser.goto(&reset_link(app, smtp).await).await;
+    browser.wait_for_title(RESET_FR).await;
+}
+
+/// Signs in on the login page with the keyboard: the login, the password, Enter.
+async fn sign_in(browser: &Browser, app: &TestApp, login: &str, password: &str) {
+    browser.goto(&app.url("/login")).await;
+    browser.wait_for_title(LOGIN_FR).await;
+    browser.type_into("#login", login).await;
+    browser.type_into("#password", password).await;
+    browser.type_into("#password", &Key::Enter).await;
 }
 
 /// `data-rule` → `data-met` of each rule listed on the password page.
@@ -179,8 +265,7 @@ async fn paris_cite_activation_end_to_end_in_the_browser() {
         browser.text().await.contains(PENDING_UID),
         "the login is shown"
     );
-    save_password(&browser, NEW_PASSWORD, NEW_PASSWORD).await;
-    browser.wait_for_title(DONE_FR).await;
+    save_password_until(&browser, NEW_PASSWORD, DONE_FR).await;
     assert!(browser.text().await.contains(PENDING_UID));
     assert_eq!(
         app.directory.whoami(&people_dn(PENDING_UID), NEW_PASSWORD),
@@ -333,8 +418,7 @@ async fn a_refused_password_is_explained_next_to_the_field_and_the_form_stays() 
         browser.has("input[type=hidden][name=t]").await,
         "the form keeps its link"
     );
-    save_password(&browser, NEW_PASSWORD, NEW_PASSWORD).await;
-    browser.wait_for_title(DONE_FR).await;
+    save_password_until(&browser, NEW_PASSWORD, DONE_FR).await;
     assert_eq!(
         app.directory.whoami(&people_dn(PENDING_UID), NEW_PASSWORD),
         0
@@ -358,8 +442,7 @@ async fn activation_works_without_javascript() {
             .all(|(_, met)| met.is_none()),
         "no script ran"
     );
-    save_password(&browser, NEW_PASSWORD, NEW_PASSWORD).await;
-    browser.wait_for_title(DONE_FR).await;
+    save_password_until(&browser, NEW_PASSWORD, DONE_FR).await;
     assert!(browser.text().await.contains(PENDING_UID));
     assert_eq!(
         app.directory.whoami(&people_dn(PENDING_UID), NEW_PASSWORD),
@@ -553,8 +636,270 @@ async fn the_language_switch_on_the_password_page_keeps_the_link() {
     browser.click("a.lang").await;
     browser.wait_for_title(PASSWORD_EN).await;
     assert_eq!(browser.lang().await, "en");
-    save_password(&browser, NEW_PASSWORD, NEW_PASSWORD).await;
-    browser.wait_for_title("Your account is active").await;
+    save_password_until(&browser, NEW_PASSWORD, "Your account is active").await;
+    browser.close().await;
+    app.shutdown().await;
+}
+
+/// Types a weak password, then a good one, and checks that `static/password.js` judges
+/// the rules live (so the CSP let it run) without a console error.
+async fn assert_live_rule_check(browser: &Browser) {
+    assert!(
+        rule_states(browser)
+            .await
+            .iter()
+            .all(|(_, met)| met.is_none()),
+        "nothing judged before typing"
+    );
+    browser.type_into("#password", "abc").await;
+    browser
+        .wait_until("the live check to judge the rules", || async {
+            rule_states(browser)
+                .await
+                .iter()
+                .any(|(_, met)| met.is_some())
+        })
+        .await;
+    let states = rule_states(browser).await;
+    let min_length = states.iter().find(|(rule, _)| rule == "min_length");
+    assert_eq!(
+        min_length.and_then(|(_, met)| met.as_deref()),
+        Some("no"),
+        "{states:?}"
+    );
+    let field = browser.find("#password").await;
+    field.clear().await.unwrap();
+    field.send_keys(NEW_PASSWORD).await.unwrap();
+    browser
+        .wait_until("every browser-checked rule to be met", || async {
+            rule_states(browser)
+                .await
+                .iter()
+                .filter(|(rule, _)| CHECKED_IN_BROWSER.contains(&rule.as_str()))
+                .all(|(_, met)| met.as_deref() == Some("yes"))
+        })
+        .await;
+    assert_eq!(
+        console_errors(browser).await,
+        Vec::<String>::new(),
+        "no console error on {}",
+        browser.url().await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgot_password_end_to_end_in_the_browser() {
+    let (app, smtp) = start().await;
+    let browser = Browser::start().await;
+    reach_reset_page(&browser, &app, &smtp).await;
+    assert!(
+        browser.text().await.contains(ACTIVE_UID),
+        "the login is shown"
+    );
+    assert_live_rule_check(&browser).await;
+    save_password_until(&browser, NEW_PASSWORD, CHANGED_FR).await;
+    assert!(browser.text().await.contains(ACTIVE_UID));
+    assert_eq!(
+        app.directory.whoami(&people_dn(ACTIVE_UID), NEW_PASSWORD),
+        0,
+        "a bind with the new password succeeds"
+    );
+    assert_ne!(
+        app.directory.whoami(&people_dn(ACTIVE_UID), DEMO_PASSWORD),
+        0,
+        "the old password no longer works"
+    );
+    browser.close().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_shows_the_account_and_sign_out_ends_the_session() {
+    let (app, _smtp) = start().await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &app, ACTIVE_UID, DEMO_PASSWORD).await;
+    browser.wait_for_title(ACCOUNT_FR).await;
+    assert!(browser.url().await.ends_with("/account"));
+    let page = browser.text().await;
+    assert!(page.contains(ACTIVE_EMAIL), "{page}");
+    assert!(page.contains(ACTIVE_UID), "{page}");
+
+    let logout = browser
+        .find("form[action='/logout'] button[type=submit]")
+        .await;
+    assert_eq!(logout.text().await.unwrap().trim(), "Se déconnecter");
+    logout.click().await.unwrap();
+    browser.wait_for_title(HOME_FR).await;
+    browser.goto(&app.url("/account")).await;
+    browser.wait_for_title(LOGIN_FR).await;
+    assert!(
+        browser.url().await.contains("/login"),
+        "signed out: {}",
+        browser.url().await
+    );
+    browser.close().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_announced_and_the_login_is_kept() {
+    let (app, _smtp) = start().await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &app, ACTIVE_UID, "Pas-le-bon-1").await;
+    assert_focused_error_summary(&browser).await;
+    browser.wait_for_title(LOGIN_FR).await;
+    assert!(
+        browser
+            .find("#errors")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("Identifiant ou mot de passe incorrect"),
+        "{}",
+        browser.text().await
+    );
+    let login = browser.find("#login").await;
+    assert_eq!(
+        login.prop("value").await.unwrap().as_deref(),
+        Some(ACTIVE_UID)
+    );
+    // The right password still signs in from the refused form.
+    browser.type_into("#password", DEMO_PASSWORD).await;
+    browser
+        .click("form[action='/login'] button[type=submit]")
+        .await;
+    browser.wait_for_title(ACCOUNT_FR).await;
+    browser.close().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_help_form_names_every_missing_field_then_gives_a_reference() {
+    let (app, _smtp) = start().await;
+    let browser = Browser::start().await;
+    browser.goto(&app.url("/help")).await;
+    browser.wait_for_title(HELP_FR).await;
+    browser.click("form button[type=submit]").await;
+    assert_focused_error_summary(&browser).await;
+    let links = summary_links(&browser).await;
+    for field in ["#name", "#contact", "#category", "#message"] {
+        assert!(links.contains(&field.to_owned()), "{field} in {links:?}");
+    }
+    // Every link leads to a field flagged invalid.
+    for link in &links {
+        let field = browser.find(link).await;
+        assert_eq!(
+            field.attr("aria-invalid").await.unwrap().as_deref(),
+            Some("true"),
+            "{link}"
+        );
+    }
+
+    browser.type_into("#name", "Chloé Bernard").await;
+    browser.type_into("#identifier", ACTIVE_UID).await;
+    browser.type_into("#contact", ACTIVE_EMAIL).await;
+    browser
+        .find("#category")
+        .await
+        .select_by_value("password")
+        .await
+        .unwrap();
+    browser
+        .type_into("#message", "Le lien de réinitialisation n’arrive pas.")
+        .await;
+    browser.click("form button[type=submit]").await;
+    browser.wait_for_title(HELP_SENT_FR).await;
+    let reference = browser.find("#reference").await.text().await.unwrap();
+    assert!(reference.starts_with("AIDE-"), "{reference}");
+    assert!(browser.text().await.contains(ACTIVE_EMAIL));
+    browser.close().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_login_and_help_fields_are_labelled_and_errors_are_tied_to_them() {
+    let (app, smtp) = start().await;
+    let browser = Browser::start().await;
+    for (path, title) in [
+        ("/password/forgot", FORGOT_FR),
+        ("/login", LOGIN_FR),
+        ("/help", HELP_FR),
+    ] {
+        browser.goto(&app.url(path)).await;
+        browser.wait_for_title(title).await;
+        assert_every_visible_input_is_labelled(&browser).await;
+        assert_descriptions_exist(&browser).await;
+        // A refused form: the summary has the focus, the page stays labelled.
+        browser.click("main form button[type=submit]").await;
+        assert_focused_error_summary(&browser).await;
+        assert_every_visible_input_is_labelled(&browser).await;
+        assert_descriptions_exist(&browser).await;
+    }
+
+    // The forgot-password form: the error is tied to its field, and the summary's
+    // link puts the keyboard focus there.
+    browser.goto(&app.url("/password/forgot")).await;
+    browser.wait_for_title(FORGOT_FR).await;
+    browser.type_into("#identifier", "pas une adresse").await;
+    browser.click("form button[type=submit]").await;
+    assert_focused_error_summary(&browser).await;
+    let field = browser.find("#identifier").await;
+    assert_eq!(
+        field.attr("aria-invalid").await.unwrap().as_deref(),
+        Some("true")
+    );
+    assert!(
+        described_by(&field)
+            .await
+            .contains(&"identifier-error".to_owned())
+    );
+    assert_eq!(
+        field.prop("value").await.unwrap().as_deref(),
+        Some("pas une adresse"),
+        "the typed value is kept"
+    );
+    browser.click("#errors a[href='#identifier']").await;
+    wait_for_focus_on(&browser, "identifier").await;
+
+    // Each help field names its own error.
+    browser.goto(&app.url("/help")).await;
+    browser.wait_for_title(HELP_FR).await;
+    browser.click("form button[type=submit]").await;
+    for field in ["name", "contact", "category", "message"] {
+        let input = browser.find(&format!("#{field}")).await;
+        let error_id = format!("{field}-error");
+        assert!(
+            described_by(&input).await.contains(&error_id),
+            "{field} is described by its error"
+        );
+        let error = browser.find(&format!("#{error_id}")).await;
+        assert!(!error.text().await.unwrap().trim().is_empty());
+        browser.click(&format!("#errors a[href='#{field}']")).await;
+        wait_for_focus_on(&browser, field).await;
+    }
+
+    // The new-password form behind the mailed link.
+    reach_reset_page(&browser, &app, &smtp).await;
+    assert_every_visible_input_is_labelled(&browser).await;
+    assert_descriptions_exist(&browser).await;
+    let field = browser.find("#password").await;
+    assert!(described_by(&field).await.contains(&"rules".to_owned()));
+    save_password(&browser, "abc", "abc").await;
+    browser.find("#password-errors").await;
+    assert_focused_error_summary(&browser).await;
+    let field = browser.find("#password").await;
+    assert!(
+        described_by(&field)
+            .await
+            .contains(&"password-errors".to_owned())
+    );
+    assert_eq!(
+        field.attr("aria-invalid").await.unwrap().as_deref(),
+        Some("true")
+    );
+    assert_every_visible_input_is_labelled(&browser).await;
+    assert_descriptions_exist(&browser).await;
     browser.close().await;
     app.shutdown().await;
 }

@@ -110,11 +110,19 @@ impl StoreTx {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Ends every SSO session of the account (a password change, a reset): the
-    /// session check reads this table on each request, so it takes effect at once.
+    /// Ends every SSO session of the account (a password change, a reset) and revokes
+    /// its OIDC tokens: both are checked on each use, so it takes effect at once.
     pub async fn end_sessions(&mut self, account_dn: &str, now: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE sso_sessions SET ended_at = $1 WHERE account_dn = $2 AND ended_at IS NULL",
+        )
+        .bind(now)
+        .bind(account_dn)
+        .execute(&mut *self.tx)
+        .await?;
+        // OIDC access and refresh tokens die with the sessions they came from.
+        sqlx::query(
+            "UPDATE oidc_tokens SET revoked_at = $1 WHERE account_dn = $2 AND revoked_at IS NULL",
         )
         .bind(now)
         .bind(account_dn)

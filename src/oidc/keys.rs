@@ -1,0 +1,245 @@
+//! Signing keys: generated here (RSA 2048 for RS256, P-256 for ES256, Ed25519 for
+//! EdDSA), stored in the database, published as a JWKS and rotated with overlap.
+//! Private keys never reach a log, an error or `Debug` output.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::store::{Store, StoreError, StoredKey};
+
+/// The algorithms ID tokens may be signed with. RS256 is the default every client
+/// understands; a client may ask for ES256 or EdDSA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alg {
+    Rs256,
+    Es256,
+    EdDsa,
+}
+
+impl Alg {
+    pub const ALL: [Alg; 3] = [Alg::Rs256, Alg::Es256, Alg::EdDsa];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Alg::Rs256 => "RS256",
+            Alg::Es256 => "ES256",
+            Alg::EdDsa => "EdDSA",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Alg> {
+        Alg::ALL.into_iter().find(|alg| alg.name() == name)
+    }
+
+    fn jwt(self) -> Algorithm {
+        match self {
+            Alg::Rs256 => Algorithm::RS256,
+            Alg::Es256 => Algorithm::ES256,
+            Alg::EdDsa => Algorithm::EdDSA,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key generation failed: {0}")]
+    Generation(String),
+    #[error("no signing key for {0}: run `guichet keys rotate`")]
+    Missing(&'static str),
+    #[error("a stored key is unreadable: {0}")]
+    Corrupt(String),
+    #[error("signing failed: {0}")]
+    Signing(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// RFC 7638 thumbprint: the kid is derived from the public key itself.
+fn thumbprint(required: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(required.to_string().as_bytes()))
+}
+
+/// A fresh key of `alg`, ready to store.
+pub fn generate(alg: Alg, now: i64) -> Result<StoredKey, KeyError> {
+    let (der, mut jwk) = match alg {
+        Alg::Rs256 => {
+            use rsa::pkcs1::EncodeRsaPrivateKey;
+            use rsa::traits::PublicKeyParts;
+            let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)
+                .map_err(|e| KeyError::Generation(e.to_string()))?;
+            let der = key
+                .to_pkcs1_der()
+                .map_err(|e| KeyError::Generation(e.to_string()))?
+                .as_bytes()
+                .to_vec();
+            let jwk = json!({
+                "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
+                "kty": "RSA",
+                "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
+            });
+            (der, jwk)
+        }
+        Alg::Es256 => {
+            let rng = SystemRandom::new();
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .map_err(|e| KeyError::Generation(e.to_string()))?;
+            let pair =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+                    .map_err(|e| KeyError::Generation(e.to_string()))?;
+            // An uncompressed point: 0x04, then x and y (32 bytes each).
+            let point = pair.public_key().as_ref();
+            let jwk = json!({
+                "crv": "P-256",
+                "kty": "EC",
+                "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+                "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+            });
+            (pkcs8.as_ref().to_vec(), jwk)
+        }
+        Alg::EdDsa => {
+            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+                .map_err(|e| KeyError::Generation(e.to_string()))?;
+            let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+                .map_err(|e| KeyError::Generation(e.to_string()))?;
+            let jwk = json!({
+                "crv": "Ed25519",
+                "kty": "OKP",
+                "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+            });
+            (pkcs8.as_ref().to_vec(), jwk)
+        }
+    };
+    let kid = thumbprint(&jwk);
+    if let Some(fields) = jwk.as_object_mut() {
+        fields.insert("kid".into(), json!(kid));
+        fields.insert("alg".into(), json!(alg.name()));
+        fields.insert("use".into(), json!("sig"));
+    }
+    Ok(StoredKey {
+        kid,
+        alg: alg.name().to_owned(),
+        private_der: STANDARD.encode(der),
+        public_jwk: jwk.to_string(),
+        created_at: now,
+        retired_at: None,
+    })
+}
+
+/// Makes sure each algorithm has an active key (first start, or a new algorithm).
+pub async fn ensure(store: &Store, now: i64) -> Result<(), KeyError> {
+    let keys = store.published_keys(now).await?;
+    for alg in Alg::ALL {
+        let active = keys
+            .iter()
+            .any(|k| k.alg == alg.name() && k.retired_at.is_none());
+        if !active {
+            // Key generation is CPU work (RSA: tens of milliseconds optimised).
+            let key = tokio::task::spawn_blocking(move || generate(alg, now))
+                .await
+                .map_err(|e| KeyError::Generation(e.to_string()))??;
+            store.add_key(&key).await?;
+            tracing::info!(kid = %key.kid, alg = alg.name(), "signing key created");
+        }
+    }
+    Ok(())
+}
+
+/// A new key for every algorithm; the old ones stop signing now and stay published
+/// for `overlap` so tokens they signed still verify. Returns the new kids.
+pub async fn rotate(store: &Store, now: i64, overlap_secs: i64) -> Result<Vec<String>, KeyError> {
+    let mut kids = Vec::new();
+    for alg in Alg::ALL {
+        let key = tokio::task::spawn_blocking(move || generate(alg, now))
+            .await
+            .map_err(|e| KeyError::Generation(e.to_string()))??;
+        store.add_key(&key).await?;
+        store
+            .retire_keys(alg.name(), &key.kid, now, now + overlap_secs)
+            .await?;
+        kids.push(key.kid);
+    }
+    Ok(kids)
+}
+
+/// The JWKS document: every published key's public half.
+pub fn jwks(keys: &[StoredKey]) -> Value {
+    let keys: Vec<Value> = keys
+        .iter()
+        .filter_map(|k| serde_json::from_str(&k.public_jwk).ok())
+        .collect();
+    json!({ "keys": keys })
+}
+
+/// Signs `claims` with the active key of `alg`, naming it by `kid`.
+pub fn sign(keys: &[StoredKey], alg: Alg, claims: &Value) -> Result<String, KeyError> {
+    let key = keys
+        .iter()
+        .find(|k| k.alg == alg.name() && k.retired_at.is_none())
+        .ok_or(KeyError::Missing(alg.name()))?;
+    let der = STANDARD
+        .decode(&key.private_der)
+        .map_err(|e| KeyError::Corrupt(format!("{}: {e}", key.kid)))?;
+    let encoding = match alg {
+        Alg::Rs256 => EncodingKey::from_rsa_der(&der),
+        Alg::Es256 => EncodingKey::from_ec_der(&der),
+        Alg::EdDsa => EncodingKey::from_ed_der(&der),
+    };
+    let mut header = Header::new(alg.jwt());
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(&header, claims, &encoding).map_err(|e| KeyError::Signing(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{DecodingKey, Validation, jwk::Jwk};
+
+    #[test]
+    fn each_algorithm_signs_what_its_published_key_verifies() {
+        for alg in Alg::ALL {
+            let key = generate(alg, 1000).unwrap();
+            assert!(
+                !format!("{key:?}").contains(&key.private_der),
+                "Debug hides the key"
+            );
+            let claims = json!({ "sub": "cbernard", "aud": "moodle", "exp": 4_000_000_000_i64 });
+            let token = sign(std::slice::from_ref(&key), alg, &claims).unwrap();
+            let header = jsonwebtoken::decode_header(&token).unwrap();
+            assert_eq!(header.kid.as_deref(), Some(key.kid.as_str()));
+            let jwk: Jwk = serde_json::from_str(&key.public_jwk).unwrap();
+            let mut validation = Validation::new(alg.jwt());
+            validation.set_audience(&["moodle"]);
+            let decoded = jsonwebtoken::decode::<Value>(
+                &token,
+                &DecodingKey::from_jwk(&jwk).unwrap(),
+                &validation,
+            )
+            .unwrap();
+            assert_eq!(decoded.claims["sub"], "cbernard");
+            let published = jwks(std::slice::from_ref(&key));
+            assert!(
+                !published.to_string().contains("\"d\""),
+                "no private part in the JWKS"
+            );
+        }
+    }
+
+    #[test]
+    fn the_kid_is_the_rfc7638_thumbprint() {
+        // RFC 7638 §3.1's example key.
+        let jwk = json!({
+            "e": "AQAB",
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+        });
+        assert_eq!(
+            thumbprint(&jwk),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+}

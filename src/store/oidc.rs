@@ -1,0 +1,363 @@
+//! What the OpenID Connect provider keeps: signing keys, registered clients, codes
+//! and tokens. Codes and tokens are single-use or rotating; each use is one
+//! conditional UPDATE, so two requests racing with the same value cannot both win.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::domain::TokenHash;
+
+/// A signing key as stored. `private_der` is base64 DER (PKCS#1 for RSA, PKCS#8
+/// otherwise); it never leaves the process and is never printed.
+#[derive(Clone)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: String,
+    pub private_der: String,
+    pub public_jwk: String,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A registered client.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub name: String,
+    #[serde(skip)]
+    pub secret_hash: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
+    pub first_party: bool,
+    pub id_token_alg: String,
+    pub created_at: i64,
+}
+
+/// An authorization code's grant, as the token endpoint reads it.
+#[derive(Debug, Clone)]
+pub struct CodeRecord {
+    pub client_id: String,
+    pub account_dn: String,
+    pub session_hash: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub auth_time: i64,
+    pub expires_at: i64,
+}
+
+/// A token's grant.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub kind: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub account_dn: String,
+    pub session_hash: String,
+    pub scope: String,
+    pub auth_time: i64,
+    pub expires_at: i64,
+    pub rotated_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// A token to store.
+#[derive(Debug, Clone)]
+pub struct NewToken<'a> {
+    pub hash: &'a TokenHash,
+    pub kind: &'a str,
+    pub grant_id: &'a str,
+    pub client_id: &'a str,
+    pub account_dn: &'a str,
+    pub session_hash: &'a str,
+    pub scope: &'a str,
+    pub auth_time: i64,
+    pub expires_at: i64,
+}
+
+fn uris(raw: String) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(&raw).map_err(|e| StoreError::Query(format!("stored URIs: {e}")))
+}
+
+impl Store {
+    pub async fn add_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO oidc_keys (kid, alg, private_der, public_jwk, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.private_der)
+        .bind(&key.public_jwk)
+        .bind(key.created_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Retires the active keys of `alg` except `keep`; they stay published until
+    /// `published_until`.
+    pub async fn retire_keys(
+        &self,
+        alg: &str,
+        keep: &str,
+        now: i64,
+        published_until: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE oidc_keys SET retired_at = $1, published_until = $2 \
+             WHERE alg = $3 AND kid <> $4 AND retired_at IS NULL",
+        )
+        .bind(now)
+        .bind(published_until)
+        .bind(alg)
+        .bind(keep)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Active keys, and retired ones still published, newest first.
+    pub async fn published_keys(&self, now: i64) -> Result<Vec<StoredKey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kid, alg, private_der, public_jwk, created_at, retired_at FROM oidc_keys \
+             WHERE retired_at IS NULL OR published_until > $1 ORDER BY created_at DESC, kid",
+        )
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredKey {
+                    kid: row.try_get("kid")?,
+                    alg: row.try_get("alg")?,
+                    private_der: row.try_get("private_der")?,
+                    public_jwk: row.try_get("public_jwk")?,
+                    created_at: row.try_get("created_at")?,
+                    retired_at: row.try_get("retired_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn add_client(&self, client: &ClientRecord) -> Result<bool, StoreError> {
+        let to_json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        let done = sqlx::query(
+            "INSERT INTO oidc_clients (client_id, name, secret_hash, redirect_uris, post_logout_redirect_uris, \
+             backchannel_logout_uri, first_party, id_token_alg, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (client_id) DO NOTHING",
+        )
+        .bind(&client.client_id)
+        .bind(&client.name)
+        .bind(client.secret_hash.as_deref())
+        .bind(to_json(&client.redirect_uris))
+        .bind(to_json(&client.post_logout_redirect_uris))
+        .bind(client.backchannel_logout_uri.as_deref())
+        .bind(i64::from(client.first_party))
+        .bind(&client.id_token_alg)
+        .bind(client.created_at)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        self.query_clients("", "").await
+    }
+
+    pub async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        Ok(self
+            .query_clients("WHERE client_id = $1", client_id)
+            .await?
+            .pop())
+    }
+
+    async fn query_clients(
+        &self,
+        filter: &str,
+        value: &str,
+    ) -> Result<Vec<ClientRecord>, StoreError> {
+        let sql = format!(
+            "SELECT client_id, name, secret_hash, redirect_uris, post_logout_redirect_uris, \
+             backchannel_logout_uri, first_party, id_token_alg, created_at FROM oidc_clients {filter} \
+             ORDER BY client_id"
+        );
+        let mut query = sqlx::query(&sql);
+        if !filter.is_empty() {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ClientRecord {
+                    client_id: row.try_get("client_id")?,
+                    name: row.try_get("name")?,
+                    secret_hash: row.try_get("secret_hash")?,
+                    redirect_uris: uris(row.try_get("redirect_uris")?)?,
+                    post_logout_redirect_uris: uris(row.try_get("post_logout_redirect_uris")?)?,
+                    backchannel_logout_uri: row.try_get("backchannel_logout_uri")?,
+                    first_party: row.try_get::<i64, _>("first_party")? != 0,
+                    id_token_alg: row.try_get("id_token_alg")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn remove_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM oidc_clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(self.pool())
+            .await?;
+        sqlx::query(
+            "UPDATE oidc_tokens SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(super::unix_now())
+        .bind(client_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn add_code(
+        &self,
+        hash: &TokenHash,
+        code: &CodeRecord,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO oidc_codes (code_hash, client_id, account_dn, session_hash, redirect_uri, scope, nonce, \
+             code_challenge, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(hash.as_str())
+        .bind(&code.client_id)
+        .bind(&code.account_dn)
+        .bind(&code.session_hash)
+        .bind(&code.redirect_uri)
+        .bind(&code.scope)
+        .bind(code.nonce.as_deref())
+        .bind(code.code_challenge.as_deref())
+        .bind(code.auth_time)
+        .bind(now)
+        .bind(code.expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Uses a code up. `Err(true)` if it was used before (a replay), `Err(false)` if
+    /// it never existed.
+    pub async fn use_code(
+        &self,
+        hash: &TokenHash,
+        now: i64,
+    ) -> Result<Result<CodeRecord, bool>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE oidc_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL \
+             RETURNING client_id, account_dn, session_hash, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at",
+        )
+        .bind(now)
+        .bind(hash.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else {
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT code_hash FROM oidc_codes WHERE code_hash = $1")
+                    .bind(hash.as_str())
+                    .fetch_optional(self.pool())
+                    .await?;
+            return Ok(Err(exists.is_some()));
+        };
+        Ok(Ok(CodeRecord {
+            client_id: row.try_get("client_id")?,
+            account_dn: row.try_get("account_dn")?,
+            session_hash: row.try_get("session_hash")?,
+            redirect_uri: row.try_get("redirect_uri")?,
+            scope: row.try_get("scope")?,
+            nonce: row.try_get("nonce")?,
+            code_challenge: row.try_get("code_challenge")?,
+            auth_time: row.try_get("auth_time")?,
+            expires_at: row.try_get("expires_at")?,
+        }))
+    }
+
+    pub async fn add_token(&self, token: &NewToken<'_>, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO oidc_tokens (token_hash, kind, grant_id, client_id, account_dn, session_hash, scope, auth_time, \
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(token.hash.as_str())
+        .bind(token.kind)
+        .bind(token.grant_id)
+        .bind(token.client_id)
+        .bind(token.account_dn)
+        .bind(token.session_hash)
+        .bind(token.scope)
+        .bind(token.auth_time)
+        .bind(now)
+        .bind(token.expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT kind, grant_id, client_id, account_dn, session_hash, scope, auth_time, expires_at, rotated_at, revoked_at \
+             FROM oidc_tokens WHERE token_hash = $1",
+        )
+        .bind(hash.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|row| {
+            Ok(TokenRecord {
+                kind: row.try_get("kind")?,
+                grant_id: row.try_get("grant_id")?,
+                client_id: row.try_get("client_id")?,
+                account_dn: row.try_get("account_dn")?,
+                session_hash: row.try_get("session_hash")?,
+                scope: row.try_get("scope")?,
+                auth_time: row.try_get("auth_time")?,
+                expires_at: row.try_get("expires_at")?,
+                rotated_at: row.try_get("rotated_at")?,
+                revoked_at: row.try_get("revoked_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Marks a refresh token rotated; false if it was rotated or revoked already
+    /// (a replay, which the caller answers by revoking the grant).
+    pub async fn rotate_token(&self, hash: &TokenHash, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE oidc_tokens SET rotated_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(hash.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Revokes every token of a grant.
+    pub async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE oidc_tokens SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(grant_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

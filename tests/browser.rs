@@ -783,7 +783,7 @@ async fn the_help_form_names_every_missing_field_then_gives_a_reference() {
     browser.click("form button[type=submit]").await;
     assert_focused_error_summary(&browser).await;
     let links = summary_links(&browser).await;
-    for field in ["#name", "#contact", "#category", "#message"] {
+    for field in ["#name", "#identifier", "#contact", "#category", "#message"] {
         assert!(links.contains(&field.to_owned()), "{field} in {links:?}");
     }
     // Every link leads to a field flagged invalid.

@@ -44,6 +44,11 @@ pub async fn prepare(settings: Settings) -> Result<AppState, StartError> {
         .migrate()
         .await
         .map_err(|e| StartError::Database(e.to_string()))?;
+    // Several instances starting together may each create a key; both are valid and
+    // published, and the newest signs.
+    crate::oidc::keys::ensure(&store, crate::store::unix_now())
+        .await
+        .map_err(|e| StartError::Other(format!("signing keys: {e}")))?;
     let hasher = Hasher::new(&settings.hashing).map_err(|e| StartError::Other(e.to_string()))?;
     let directory = Directory::new(&settings.directory, hasher)
         .map_err(|e| StartError::Directory(e.to_string()))?;

@@ -27,6 +27,8 @@ pub const ATTRIBUTES: &[&str] = &[
     "eduPersonPrimaryAffiliation",
     "guichetTermsVersion",
     "objectClass",
+    // Operational (RFC 4530): never reassigned, survives renames; OIDC's `sub`.
+    "entryUUID",
 ];
 
 /// The auxiliary class that carries Guichet's own attributes.
@@ -35,6 +37,9 @@ const GUICHET_CLASS: &str = "guichetAccount";
 #[derive(Debug, Clone)]
 pub struct Account {
     pub dn: String,
+    /// The entry's `entryUUID`: a stable identifier that a rename or a reused login
+    /// does not change.
+    pub uuid: Option<String>,
     pub login: Login,
     pub given_name: Option<String>,
     pub surname: Option<String>,
@@ -92,6 +97,7 @@ impl Account {
             .chain(&account_values.etat)
             .find_map(|v| v.parse::<AccountState>().ok());
         Ok(Account {
+            uuid: first("entryuuid"),
             given_name: first("givenname"),
             surname: first("sn"),
             display_name: first("displayname").or_else(|| first("cn")),

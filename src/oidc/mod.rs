@@ -1,5 +1,44 @@
-//! The OpenID Connect provider: signing keys, registered clients, and (in `web`) the
-//! endpoints the ENT, Moodle and webmail use.
+//! The OpenID Connect provider: signing keys, registered clients, claims, and the
+//! endpoints the ENT, Moodle and webmail use. Its pages (login) are Guichet's own,
+//! and it shares Guichet's session.
 
+mod authorize;
+pub mod claims;
 pub mod clients;
+mod error;
 pub mod keys;
+mod token;
+mod userinfo;
+
+use axum::Router;
+use axum::routing::get;
+
+pub use error::OAuthError;
+pub use token::sid;
+
+use crate::web::AppState;
+
+/// The issuer: the public URL without its trailing slash.
+pub fn issuer(state: &AppState) -> String {
+    state
+        .settings
+        .server
+        .public_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// The OIDC endpoints. No CSRF layer: clients post to the token endpoint from their
+/// back ends, and the authorization endpoint only reads the session.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(userinfo::discovery),
+        )
+        .route("/jwks.json", get(userinfo::jwks))
+        .route("/authorize", get(authorize::get).post(authorize::post))
+        .route("/token", axum::routing::post(token::token))
+        .route("/userinfo", get(userinfo::get).post(userinfo::post))
+}

@@ -31,6 +31,10 @@ pub enum WebError {
     TooManyAttempts,
     #[error("form refused: CSRF token missing or wrong")]
     Csrf,
+    /// An authorization request whose client or redirect URI cannot be trusted: no
+    /// redirect is safe, so the student gets a page.
+    #[error("authorization request refused: {0}")]
+    Authorize(String),
 }
 
 impl From<FlowError> for WebError {
@@ -53,6 +57,7 @@ impl WebError {
             WebError::BadRequest(_) => (StatusCode::BAD_REQUEST, "error.bad_request"),
             WebError::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "error.too_many"),
             WebError::Csrf => (StatusCode::FORBIDDEN, "error.csrf"),
+            WebError::Authorize(_) => (StatusCode::BAD_REQUEST, "error.authorize"),
             WebError::Directory(e)
                 if matches!(e, DirectoryError::Hashing(_)) && e.is_transient() =>
             {

@@ -14,7 +14,7 @@ mod limits;
 mod link_pages;
 mod pages;
 mod reset;
-mod session;
+pub(crate) mod session;
 
 use std::sync::Arc;
 
@@ -84,7 +84,7 @@ impl AppState {
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
-fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -203,6 +203,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), csrf::protect));
     let mut app = Router::new()
         .merge(forms)
+        .merge(crate::oidc::routes())
         .route("/", get(home))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

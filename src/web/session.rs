@@ -16,9 +16,9 @@ use time::OffsetDateTime;
 use super::error::WebError;
 use super::{AppState, Frame, limits};
 use crate::directory::Account;
-use crate::domain::{Login, Password, Token};
+use crate::domain::{Login, Password, Token, TokenHash};
 use crate::flows::sign_in::{Refusal, SignIn, SignedIn};
-use crate::store::Origin;
+use crate::store::{Origin, SessionRecord};
 
 /// With https the `__Host-` prefix makes browsers refuse the cookie from any other
 /// origin or path; plain http (development) cannot use it.
@@ -79,6 +79,23 @@ fn see_other(target: &str) -> Response {
     response
 }
 
+/// The live session behind the request's cookie, with its stored hash (what OIDC
+/// codes and tokens are tied to).
+pub async fn current(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<(SessionRecord, TokenHash)>, WebError> {
+    let Some(secret) =
+        super::cookie(headers, cookie_name(state)).and_then(|value| value.parse::<Token>().ok())
+    else {
+        return Ok(None);
+    };
+    let record = flow(state, Origin::default())
+        .session(&secret, OffsetDateTime::now_utc())
+        .await?;
+    Ok(record.map(|record| (record, secret.hash())))
+}
+
 /// The signed-in student, read from the session cookie and the directory.
 #[derive(Debug)]
 pub struct Student {
@@ -97,17 +114,10 @@ impl FromRequestParts<AppState> for Student {
             let next: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
             see_other(&format!("/login?next={next}"))
         };
-        let Some(secret) = super::cookie(&parts.headers, cookie_name(state))
-            .and_then(|value| value.parse::<Token>().ok())
-        else {
-            return Err(to_login());
-        };
-        let now = OffsetDateTime::now_utc();
-        let session = flow(state, Origin::default())
-            .session(&secret, now)
+        let session = current(state, &parts.headers)
             .await
-            .map_err(|e| WebError::from(e).into_response())?;
-        let Some(session) = session else {
+            .map_err(IntoResponse::into_response)?;
+        let Some((session, _)) = session else {
             return Err(to_login());
         };
         match state.directory.read(&session.account_dn).await {

@@ -1,0 +1,292 @@
+//! The authorization endpoint (code flow, GET and POST). Until the client and its
+//! redirect URI are known to be registered, errors are shown as a page; after that
+//! they go back to the client (RFC 6749 §4.1.2.1), with `iss` (RFC 9207).
+
+use axum::extract::{Form, Query, State};
+use axum::http::header::LOCATION;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use url::Url;
+
+use super::claims;
+use crate::domain::Token;
+use crate::store::{ClientRecord, CodeRecord, unix_now};
+use crate::web::session;
+use crate::web::{AppState, WebError};
+
+/// A code is exchanged at once by the client's back end; a minute is plenty.
+const CODE_SECS: i64 = 60;
+
+type Params = Vec<(String, String)>;
+
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> Response {
+    authorize(state, headers, params).await
+}
+
+pub async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(params): Form<Params>,
+) -> Response {
+    authorize(state, headers, params).await
+}
+
+/// One value per parameter: a repeated parameter is an error (RFC 6749 §3.1).
+fn single<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, ()> {
+    let mut values = params
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str());
+    let first = values.next();
+    match values.next() {
+        Some(_) => Err(()),
+        None => Ok(first.filter(|v| !v.is_empty())),
+    }
+}
+
+/// Where errors and codes go once the client and its redirect URI check out.
+struct Reply {
+    redirect_uri: Url,
+    state: Option<String>,
+    issuer: String,
+}
+
+impl Reply {
+    fn send(&self, pairs: &[(&str, &str)]) -> Response {
+        let mut url = self.redirect_uri.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            for (key, value) in pairs {
+                query.append_pair(key, value);
+            }
+            if let Some(state) = &self.state {
+                query.append_pair("state", state);
+            }
+            query.append_pair("iss", &self.issuer);
+        }
+        found(url.as_str())
+    }
+
+    fn error(&self, error: &str, description: &str) -> Response {
+        self.send(&[("error", error), ("error_description", description)])
+    }
+}
+
+fn found(location: &str) -> Response {
+    let mut response = StatusCode::FOUND.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    response
+}
+
+fn page_error(message: &str) -> Response {
+    WebError::Authorize(message.to_owned()).into_response()
+}
+
+async fn authorize(state: AppState, headers: HeaderMap, params: Params) -> Response {
+    match checked_client(&state, &params).await {
+        Ok((client, reply)) => match grant(&state, &headers, &params, &client, &reply).await {
+            Ok(response) => response,
+            Err(error) => error.into_response(),
+        },
+        Err(response) => response,
+    }
+}
+
+/// The client and the exact redirect URI, or a page (never a redirect to an
+/// unregistered address).
+async fn checked_client(
+    state: &AppState,
+    params: &Params,
+) -> Result<(ClientRecord, Reply), Response> {
+    let (Ok(client_id), Ok(redirect_uri), Ok(client_state)) = (
+        single(params, "client_id"),
+        single(params, "redirect_uri"),
+        single(params, "state"),
+    ) else {
+        return Err(page_error("repeated client_id, redirect_uri or state"));
+    };
+    let Some(client_id) = client_id else {
+        return Err(page_error("no client_id"));
+    };
+    let client = match state.store.client(client_id).await {
+        Ok(Some(client)) => client,
+        Ok(None) => return Err(page_error("unknown client")),
+        Err(e) => return Err(WebError::from(e).into_response()),
+    };
+    let Some(redirect_uri) =
+        redirect_uri.filter(|uri| client.redirect_uris.iter().any(|r| r == uri))
+    else {
+        return Err(page_error("redirect_uri not registered for this client"));
+    };
+    let Ok(redirect_uri) = Url::parse(redirect_uri) else {
+        return Err(page_error("redirect_uri unreadable"));
+    };
+    let reply = Reply {
+        redirect_uri,
+        state: client_state.map(str::to_owned),
+        issuer: super::issuer(state),
+    };
+    Ok((client, reply))
+}
+
+/// The rest of the request, checked; then the student's session, then the code.
+async fn grant(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    client: &ClientRecord,
+    reply: &Reply,
+) -> Result<Response, WebError> {
+    let get = |name: &str| single(params, name);
+    let names = [
+        "response_type",
+        "scope",
+        "nonce",
+        "code_challenge",
+        "code_challenge_method",
+        "prompt",
+        "max_age",
+        "response_mode",
+    ];
+    if names.iter().any(|n| get(n).is_err()) {
+        return Ok(reply.error("invalid_request", "a parameter is repeated"));
+    }
+    let value = |name: &str| get(name).ok().flatten();
+    if value("request").is_some() {
+        return Ok(reply.error("request_not_supported", "request objects are not supported"));
+    }
+    if value("request_uri").is_some() {
+        return Ok(reply.error("request_uri_not_supported", "request_uri is not supported"));
+    }
+    match value("response_type") {
+        Some("code") => {}
+        None => return Ok(reply.error("invalid_request", "response_type is required")),
+        Some(_) => return Ok(reply.error("unsupported_response_type", "only the code flow")),
+    }
+    if value("response_mode").is_some_and(|m| m != "query") {
+        return Ok(reply.error("invalid_request", "only response_mode=query"));
+    }
+    let scope = claims::granted(value("scope").unwrap_or_default());
+    if !scope.split(' ').any(|s| s == "openid") {
+        return Ok(reply.error("invalid_scope", "the openid scope is required"));
+    }
+    let challenge = value("code_challenge");
+    match (challenge, value("code_challenge_method")) {
+        (Some(c), Some("S256")) if is_s256_challenge(c) => {}
+        (Some(_), Some("S256")) => {
+            return Ok(reply.error("invalid_request", "code_challenge is not a S256 value"));
+        }
+        (Some(_), _) => {
+            return Ok(reply.error("invalid_request", "code_challenge_method must be S256"));
+        }
+        (None, Some(_)) => return Ok(reply.error("invalid_request", "code_challenge is missing")),
+        (None, None) if client.secret_hash.is_none() => {
+            return Ok(reply.error(
+                "invalid_request",
+                "PKCE (S256) is required for public clients",
+            ));
+        }
+        (None, None) => {}
+    }
+    let prompts: Vec<&str> = value("prompt")
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    if prompts.contains(&"none") && prompts.len() > 1 {
+        return Ok(reply.error("invalid_request", "prompt=none cannot be combined"));
+    }
+    let max_age = match value("max_age").map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(age)) if age >= 0 => Some(age),
+        Some(_) => return Ok(reply.error("invalid_request", "max_age must be a number of seconds")),
+    };
+    let now = unix_now();
+    let session = session::current(state, headers).await?;
+    let fresh_enough = |created: i64| max_age.is_none_or(|age| now - created <= age);
+    let live = session
+        .filter(|(record, _)| fresh_enough(record.created_at) && !prompts.contains(&"login"));
+    let Some((record, session_hash)) = live else {
+        if prompts.contains(&"none") {
+            return Ok(reply.error("login_required", "the student must sign in"));
+        }
+        return Ok(to_login(params));
+    };
+    let code = Token::generate();
+    let stored = CodeRecord {
+        client_id: client.client_id.clone(),
+        account_dn: record.account_dn.clone(),
+        session_hash: session_hash.as_str().to_owned(),
+        redirect_uri: reply.redirect_uri.to_string(),
+        scope,
+        nonce: value("nonce").map(str::to_owned),
+        code_challenge: challenge.map(str::to_owned),
+        auth_time: record.created_at,
+        expires_at: now + CODE_SECS,
+    };
+    state.store.add_code(&code.hash(), &stored, now).await?;
+    Ok(reply.send(&[("code", code.expose())]))
+}
+
+/// 43 to 128 characters of base64url: the shape of a S256 challenge (RFC 7636 §4.2).
+fn is_s256_challenge(challenge: &str) -> bool {
+    (43..=128).contains(&challenge.len())
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// To the login page, coming back to this request afterwards. `prompt=login` is
+/// dropped from the way back, or the student would be asked again and again.
+fn to_login(params: &Params) -> Response {
+    let mut back = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in params {
+        if key == "prompt" {
+            let kept: Vec<&str> = value.split_whitespace().filter(|p| *p != "login").collect();
+            if !kept.is_empty() {
+                back.append_pair(key, &kept.join(" "));
+            }
+        } else {
+            back.append_pair(key, value);
+        }
+    }
+    let next = format!("/authorize?{}", back.finish());
+    let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(&format!("/login?next={next}")) {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_parameters_are_refused() {
+        let params = vec![
+            ("a".to_owned(), "1".to_owned()),
+            ("a".to_owned(), "2".to_owned()),
+        ];
+        assert!(single(&params, "a").is_err());
+        assert_eq!(single(&params, "b"), Ok(None));
+    }
+
+    #[test]
+    fn challenges_have_the_s256_shape() {
+        assert!(is_s256_challenge(
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
+        assert!(!is_s256_challenge("short"));
+        assert!(!is_s256_challenge(&"a".repeat(129)));
+        assert!(!is_s256_challenge(
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw+cM"
+        ));
+    }
+}

@@ -1,0 +1,541 @@
+//! The OpenID Connect provider over HTTP, against a real slapd and both SQL backends:
+//! discovery, the code flow with PKCE, tokens checked against the published keys,
+//! UserInfo, refresh rotation, replays, and hostile requests.
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp};
+use guichet::oidc::clients::{NewClient, register};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use reqwest::StatusCode;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const REDIRECT: &str = "https://moodle.univ-demo.fr/admin/oauth2callback.php";
+
+async fn client(app: &TestApp, id: &str, public: bool, alg: &str) -> Option<String> {
+    let new = NewClient {
+        client_id: id.to_owned(),
+        name: id.to_owned(),
+        public,
+        redirect_uris: vec![REDIRECT.to_owned()],
+        post_logout_redirect_uris: vec![],
+        backchannel_logout_uri: None,
+        first_party: true,
+        id_token_alg: alg.to_owned(),
+    };
+    register(&app.state.store, new, guichet::store::unix_now())
+        .await
+        .unwrap()
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+fn query_of(location: &str) -> Vec<(String, String)> {
+    url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// An authorization request; `extra` overrides or adds parameters.
+fn authorize_url(client_id: &str, extra: &[(&str, &str)]) -> String {
+    let defaults = [
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid profile email"),
+        ("state", "st-123"),
+        ("nonce", "n-456"),
+    ];
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in defaults {
+        if !extra.iter().any(|(key, _)| *key == k) {
+            query.append_pair(k, v);
+        }
+    }
+    for (k, v) in extra {
+        query.append_pair(k, v);
+    }
+    format!("/authorize?{}", query.finish())
+}
+
+/// Signs in through the login page the authorization endpoint sends to, and
+/// returns the query the client gets back.
+async fn sign_in_and_authorize(app: &TestApp, url: &str) -> Vec<(String, String)> {
+    let first = app.get(url).await;
+    assert_eq!(first.status(), StatusCode::SEE_OTHER, "to the login page");
+    let login = location(&first);
+    assert!(login.starts_with("/login?next="), "{login}");
+    let next = url::form_urlencoded::parse(&login.as_bytes()["/login?".len()..])
+        .find(|(k, _)| k == "next")
+        .unwrap()
+        .1
+        .into_owned();
+    let signed = app
+        .post_form_response(
+            "/login",
+            &[
+                ("login", ACTIVE_UID),
+                ("password", DEMO_PASSWORD),
+                ("next", &next),
+            ],
+        )
+        .await;
+    assert_eq!(signed.status(), StatusCode::SEE_OTHER);
+    let back = app.get(&location(&signed)).await;
+    assert_eq!(
+        back.status(),
+        StatusCode::FOUND,
+        "{}",
+        back.text().await.unwrap()
+    );
+    let to_client = location(&back);
+    assert!(to_client.starts_with(REDIRECT), "{to_client}");
+    query_of(&to_client)
+}
+
+async fn token_request(
+    app: &TestApp,
+    basic: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut request = app.http.post(app.url("/token")).form(form);
+    if let Some((id, secret)) = basic {
+        request = request.basic_auth(id, Some(secret));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    (status, response.json().await.unwrap())
+}
+
+async fn verified_claims(app: &TestApp, id_token: &str, audience: &str) -> Value {
+    let jwks: JwkSet = app.get("/jwks.json").await.json().await.unwrap();
+    let header = jsonwebtoken::decode_header(id_token).unwrap();
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("the kid is published");
+    let mut validation = Validation::new(header.alg);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&[app
+        .state
+        .settings
+        .server
+        .public_url
+        .as_str()
+        .trim_end_matches('/')]);
+    jsonwebtoken::decode::<Value>(id_token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+        .unwrap()
+        .claims
+}
+
+async fn userinfo(app: &TestApp, access: &str) -> (StatusCode, Value) {
+    let response = app
+        .http
+        .get(app.url("/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn the_code_flow_gives_verifiable_tokens_and_claims(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let discovery: Value = app
+        .get("/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let issuer = app
+        .state
+        .settings
+        .server
+        .public_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
+    assert_eq!(discovery["issuer"], issuer);
+    assert_eq!(discovery["token_endpoint"], format!("{issuer}/token"));
+    let secret = client(&app, "moodle", false, "RS256").await.unwrap();
+    let back = sign_in_and_authorize(&app, &authorize_url("moodle", &[])).await;
+    assert_eq!(get(&back, "state"), Some("st-123"));
+    assert_eq!(get(&back, "iss"), Some(issuer.as_str()));
+    let code = get(&back, "code").unwrap().to_owned();
+    assert!(
+        URL_SAFE_NO_PAD.decode(&code).unwrap().len() >= 16,
+        "at least 128 bits"
+    );
+    let (status, tokens) = token_request(
+        &app,
+        Some(("moodle", &secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert!(
+        tokens.get("refresh_token").is_none(),
+        "no offline_access asked"
+    );
+    let id_token = tokens["id_token"].as_str().unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(id_token).unwrap().alg,
+        jsonwebtoken::Algorithm::RS256
+    );
+    let claims = verified_claims(&app, id_token, "moodle").await;
+    let dn = common::people_dn(ACTIVE_UID);
+    let uuid = app.directory.read(&dn, "entryUUID");
+    assert_eq!(claims["sub"], uuid[0], "sub is the entryUUID");
+    assert_eq!(claims["nonce"], "n-456");
+    for claim in ["auth_time", "iat", "exp", "sid", "at_hash"] {
+        assert!(claims.get(claim).is_some(), "{claim} in {claims}");
+    }
+    let access = tokens["access_token"].as_str().unwrap();
+    let expected_at_hash = URL_SAFE_NO_PAD.encode(&Sha256::digest(access.as_bytes())[..16]);
+    assert_eq!(claims["at_hash"], expected_at_hash);
+    let (status, info) = userinfo(&app, access).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(info["sub"], claims["sub"]);
+    assert_eq!(info["preferred_username"], ACTIVE_UID);
+    assert!(
+        info["email"].as_str().unwrap().ends_with("@univ-demo.fr"),
+        "{info}"
+    );
+    // POST, with the token in the body.
+    let posted: Value = app
+        .http
+        .post(app.url("/userinfo"))
+        .form(&[("access_token", access)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(posted["sub"], claims["sub"]);
+    // The code served once; its replay revokes what it issued.
+    let (status, error) = token_request(
+        &app,
+        Some(("moodle", &secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["error"], "invalid_grant");
+    assert_eq!(userinfo(&app, access).await.0, StatusCode::UNAUTHORIZED);
+    app.shutdown().await;
+}
+
+async fn public_clients_need_pkce_and_refresh_tokens_rotate(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    assert!(client(&app, "webmail", true, "ES256").await.is_none());
+    // Without a challenge the request goes back with an error, not a code.
+    let response = app.get(&authorize_url("webmail", &[])).await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let back = query_of(&location(&response));
+    assert_eq!(get(&back, "error"), Some("invalid_request"));
+    assert_eq!(get(&back, "code"), None);
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let url = authorize_url(
+        "webmail",
+        &[
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("scope", "openid offline_access"),
+        ],
+    );
+    let back = sign_in_and_authorize(&app, &url).await;
+    let code = get(&back, "code").expect("a code").to_owned();
+    let exchange = |verifier: &'static str, code: String| {
+        let app = &app;
+        async move {
+            token_request(
+                app,
+                None,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT),
+                    ("client_id", "webmail"),
+                    ("code_verifier", verifier),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, tokens) = exchange(verifier, code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let id_token = tokens["id_token"].as_str().unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(id_token).unwrap().alg,
+        jsonwebtoken::Algorithm::ES256
+    );
+    verified_claims(&app, id_token, "webmail").await;
+    let first_refresh = tokens["refresh_token"]
+        .as_str()
+        .expect("offline_access gives a refresh token")
+        .to_owned();
+    let refresh = |token: String| {
+        let app = &app;
+        async move {
+            token_request(
+                app,
+                None,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &token),
+                    ("client_id", "webmail"),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, renewed) = refresh(first_refresh.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    let second_refresh = renewed["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(second_refresh, first_refresh, "rotated");
+    assert_eq!(
+        userinfo(&app, renewed["access_token"].as_str().unwrap())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // The old refresh token again: a stolen copy. The whole grant is revoked.
+    let (status, error) = refresh(first_refresh).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let (status, _) = refresh(second_refresh).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the newer one died with the grant"
+    );
+    assert_eq!(
+        userinfo(&app, renewed["access_token"].as_str().unwrap())
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    // A wrong verifier gets nothing.
+    let response = app.get(&url).await;
+    let code = get(&query_of(&location(&response)), "code")
+        .unwrap()
+        .to_owned();
+    let (status, error) = exchange("wrong-verifier-wrong-verifier-wrong-verifier", code).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    app.shutdown().await;
+}
+
+async fn hostile_requests_get_the_errors_the_specs_prescribe(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let secret = client(&app, "ent", false, "EdDSA").await.unwrap();
+    // Unknown client, unregistered redirect: a page, never a redirect.
+    for url in [
+        authorize_url("nobody", &[]),
+        authorize_url("ent", &[]).replace("moodle.univ-demo.fr", "evil.example"),
+        "/authorize?client_id=ent".to_owned(),
+    ] {
+        let response = app.get(&url).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{url}");
+        assert!(response.headers().get("location").is_none());
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("Demande de connexion non reconnue")
+        );
+    }
+    // Known client and redirect: errors go back to the client, with the state.
+    for (extra, error) in [
+        (vec![("prompt", "none")], "login_required"),
+        (
+            vec![("request", "eyJhbGciOiJub25lIn0.e30.")],
+            "request_not_supported",
+        ),
+        (
+            vec![("request_uri", "https://evil.example/r")],
+            "request_uri_not_supported",
+        ),
+        (
+            vec![("response_type", "token")],
+            "unsupported_response_type",
+        ),
+        (vec![("scope", "profile")], "invalid_scope"),
+        (
+            vec![
+                ("code_challenge", "abc"),
+                ("code_challenge_method", "plain"),
+            ],
+            "invalid_request",
+        ),
+        (
+            vec![("nonce", "n-456"), ("nonce", "twice")],
+            "invalid_request",
+        ),
+    ] {
+        let response = app.get(&authorize_url("ent", &extra)).await;
+        assert_eq!(response.status(), StatusCode::FOUND, "{extra:?}");
+        let back = query_of(&location(&response));
+        assert_eq!(get(&back, "error"), Some(error), "{extra:?}");
+    }
+    // The token endpoint answers in JSON, with 401 for a bad client.
+    let code_form = [
+        ("grant_type", "authorization_code"),
+        ("code", "nope"),
+        ("redirect_uri", REDIRECT),
+    ];
+    let (status, body) = token_request(&app, Some(("ent", "wrong")), &code_form).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    let (status, body) = token_request(
+        &app,
+        None,
+        &[("grant_type", "authorization_code"), ("client_id", "ent")],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+        "a confidential client must authenticate"
+    );
+    let (status, body) =
+        token_request(&app, Some(("ent", &secret)), &[("grant_type", "password")]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unsupported_grant_type"))
+    );
+    let (status, body) = token_request(&app, Some(("ent", &secret)), &code_form).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let (status, body) = token_request(
+        &app,
+        Some(("ent", &secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_secret", &secret),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    // UserInfo without a token, or with a forged one.
+    let response = app.http.get(app.url("/userinfo")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    assert_eq!(
+        userinfo(&app, "forged.token.value").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    app.shutdown().await;
+}
+
+/// A password reset ends the account's sessions and every token issued to clients.
+async fn a_password_reset_revokes_oidc_tokens(backend: Backend) {
+    let smtp = common::TestSmtp::start();
+    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
+        common::with_transport(t, &smtp.transport())
+    })
+    .await;
+    let secret = client(&app, "moodle", false, "RS256").await.unwrap();
+    let url = authorize_url("moodle", &[("scope", "openid offline_access")]);
+    let back = sign_in_and_authorize(&app, &url).await;
+    let code = get(&back, "code").unwrap().to_owned();
+    let (_, tokens) = token_request(
+        &app,
+        Some(("moodle", &secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&app, access).await.0, StatusCode::OK);
+    app.post_form(
+        "/password/forgot",
+        &[("identifier", "chloe.bernard@example.org")],
+    )
+    .await;
+    let token = common::link_token(&smtp.wait_for(1, 20).await[0], "/password/reset");
+    let new = "Apres-la-pluie-77";
+    let (status, _) = app
+        .post_form(
+            "/password/reset",
+            &[
+                ("t", token.as_str()),
+                ("password", new),
+                ("confirmation", new),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(userinfo(&app, access).await.0, StatusCode::UNAUTHORIZED);
+    let (status, body) = token_request(
+        &app,
+        Some(("moodle", &secret)),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    // And the session: a new authorization asks to sign in again.
+    let response = app.get(&authorize_url("moodle", &[])).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    app.shutdown().await;
+}
+
+both_backends!(
+    the_code_flow_gives_verifiable_tokens_and_claims,
+    public_clients_need_pkce_and_refresh_tokens_rotate,
+    hostile_requests_get_the_errors_the_specs_prescribe,
+    a_password_reset_revokes_oidc_tokens,
+);

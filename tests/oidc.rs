@@ -533,7 +533,100 @@ async fn a_password_reset_revokes_oidc_tokens(backend: Backend) {
     app.shutdown().await;
 }
 
+/// Dovecot checks Roundcube's bearer tokens by introspection; Roundcube revokes on
+/// logout.
+async fn introspection_and_revocation_follow_the_token(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let roundcube = client(&app, "roundcube", false, "RS256").await.unwrap();
+    let dovecot = client(&app, "dovecot", false, "RS256").await.unwrap();
+    assert!(client(&app, "spa", true, "RS256").await.is_none());
+    let url = authorize_url("roundcube", &[("scope", "openid email offline_access")]);
+    let code = get(&sign_in_and_authorize(&app, &url).await, "code")
+        .unwrap()
+        .to_owned();
+    let (_, tokens) = token_request(
+        &app,
+        Some(("roundcube", &roundcube)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let introspect = |who: (&'static str, String), token: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .http
+                .post(app.url("/introspect"))
+                .basic_auth(who.0, Some(who.1))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, answer) = introspect(("dovecot", dovecot.clone()), access.to_owned()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["active"], true);
+    assert_eq!(answer["username"], ACTIVE_UID, "Dovecot's username claim");
+    assert_eq!(answer["client_id"], "roundcube");
+    let (_, answer) = introspect(("dovecot", dovecot.clone()), "not-a-token".to_owned()).await;
+    assert_eq!(answer, serde_json::json!({ "active": false }));
+    let (status, _) = introspect(("dovecot", "wrong".to_owned()), access.to_owned()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let public = app
+        .http
+        .post(app.url("/introspect"))
+        .form(&[("client_id", "spa"), ("token", access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        public.status(),
+        StatusCode::UNAUTHORIZED,
+        "public clients may not introspect"
+    );
+    // Another client may not revoke Roundcube's tokens.
+    let revoke = |who: (&'static str, String), token: String| {
+        let app = &app;
+        async move {
+            app.http
+                .post(app.url("/revoke"))
+                .basic_auth(who.0, Some(who.1))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        revoke(("dovecot", dovecot.clone()), refresh.to_owned()).await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        revoke(("roundcube", roundcube.clone()), "unknown-token".to_owned()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        revoke(("roundcube", roundcube.clone()), refresh.to_owned()).await,
+        StatusCode::OK
+    );
+    let (_, answer) = introspect(("dovecot", dovecot), access.to_owned()).await;
+    assert_eq!(
+        answer["active"], false,
+        "revoking the refresh token ends its grant"
+    );
+    app.shutdown().await;
+}
+
 both_backends!(
+    introspection_and_revocation_follow_the_token,
     the_code_flow_gives_verifiable_tokens_and_claims,
     public_clients_need_pkce_and_refresh_tokens_rotate,
     hostile_requests_get_the_errors_the_specs_prescribe,

@@ -6,6 +6,7 @@ mod authorize;
 pub mod claims;
 pub mod clients;
 mod error;
+mod introspect;
 pub mod keys;
 mod token;
 mod userinfo;
@@ -41,4 +42,6 @@ pub fn routes() -> Router<AppState> {
         .route("/authorize", get(authorize::get).post(authorize::post))
         .route("/token", axum::routing::post(token::token))
         .route("/userinfo", get(userinfo::get).post(userinfo::post))
+        .route("/introspect", axum::routing::post(introspect::introspect))
+        .route("/revoke", axum::routing::post(introspect::revoke))
 }

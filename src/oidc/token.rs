@@ -25,9 +25,9 @@ const ACCESS_SECS: i64 = 3600;
 const REFRESH_SECS: i64 = 30 * 86400;
 const ID_TOKEN_SECS: i64 = 600;
 
-type Params = Vec<(String, String)>;
+pub(super) type Params = Vec<(String, String)>;
 
-fn param<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, OAuthError> {
+pub(super) fn param<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, OAuthError> {
     let mut values = params
         .iter()
         .filter(|(k, _)| k == name)
@@ -97,7 +97,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     Ok(Some((form_decode(id), form_decode(secret))))
 }
 
-async fn authenticate(
+pub(super) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,

@@ -349,6 +349,17 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    pub async fn revoke_token(&self, hash: &TokenHash, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE oidc_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(hash.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Revokes every token of a grant.
     pub async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(

@@ -36,6 +36,14 @@ impl Catalog {
 
 /// The built-in templates, by name.
 const BUILTIN: &[(&str, &str)] = &[
+    (
+        "logout_confirm.html",
+        include_str!("../templates/logout_confirm.html"),
+    ),
+    (
+        "logged_out.html",
+        include_str!("../templates/logged_out.html"),
+    ),
     ("login.html", include_str!("../templates/login.html")),
     ("account.html", include_str!("../templates/account.html")),
     (

@@ -866,6 +866,7 @@ async fn reset_login_and_help_fields_are_labelled_and_errors_are_tied_to_them() 
     browser.goto(&app.url("/help")).await;
     browser.wait_for_title(HELP_FR).await;
     browser.click("form button[type=submit]").await;
+    assert_focused_error_summary(&browser).await;
     for field in ["name", "contact", "category", "message"] {
         let input = browser.find(&format!("#{field}")).await;
         let error_id = format!("{field}-error");

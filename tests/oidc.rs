@@ -625,7 +625,155 @@ async fn introspection_and_revocation_follow_the_token(backend: Backend) {
     app.shutdown().await;
 }
 
+/// A client's back-channel endpoint: a real HTTP server recording logout tokens.
+async fn backchannel_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::extract::{Form, State};
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+    let seen: Seen = Default::default();
+    async fn record(
+        State(seen): State<Seen>,
+        Form(form): Form<Vec<(String, String)>>,
+    ) -> &'static str {
+        let token = form
+            .into_iter()
+            .find(|(k, _)| k == "logout_token")
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        seen.lock().unwrap().push(token);
+        "ok"
+    }
+    let app = axum::Router::new()
+        .route("/bcl", axum::routing::post(record))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/bcl"), seen)
+}
+
+/// RP-initiated logout with a proof of session ends it at once, sends the student
+/// back to the registered page with the client's state, and tells every client of
+/// the session over the back channel; without proof, the student confirms.
+async fn logout_ends_the_session_everywhere(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (bcl, seen) = backchannel_receiver().await;
+    let new = NewClient {
+        client_id: "ent".to_owned(),
+        name: "ENT".to_owned(),
+        public: false,
+        redirect_uris: vec![REDIRECT.to_owned()],
+        post_logout_redirect_uris: vec!["https://ent.univ-demo.fr/bye".to_owned()],
+        backchannel_logout_uri: Some(bcl),
+        first_party: true,
+        id_token_alg: "RS256".to_owned(),
+    };
+    let secret = register(&app.state.store, new, guichet::store::unix_now())
+        .await
+        .unwrap()
+        .unwrap();
+    let sign_in_ent = || async {
+        let back = if app.get("/account").await.status() == StatusCode::OK {
+            query_of(&location(&app.get(&authorize_url("ent", &[])).await))
+        } else {
+            sign_in_and_authorize(&app, &authorize_url("ent", &[])).await
+        };
+        let code = get(&back, "code").unwrap().to_owned();
+        let (_, tokens) = token_request(
+            &app,
+            Some(("ent", &secret)),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+            ],
+        )
+        .await;
+        tokens
+    };
+    let tokens = sign_in_ent().await;
+    let id_token = tokens["id_token"].as_str().unwrap().to_owned();
+    let claims = verified_claims(&app, &id_token, "ent").await;
+    // A post-logout address that is not registered: a page, and the session stays.
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query
+        .append_pair("id_token_hint", &id_token)
+        .append_pair("post_logout_redirect_uri", "https://evil.example/")
+        .append_pair("state", "s-1");
+    let refused = app.get(&format!("/end_session?{}", query.finish())).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused.headers().get("location").is_none());
+    assert_eq!(app.get("/account").await.status(), StatusCode::OK);
+    // With the hint of this session: out at once.
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query
+        .append_pair("id_token_hint", &id_token)
+        .append_pair("post_logout_redirect_uri", "https://ent.univ-demo.fr/bye")
+        .append_pair("state", "s-1");
+    let out = app.get(&format!("/end_session?{}", query.finish())).await;
+    assert_eq!(out.status(), StatusCode::FOUND);
+    assert_eq!(location(&out), "https://ent.univ-demo.fr/bye?state=s-1");
+    assert_eq!(
+        app.get("/account").await.status(),
+        StatusCode::SEE_OTHER,
+        "signed out of Guichet"
+    );
+    assert_eq!(
+        userinfo(&app, tokens["access_token"].as_str().unwrap())
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let mut logout_token = None;
+    for _ in 0..100 {
+        logout_token = seen.lock().unwrap().first().cloned();
+        if logout_token.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let logout_token = logout_token.expect("a logout token on the back channel");
+    let logout = verified_claims(&app, &logout_token, "ent").await;
+    assert_eq!(logout["sid"], claims["sid"]);
+    assert_eq!(logout["sub"], claims["sub"]);
+    assert!(
+        logout["events"]
+            .get("http://schemas.openid.net/event/backchannel-logout")
+            .is_some()
+    );
+    assert!(logout.get("nonce").is_none());
+    // Without proof: the student is asked, and confirms.
+    sign_in_ent().await;
+    let ask = app.get("/end_session?client_id=ent&post_logout_redirect_uri=https%3A%2F%2Fent.univ-demo.fr%2Fbye&state=s-2").await;
+    assert_eq!(ask.status(), StatusCode::OK);
+    let page = ask.text().await.unwrap();
+    assert!(page.contains("ENT demande votre déconnexion"), "{page}");
+    assert_eq!(
+        app.get("/account").await.status(),
+        StatusCode::OK,
+        "not signed out by a mere link"
+    );
+    let confirmed = app
+        .http
+        .post(app.url("/logout"))
+        .form(&[
+            ("csrf", common::csrf_of(&page).as_str()),
+            ("client_id", "ent"),
+            ("post_logout_redirect_uri", "https://ent.univ-demo.fr/bye"),
+            ("state", "s-2"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        location(&confirmed),
+        "https://ent.univ-demo.fr/bye?state=s-2"
+    );
+    assert_eq!(app.get("/account").await.status(), StatusCode::SEE_OTHER);
+    app.shutdown().await;
+}
+
 both_backends!(
+    logout_ends_the_session_everywhere,
     introspection_and_revocation_follow_the_token,
     the_code_flow_gives_verifiable_tokens_and_claims,
     public_clients_need_pkce_and_refresh_tokens_rotate,

@@ -8,6 +8,7 @@ pub mod clients;
 mod error;
 mod introspect;
 pub mod keys;
+pub mod logout;
 mod token;
 mod userinfo;
 
@@ -32,8 +33,16 @@ pub fn issuer(state: &AppState) -> String {
 
 /// The OIDC endpoints. No CSRF layer: clients post to the token endpoint from their
 /// back ends, and the authorization endpoint only reads the session.
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: AppState) -> Router<AppState> {
+    // The end-session page may ask the student to confirm, with a protected form.
+    let end_session = Router::new()
+        .route("/end_session", get(logout::get).post(logout::post))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::web::csrf::provide,
+        ));
     Router::new()
+        .merge(end_session)
         .route(
             "/.well-known/openid-configuration",
             get(userinfo::discovery),

@@ -360,6 +360,34 @@ impl Store {
         Ok(())
     }
 
+    /// The clients a session signed into (that hold tokens from it).
+    pub async fn session_clients(&self, session_hash: &str) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT client_id FROM oidc_tokens WHERE session_hash = $1 ORDER BY client_id",
+        )
+        .bind(session_hash)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Revokes a session's tokens, except those granted for use while the student is
+    /// away (`offline_access`).
+    pub async fn revoke_session_tokens(
+        &self,
+        session_hash: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE oidc_tokens SET revoked_at = $1 WHERE session_hash = $2 AND revoked_at IS NULL \
+             AND scope NOT LIKE '%offline_access%'",
+        )
+        .bind(now)
+        .bind(session_hash)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Revokes every token of a grant.
     pub async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(

@@ -49,7 +49,7 @@ fn same(a: &str, b: &str) -> bool {
 
 pub async fn protect(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let existing = cookie_value(&request);
-    let (mut parts, body) = request.into_parts();
+    let (parts, body) = request.into_parts();
     let body = if parts.method == Method::POST {
         let Ok(bytes) = to_bytes(body, FORM_LIMIT).await else {
             return WebError::BadRequest("form too large".to_owned()).into_response();
@@ -65,6 +65,24 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
     } else {
         body
     };
+    with_token(&state, existing, Request::from_parts(parts, body), next).await
+}
+
+/// Gives a page the CSRF value for the forms it shows, without checking the request
+/// itself: for endpoints other sites post to (OIDC end-session), whose page leads
+/// to a protected form.
+pub async fn provide(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let existing = cookie_value(&request);
+    with_token(&state, existing, request, next).await
+}
+
+async fn with_token(
+    state: &AppState,
+    existing: Option<String>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
     let token = existing.clone().unwrap_or_else(fresh);
     parts.extensions.insert(CsrfToken(token.clone()));
     let mut response = next.run(Request::from_parts(parts, body)).await;

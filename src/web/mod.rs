@@ -4,7 +4,7 @@
 mod account;
 mod activation;
 mod assets;
-mod csrf;
+pub(crate) mod csrf;
 mod dev_mail;
 pub mod error;
 mod health;
@@ -203,7 +203,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), csrf::protect));
     let mut app = Router::new()
         .merge(forms)
-        .merge(crate::oidc::routes())
+        .merge(crate::oidc::routes(state.clone()))
         .route("/", get(home))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -197,24 +197,54 @@ pub async fn login(
     Ok((StatusCode::UNAUTHORIZED, html).into_response())
 }
 
+/// The cookie that removes the session cookie from the browser.
+pub fn cleared_cookie(state: &AppState) -> Option<HeaderValue> {
+    session_cookie(state, "", 0)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LogoutForm {
+    /// Set when the logout started at an application (end-session confirmation).
+    client_id: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+}
+
+/// Signs out of Guichet and of every application the session signed into.
 pub async fn logout(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     frame: Frame,
-    parts: axum::http::HeaderMap,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<LogoutForm>,
 ) -> Result<Response, WebError> {
-    if let Some(secret) =
-        super::cookie(&parts, cookie_name(&state)).and_then(|v| v.parse::<Token>().ok())
-    {
-        flow(&state, frame.origin(client))
-            .sign_out(&secret, OffsetDateTime::now_utc())
-            .await?;
+    let application = match form.client_id.as_deref() {
+        Some(id) => state.store.client(id).await?,
+        None => None,
+    };
+    let target = crate::oidc::logout::after_logout(
+        application.as_ref(),
+        form.post_logout_redirect_uri.as_deref(),
+        form.state.as_deref(),
+    )?;
+    if let Some((record, hash)) = current(&state, &headers).await? {
+        let secret =
+            super::cookie(&headers, cookie_name(&state)).and_then(|v| v.parse::<Token>().ok());
+        if let Some(secret) = secret {
+            flow(&state, frame.origin(client))
+                .sign_out(&secret, OffsetDateTime::now_utc())
+                .await?;
+        }
+        crate::oidc::logout::session_ended(&state, hash.as_str(), &record.account_dn).await?;
     }
-    let mut response = see_other("/");
-    if let Some(cookie) = session_cookie(&state, "", 0) {
-        response.headers_mut().append(SET_COOKIE, cookie);
+    if target.is_none() && application.is_none() {
+        let mut response = see_other("/");
+        if let Some(cookie) = cleared_cookie(&state) {
+            response.headers_mut().append(SET_COOKIE, cookie);
+        }
+        return Ok(response);
     }
-    Ok(response)
+    crate::oidc::logout::finished(&state, &frame, target)
 }
 
 #[cfg(test)]

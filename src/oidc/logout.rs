@@ -1,0 +1,258 @@
+//! Logout across applications: RP-initiated logout (the end-session endpoint) and
+//! back-channel logout (a signed logout token posted to every client the session
+//! signed into, OpenID Connect Back-Channel Logout 1.0).
+
+use std::time::Duration;
+
+use axum::extract::{Form, Query, State};
+use axum::http::HeaderMap;
+use axum::http::header::{LOCATION, SET_COOKIE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use jsonwebtoken::{DecodingKey, Validation};
+use minijinja::context;
+use serde_json::{Value, json};
+use url::Url;
+
+use super::keys::{self, Alg};
+use crate::store::{ClientRecord, StoreError, unix_now};
+use crate::web::{AppState, Frame, WebError, session};
+
+/// How long a client has to accept a logout token before we give up on it.
+const POST_TIMEOUT: Duration = Duration::from_secs(5);
+const ATTEMPTS: u32 = 3;
+
+/// A session ended (sign-out, end-session): the tokens it gave clients without
+/// `offline_access` are revoked, and each client with a back-channel URI is told.
+pub async fn session_ended(
+    state: &AppState,
+    session_hash: &str,
+    account_dn: &str,
+) -> Result<(), StoreError> {
+    let now = unix_now();
+    let client_ids = state.store.session_clients(session_hash).await?;
+    state.store.revoke_session_tokens(session_hash, now).await?;
+    let subject = match state.directory.read(account_dn).await {
+        Ok(Some(account)) => super::claims::subject(&account),
+        _ => return Ok(()),
+    };
+    let keys = state.store.published_keys(now).await?;
+    for client_id in client_ids {
+        let Some(client) = state.store.client(&client_id).await? else {
+            continue;
+        };
+        let Some(uri) = client.backchannel_logout_uri.clone() else {
+            continue;
+        };
+        let claims = json!({
+            "iss": super::issuer(state),
+            "aud": client.client_id,
+            "iat": now,
+            "exp": now + 120,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "sub": subject,
+            "sid": super::sid(session_hash),
+            "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+        });
+        let alg = Alg::parse(&client.id_token_alg).unwrap_or(Alg::Rs256);
+        match keys::sign(&keys, alg, &claims) {
+            Ok(token) => {
+                tokio::spawn(deliver(uri, token, client.client_id.clone()));
+            }
+            Err(error) => {
+                tracing::error!(%error, client = %client.client_id, "logout token not signed")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Posts the logout token, retrying briefly: a client that is down misses it, and
+/// its own session expiry takes over.
+async fn deliver(uri: String, token: String, client_id: String) {
+    let http = match reqwest::Client::builder().timeout(POST_TIMEOUT).build() {
+        Ok(http) => http,
+        Err(error) => {
+            tracing::error!(%error, "no HTTP client for back-channel logout");
+            return;
+        }
+    };
+    for attempt in 1..=ATTEMPTS {
+        let sent = http
+            .post(&uri)
+            .form(&[("logout_token", token.as_str())])
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status().is_success() => {
+                tracing::info!(client = %client_id, "back-channel logout delivered");
+                return;
+            }
+            Ok(response) => {
+                tracing::warn!(client = %client_id, status = %response.status(), attempt, "back-channel logout refused")
+            }
+            Err(error) => {
+                tracing::warn!(client = %client_id, %error, attempt, "back-channel logout not delivered")
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+    }
+}
+
+type Params = Vec<(String, String)>;
+
+fn value<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+pub async fn get(
+    state: State<AppState>,
+    frame: Frame,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> Response {
+    end_session(state, frame, headers, params)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn post(
+    state: State<AppState>,
+    frame: Frame,
+    headers: HeaderMap,
+    Form(params): Form<Params>,
+) -> Response {
+    end_session(state, frame, headers, params)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The claims of an ID token we signed (expired or not: a hint may be old).
+async fn hint_claims(state: &AppState, hint: &str) -> Option<Value> {
+    let header = jsonwebtoken::decode_header(hint).ok()?;
+    let keys = state.store.published_keys(unix_now()).await.ok()?;
+    let key = keys.iter().find(|k| Some(&k.kid) == header.kid.as_ref())?;
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(&key.public_jwk).ok()?;
+    let mut validation = Validation::new(header.alg);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.set_issuer(&[super::issuer(state)]);
+    jsonwebtoken::decode::<Value>(hint, &DecodingKey::from_jwk(&jwk).ok()?, &validation)
+        .ok()
+        .map(|data| data.claims)
+}
+
+/// RP-initiated logout. The session ends at once when the client proves which
+/// session it means (an ID token of ours for this very session); otherwise the
+/// student confirms, so a link on any site cannot sign them out.
+async fn end_session(
+    State(state): State<AppState>,
+    frame: Frame,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, WebError> {
+    let hint = match value(&params, "id_token_hint") {
+        Some(raw) => match hint_claims(&state, raw).await {
+            Some(claims) => Some(claims),
+            None => {
+                return Err(WebError::Authorize(
+                    "id_token_hint is not an ID token of ours".into(),
+                ));
+            }
+        },
+        None => None,
+    };
+    let client_id = value(&params, "client_id").map(str::to_owned).or_else(|| {
+        hint.as_ref()
+            .and_then(|c| c["aud"].as_str().map(str::to_owned))
+    });
+    let client = match &client_id {
+        Some(id) => Some(
+            state
+                .store
+                .client(id)
+                .await?
+                .ok_or_else(|| WebError::Authorize("unknown client".into()))?,
+        ),
+        None => None,
+    };
+    let target = after_logout(
+        client.as_ref(),
+        value(&params, "post_logout_redirect_uri"),
+        value(&params, "state"),
+    )?;
+    let current = session::current(&state, &headers).await?;
+    let proven = match (&current, &hint) {
+        (Some((_, hash)), Some(claims)) => {
+            claims["sid"].as_str() == Some(super::sid(hash.as_str()).as_str())
+        }
+        (None, _) => true,
+        (Some(_), None) => false,
+    };
+    if !proven {
+        let page = context! {
+            client_id => client.as_ref().map(|c| c.client_id.as_str()),
+            client_name => client.as_ref().map(|c| c.name.as_str()),
+            post_logout_redirect_uri => value(&params, "post_logout_redirect_uri"),
+            state_value => value(&params, "state"),
+        };
+        return Ok(state
+            .render("logout_confirm.html", &frame, page)?
+            .into_response());
+    }
+    if let Some((record, hash)) = current {
+        state.store.end_session(&hash, unix_now()).await?;
+        session_ended(&state, hash.as_str(), &record.account_dn).await?;
+    }
+    finished(&state, &frame, target)
+}
+
+/// Where to send the student after logout: a URI registered for the client, with
+/// the client's state; anything else is refused (never an open redirect).
+pub fn after_logout(
+    client: Option<&ClientRecord>,
+    uri: Option<&str>,
+    state: Option<&str>,
+) -> Result<Option<Url>, WebError> {
+    let Some(uri) = uri else { return Ok(None) };
+    let registered = client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
+    if !registered {
+        return Err(WebError::Authorize(
+            "post_logout_redirect_uri not registered".into(),
+        ));
+    }
+    let mut url = Url::parse(uri)
+        .map_err(|_| WebError::Authorize("post_logout_redirect_uri unreadable".into()))?;
+    if let Some(state) = state {
+        url.query_pairs_mut().append_pair("state", state);
+    }
+    Ok(Some(url))
+}
+
+/// The answer once signed out: the client's page, or ours; the cookie is cleared.
+pub fn finished(
+    state: &AppState,
+    frame: &Frame,
+    target: Option<Url>,
+) -> Result<Response, WebError> {
+    let mut response = match target {
+        Some(url) => {
+            let mut response = StatusCode::FOUND.into_response();
+            if let Ok(value) = HeaderValue::from_str(url.as_str()) {
+                response.headers_mut().insert(LOCATION, value);
+            }
+            response
+        }
+        None => state
+            .render("logged_out.html", frame, context! {})?
+            .into_response(),
+    };
+    if let Some(cookie) = session::cleared_cookie(state) {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    Ok(response)
+}

@@ -479,7 +479,21 @@ async fn a_password_reset_revokes_oidc_tokens(backend: Backend) {
         common::with_transport(t, &smtp.transport())
     })
     .await;
-    let secret = client(&app, "moodle", false, "RS256").await.unwrap();
+    let (bcl, seen) = backchannel_receiver().await;
+    let new = NewClient {
+        client_id: "moodle".to_owned(),
+        name: "Moodle".to_owned(),
+        public: false,
+        redirect_uris: vec![REDIRECT.to_owned()],
+        post_logout_redirect_uris: vec![],
+        backchannel_logout_uri: Some(bcl),
+        first_party: true,
+        id_token_alg: "RS256".to_owned(),
+    };
+    let secret = register(&app.state.store, new, guichet::store::unix_now())
+        .await
+        .unwrap()
+        .unwrap();
     let url = authorize_url("moodle", &[("scope", "openid offline_access")]);
     let back = sign_in_and_authorize(&app, &url).await;
     let code = get(&back, "code").unwrap().to_owned();
@@ -514,6 +528,17 @@ async fn a_password_reset_revokes_oidc_tokens(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(userinfo(&app, access).await.0, StatusCode::UNAUTHORIZED);
+    for _ in 0..100 {
+        if !seen.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "Moodle hears of it on the back channel"
+    );
     let (status, body) = token_request(
         &app,
         Some(("moodle", &secret)),

@@ -67,7 +67,12 @@ pub enum Opened {
 
 #[derive(Debug)]
 pub enum Changed {
-    Done { login: String },
+    Done {
+        login: String,
+        account_dn: String,
+        /// The sessions the change ended: their applications are to be told.
+        ended_sessions: Vec<String>,
+    },
     Refused(Vec<Violation>),
     Gone(LinkState),
 }
@@ -272,19 +277,21 @@ impl Reset<'_> {
             .set_password(&account.dn, password.password(), AccountChange::default())
             .await?;
         tx.void_links(&account.dn, at).await?;
-        let sessions = tx.end_sessions(&account.dn, at).await?;
+        let ended_sessions = tx.end_sessions(&account.dn, at).await?;
         if let Some(email) = &account.personal_email {
             tx.enqueue_mail(&self.changed_mail(&account, email, lang, now), at)
                 .await?;
         }
         let event = AuditEvent::new("reset.password_changed", "ok")
             .account(&account.dn)
-            .detail(json!({ "sessions_ended": sessions }));
+            .detail(json!({ "sessions_ended": ended_sessions.len() }));
         tx.audit(&self.origin, event, at).await?;
         tx.commit().await?;
         self.outbox.notify_one();
         Ok(Changed::Done {
             login: account.login.to_string(),
+            account_dn: account.dn,
+            ended_sessions,
         })
     }
 

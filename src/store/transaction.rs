@@ -112,13 +112,19 @@ impl StoreTx {
 
     /// Ends every SSO session of the account (a password change, a reset) and revokes
     /// its OIDC tokens: both are checked on each use, so it takes effect at once.
-    pub async fn end_sessions(&mut self, account_dn: &str, now: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE sso_sessions SET ended_at = $1 WHERE account_dn = $2 AND ended_at IS NULL",
+    /// Returns the ended sessions' hashes, so their applications can be told.
+    pub async fn end_sessions(
+        &mut self,
+        account_dn: &str,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let ended: Vec<String> = sqlx::query_scalar(
+            "UPDATE sso_sessions SET ended_at = $1 WHERE account_dn = $2 AND ended_at IS NULL \
+             RETURNING id_hash",
         )
         .bind(now)
         .bind(account_dn)
-        .execute(&mut *self.tx)
+        .fetch_all(&mut *self.tx)
         .await?;
         // OIDC access and refresh tokens die with the sessions they came from.
         sqlx::query(
@@ -128,7 +134,7 @@ impl StoreTx {
         .bind(account_dn)
         .execute(&mut *self.tx)
         .await?;
-        Ok(done.rows_affected())
+        Ok(ended)
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {

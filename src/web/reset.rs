@@ -160,7 +160,15 @@ pub async fn change(
         )
         .await?
     {
-        Changed::Done { login } => {
+        Changed::Done {
+            login,
+            account_dn,
+            ended_sessions,
+        } => {
+            // The applications those sessions signed into hear of it (back-channel).
+            for session in &ended_sessions {
+                crate::oidc::logout::session_ended(&state, session, &account_dn).await?;
+            }
             let html = state.render("password_done.html", &frame, context! { login })?;
             Ok(private(StatusCode::OK, html))
         }

@@ -797,7 +797,90 @@ async fn logout_ends_the_session_everywhere(backend: Backend) {
     app.shutdown().await;
 }
 
+/// `login_hint` fills the login in, `ui_locales` picks the language, and an
+/// `id_token_hint` for someone else never yields a code for the signed-in student.
+async fn hints_shape_the_login_and_guard_the_session(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let secret = client(&app, "moodle", false, "RS256").await.unwrap();
+    let url = authorize_url(
+        "moodle",
+        &[("login_hint", ACTIVE_UID), ("ui_locales", "de en-GB fr")],
+    );
+    let to_login = location(&app.get(&url).await);
+    let page = app.get(&to_login).await.text().await.unwrap();
+    assert!(page.contains("<html lang=\"en\""), "{page}");
+    assert!(page.contains(&format!("value=\"{ACTIVE_UID}\"")), "{page}");
+    let back = sign_in_and_authorize(&app, &authorize_url("moodle", &[])).await;
+    let code = get(&back, "code").unwrap().to_owned();
+    let (_, tokens) = token_request(
+        &app,
+        Some(("moodle", &secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    // The right hint, silently: a code.
+    let silent = app
+        .get(&authorize_url(
+            "moodle",
+            &[("prompt", "none"), ("id_token_hint", id_token)],
+        ))
+        .await;
+    assert!(get(&query_of(&location(&silent)), "code").is_some());
+    // Another student signs in on this browser: the hint names someone else.
+    let page = app.get("/account").await.text().await.unwrap();
+    app.http
+        .post(app.url("/logout"))
+        .form(&[("csrf", common::csrf_of(&page))])
+        .send()
+        .await
+        .unwrap();
+    let other = app
+        .post_form_response(
+            "/login",
+            &[("login", "28700001"), ("password", DEMO_PASSWORD)],
+        )
+        .await;
+    assert_eq!(other.status(), StatusCode::SEE_OTHER);
+    let refused = app
+        .get(&authorize_url(
+            "moodle",
+            &[("prompt", "none"), ("id_token_hint", id_token)],
+        ))
+        .await;
+    assert_eq!(
+        get(&query_of(&location(&refused)), "error"),
+        Some("login_required")
+    );
+    let asked = app
+        .get(&authorize_url("moodle", &[("id_token_hint", id_token)]))
+        .await;
+    assert_eq!(
+        asked.status(),
+        StatusCode::SEE_OTHER,
+        "without prompt=none: to the login page"
+    );
+    assert!(location(&asked).starts_with("/login?"));
+    let forged = format!("{}x", id_token);
+    let refused = app
+        .get(&authorize_url(
+            "moodle",
+            &[("prompt", "none"), ("id_token_hint", &forged)],
+        ))
+        .await;
+    assert_eq!(
+        get(&query_of(&location(&refused)), "error"),
+        Some("invalid_request")
+    );
+    app.shutdown().await;
+}
+
 both_backends!(
+    hints_shape_the_login_and_guard_the_session,
     logout_ends_the_session_everywhere,
     introspection_and_revocation_follow_the_token,
     the_code_flow_gives_verifiable_tokens_and_claims,

@@ -217,6 +217,25 @@ async fn grant(
         }
         return Ok(to_login(params));
     };
+    // The client names whom it expects: another student signed in here must not be
+    // handed to it silently.
+    if let Some(hint) = value("id_token_hint") {
+        let Some(claims) = super::logout::hint_claims(state, hint).await else {
+            return Ok(reply.error(
+                "invalid_request",
+                "id_token_hint is not an ID token of ours",
+            ));
+        };
+        let current = state.directory.read(&record.account_dn).await?;
+        let same =
+            current.is_some_and(|account| claims["sub"] == claims::subject(&account).as_str());
+        if !same {
+            if prompts.contains(&"none") {
+                return Ok(reply.error("login_required", "another account is signed in"));
+            }
+            return Ok(to_login(params));
+        }
+    }
     let code = Token::generate();
     let stored = CodeRecord {
         client_id: client.client_id.clone(),
@@ -255,10 +274,28 @@ fn to_login(params: &Params) -> Response {
             back.append_pair(key, value);
         }
     }
-    let next = format!("/authorize?{}", back.finish());
-    let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+    let mut login = url::form_urlencoded::Serializer::new(String::new());
+    login.append_pair("next", &format!("/authorize?{}", back.finish()));
+    let find = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if let Some(hint) = find("login_hint") {
+        login.append_pair("login_hint", hint);
+    }
+    // The first of the student's preferred languages that the pages speak.
+    let preferred = find("ui_locales")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|tag| tag.split('-').next())
+        .find(|lang| matches!(*lang, "fr" | "en"));
+    if let Some(lang) = preferred {
+        login.append_pair("lang", lang);
+    }
     let mut response = StatusCode::SEE_OTHER.into_response();
-    if let Ok(value) = HeaderValue::from_str(&format!("/login?next={next}")) {
+    if let Ok(value) = HeaderValue::from_str(&format!("/login?{}", login.finish())) {
         response.headers_mut().insert(LOCATION, value);
     }
     response

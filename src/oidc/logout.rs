@@ -132,7 +132,7 @@ pub async fn post(
 }
 
 /// The claims of an ID token we signed (expired or not: a hint may be old).
-async fn hint_claims(state: &AppState, hint: &str) -> Option<Value> {
+pub(super) async fn hint_claims(state: &AppState, hint: &str) -> Option<Value> {
     let header = jsonwebtoken::decode_header(hint).ok()?;
     let keys = state.store.published_keys(unix_now()).await.ok()?;
     let key = keys.iter().find(|k| Some(&k.kid) == header.kid.as_ref())?;

@@ -131,6 +131,8 @@ impl FromRequestParts<AppState> for Student {
 #[derive(Debug, Default, Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
+    /// From an application (OIDC `login_hint`): the login to fill in.
+    login_hint: Option<String>,
 }
 
 fn login_page(
@@ -149,7 +151,12 @@ pub async fn login_form(
     Query(query): Query<NextQuery>,
 ) -> Result<Html<String>, WebError> {
     let next = local_target(query.next.as_deref());
-    login_page(&state, &frame, "", &next, None)
+    let hint = query
+        .login_hint
+        .as_deref()
+        .and_then(|hint| hint.parse::<Login>().ok());
+    let login = hint.as_ref().map_or("", |l| l.as_str());
+    login_page(&state, &frame, login, &next, None)
 }
 
 #[derive(Debug, Deserialize)]

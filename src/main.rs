@@ -351,6 +351,9 @@ async fn run_dev(options: DevOptions) -> ExitCode {
         Ok(state) => state,
         Err(e) => return failure(e),
     };
+    if let Err(e) = guichet::web::dev_app::register_client(&state).await {
+        return failure(format!("demo client: {e}"));
+    }
     let shutdown = server::shutdown_signal();
     println!("{}", dev::banner(&env, addr));
     let result = server::run(listener, state, shutdown).await;

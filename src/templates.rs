@@ -36,6 +36,7 @@ impl Catalog {
 
 /// The built-in templates, by name.
 const BUILTIN: &[(&str, &str)] = &[
+    ("dev_app.html", include_str!("../templates/dev_app.html")),
     (
         "logout_confirm.html",
         include_str!("../templates/logout_confirm.html"),

@@ -253,6 +253,34 @@ async fn dev_starts_a_working_demo_and_keeps_its_data_on_the_second_run() {
             .status(),
         200
     );
+    // The demo application signs in through Guichet: its client is registered.
+    assert!(banner.contains("/dev/app"), "{banner}");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = browser
+        .get(format!("{base}/dev/app/start"))
+        .send()
+        .await
+        .unwrap();
+    let authorize = start.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        authorize.starts_with("/authorize?") && authorize.contains("client_id=demo"),
+        "{authorize}"
+    );
+    let to_login = browser
+        .get(format!("{base}{authorize}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(to_login.status(), 303, "a known client, sent to sign in");
+    assert!(
+        to_login.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login?next=")
+    );
     stop(child);
 
     let (banner, child) = start_dev(data.path(), &[]);

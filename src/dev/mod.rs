@@ -165,6 +165,7 @@ pub fn banner(env: &DevEnvironment, addr: SocketAddr) -> String {
         "\nGuichet dev is running ({data}).\n\
          \n  Student pages      {base}/\n\
          \x20 Sent mail          {base}/dev/mail\n\
+         \x20 Demo application   {base}/dev/app  (signs in through Guichet, shows the claims)\n\
          \x20 Readiness          {base}/readyz\n\
          \x20 Directory          {ldapi}\n\
          \x20                    {tcp}  admin: {admin} / {admin_pw}\n\

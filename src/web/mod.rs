@@ -5,6 +5,7 @@ mod account;
 mod activation;
 mod assets;
 pub(crate) mod csrf;
+pub mod dev_app;
 mod dev_mail;
 pub mod error;
 mod health;
@@ -215,6 +216,9 @@ pub fn router(state: AppState) -> Router {
             .route("/dev/mail", get(dev_mail::list))
             .route("/dev/mail/{id}", get(dev_mail::show))
             .route("/dev/mail/{id}/html", get(dev_mail::html))
+            .route("/dev/app", get(dev_app::home))
+            .route("/dev/app/start", get(dev_app::start))
+            .route("/dev/app/callback", get(dev_app::callback))
             .layer(Extension(dev_mail::MailboxDir(dir)));
     }
     let request_id = HeaderName::from_static("x-request-id");

@@ -331,3 +331,114 @@ fn accounts_invite_resend_queues_an_invitation() {
     let output = run("bad login*");
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn clients_and_keys_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("g.db").display());
+    let text = common::settings_text("ldapi://%2Ftmp%2Fnone", &db, dir.path(), "paris-cite");
+    let path = write_settings(dir.path(), &text);
+    let run = |args: &[&str]| {
+        let output = guichet()
+            .args(args)
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&[
+        "clients",
+        "add",
+        "moodle",
+        "--name",
+        "Moodle",
+        "--redirect-uri",
+        "https://moodle.univ-demo.fr/admin/oauth2callback.php",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret: "))
+        .expect("the secret, once")
+        .trim()
+        .to_owned();
+    assert!(secret.len() >= 43, "256 bits: {secret}");
+    let (_, listed, _) = run(&["clients", "list"]);
+    assert!(
+        listed.contains("moodle") && !listed.contains(&secret),
+        "{listed}"
+    );
+    let (_, shown, _) = run(&["clients", "show", "moodle"]);
+    assert!(
+        shown.contains("oauth2callback") && !shown.contains(&secret),
+        "{shown}"
+    );
+    // The database and its journal files: the secret itself is nowhere.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("g.db")
+        {
+            let stored = std::fs::read(&path).unwrap();
+            assert!(
+                !stored.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "only the hash is stored ({})",
+                path.display()
+            );
+        }
+    }
+    let (code, _, err) = run(&[
+        "clients",
+        "add",
+        "moodle",
+        "--name",
+        "x",
+        "--redirect-uri",
+        "https://a.example/cb",
+    ]);
+    assert_eq!(code, Some(2), "an existing id: {err}");
+    let (code, _, err) = run(&[
+        "clients",
+        "add",
+        "evil",
+        "--name",
+        "x",
+        "--redirect-uri",
+        "http://evil.example/cb",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("https is required"), "{err}");
+    // Keys: the first listing creates nothing (no serve yet); rotation creates them,
+    // and the previous ones stay published.
+    let (code, out, err) = run(&["keys", "rotate"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("ok: new signing keys"), "{out}");
+    run(&["keys", "rotate", "--overlap", "1h"]);
+    let (_, keys, _) = run(&["keys", "list"]);
+    assert_eq!(
+        keys.lines().filter(|l| l.contains("active")).count(),
+        3,
+        "{keys}"
+    );
+    assert_eq!(
+        keys.lines().filter(|l| l.contains("retired")).count(),
+        3,
+        "{keys}"
+    );
+    assert!(
+        !keys.contains("BEGIN") && !keys.contains("private"),
+        "{keys}"
+    );
+    let (code, out, _) = run(&["clients", "remove", "moodle"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("removed"));
+    assert_eq!(run(&["clients", "show", "moodle"]).0, Some(1));
+}

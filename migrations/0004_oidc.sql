@@ -59,3 +59,13 @@ CREATE TABLE oidc_tokens (
 );
 CREATE INDEX oidc_tokens_grant ON oidc_tokens (grant_id);
 CREATE INDEX oidc_tokens_account ON oidc_tokens (account_dn);
+
+-- What a student agreed to share with a third-party client (first-party clients,
+-- the institution's own applications, need no consent).
+CREATE TABLE oidc_consents (
+    account_dn  TEXT NOT NULL,
+    client_id   TEXT NOT NULL,
+    scope       TEXT NOT NULL,
+    granted_at  BIGINT NOT NULL,
+    PRIMARY KEY (account_dn, client_id)
+);

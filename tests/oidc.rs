@@ -879,7 +879,96 @@ async fn hints_shape_the_login_and_guard_the_session(backend: Backend) {
     app.shutdown().await;
 }
 
+/// A third-party application asks the student first; first-party ones never do.
+async fn third_party_clients_ask_for_consent(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let new = NewClient {
+        client_id: "planner".to_owned(),
+        name: "Agenda Étudiant".to_owned(),
+        public: false,
+        redirect_uris: vec![REDIRECT.to_owned()],
+        post_logout_redirect_uris: vec![],
+        backchannel_logout_uri: None,
+        first_party: false,
+        id_token_alg: "RS256".to_owned(),
+    };
+    register(&app.state.store, new, guichet::store::unix_now())
+        .await
+        .unwrap();
+    // Signed in first (through a first-party client).
+    client(&app, "moodle", false, "RS256").await.unwrap();
+    sign_in_and_authorize(&app, &authorize_url("moodle", &[])).await;
+    let silent = app
+        .get(&authorize_url("planner", &[("prompt", "none")]))
+        .await;
+    assert_eq!(
+        get(&query_of(&location(&silent)), "error"),
+        Some("consent_required")
+    );
+    let asked = app.get(&authorize_url("planner", &[])).await;
+    assert_eq!(asked.status(), StatusCode::OK);
+    let page = asked.text().await.unwrap();
+    assert!(
+        page.contains("Agenda Étudiant n’est pas une application de l’université"),
+        "{page}"
+    );
+    assert!(
+        page.contains("votre adresse électronique de l’université"),
+        "{page}"
+    );
+    let answer = |decision: &'static str, page: String| {
+        let app = &app;
+        async move {
+            let mut form: Vec<(String, String)> = vec![("csrf".into(), common::csrf_of(&page))];
+            for piece in page.split("<input type=\"hidden\" name=\"").skip(2) {
+                let name = piece.split('"').next().unwrap().to_owned();
+                let value = piece
+                    .split("value=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap();
+                let value = value.replace("&#x2f;", "/").replace("&amp;", "&");
+                form.push((name, value));
+            }
+            form.push(("decision".into(), decision.into()));
+            app.http
+                .post(app.url("/authorize/consent"))
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let denied = answer("deny", page.clone()).await;
+    assert_eq!(
+        get(&query_of(&location(&denied)), "error"),
+        Some("access_denied")
+    );
+    let allowed = answer("allow", page).await;
+    let back = query_of(&location(&allowed));
+    assert!(get(&back, "code").is_some(), "{back:?}");
+    assert_eq!(get(&back, "state"), Some("st-123"));
+    // Asked once: the next sign-in is silent.
+    let again = app
+        .get(&authorize_url("planner", &[("prompt", "none")]))
+        .await;
+    assert!(get(&query_of(&location(&again)), "code").is_some());
+    // Without the CSRF value, an answer is refused.
+    let forged = app
+        .http
+        .post(app.url("/authorize/consent"))
+        .form(&[("client_id", "planner"), ("decision", "allow")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    app.shutdown().await;
+}
+
 both_backends!(
+    third_party_clients_ask_for_consent,
     hints_shape_the_login_and_guard_the_session,
     logout_ends_the_session_everywhere,
     introspection_and_revocation_follow_the_token,

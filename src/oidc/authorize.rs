@@ -12,7 +12,8 @@ use super::claims;
 use crate::domain::Token;
 use crate::store::{ClientRecord, CodeRecord, unix_now};
 use crate::web::session;
-use crate::web::{AppState, WebError};
+use crate::web::{AppState, Frame, WebError};
+use minijinja::context;
 
 /// A code is exchanged at once by the client's back end; a minute is plenty.
 const CODE_SECS: i64 = 60;
@@ -21,18 +22,33 @@ type Params = Vec<(String, String)>;
 
 pub async fn get(
     State(state): State<AppState>,
+    frame: Frame,
     headers: HeaderMap,
     Query(params): Query<Params>,
 ) -> Response {
-    authorize(state, headers, params).await
+    authorize(state, frame, headers, params, None).await
 }
 
 pub async fn post(
     State(state): State<AppState>,
+    frame: Frame,
     headers: HeaderMap,
     Form(params): Form<Params>,
 ) -> Response {
-    authorize(state, headers, params).await
+    authorize(state, frame, headers, params, None).await
+}
+
+/// The student's answer on the consent page (a CSRF-protected form carrying the
+/// original request).
+pub async fn consent(
+    State(state): State<AppState>,
+    frame: Frame,
+    headers: HeaderMap,
+    Form(mut params): Form<Params>,
+) -> Response {
+    let allowed = params.iter().any(|(k, v)| k == "decision" && v == "allow");
+    params.retain(|(k, _)| k != "decision" && k != "csrf");
+    authorize(state, frame, headers, params, Some(allowed)).await
 }
 
 /// One value per parameter: a repeated parameter is an error (RFC 6749 §3.1).
@@ -88,12 +104,20 @@ fn page_error(message: &str) -> Response {
     WebError::Authorize(message.to_owned()).into_response()
 }
 
-async fn authorize(state: AppState, headers: HeaderMap, params: Params) -> Response {
+async fn authorize(
+    state: AppState,
+    frame: Frame,
+    headers: HeaderMap,
+    params: Params,
+    consent: Option<bool>,
+) -> Response {
     match checked_client(&state, &params).await {
-        Ok((client, reply)) => match grant(&state, &headers, &params, &client, &reply).await {
-            Ok(response) => response,
-            Err(error) => error.into_response(),
-        },
+        Ok((client, reply)) => {
+            match grant(&state, &frame, &headers, &params, &client, &reply, consent).await {
+                Ok(response) => response,
+                Err(error) => error.into_response(),
+            }
+        }
         Err(response) => response,
     }
 }
@@ -136,12 +160,15 @@ async fn checked_client(
 }
 
 /// The rest of the request, checked; then the student's session, then the code.
+#[allow(clippy::too_many_arguments)]
 async fn grant(
     state: &AppState,
+    frame: &Frame,
     headers: &HeaderMap,
     params: &Params,
     client: &ClientRecord,
     reply: &Reply,
+    consent: Option<bool>,
 ) -> Result<Response, WebError> {
     let get = |name: &str| single(params, name);
     let names = [
@@ -234,6 +261,35 @@ async fn grant(
                 return Ok(reply.error("login_required", "another account is signed in"));
             }
             return Ok(to_login(params));
+        }
+    }
+    // A third-party application needs the student's agreement to what it reads.
+    if !client.first_party {
+        match consent {
+            Some(false) => return Ok(reply.error("access_denied", "the student declined")),
+            Some(true) => {
+                state
+                    .store
+                    .add_consent(&record.account_dn, &client.client_id, &scope, now)
+                    .await?;
+            }
+            None => {
+                let agreed = state
+                    .store
+                    .has_consent(&record.account_dn, &client.client_id, &scope)
+                    .await?;
+                if !agreed || prompts.contains(&"consent") {
+                    if prompts.contains(&"none") {
+                        return Ok(reply.error("consent_required", "the student must agree first"));
+                    }
+                    let page = context! {
+                        client_name => client.name.as_str(),
+                        scopes => scope.split(' ').filter(|s| *s != "openid").collect::<Vec<_>>(),
+                        params => params.iter().filter(|(k, _)| k != "prompt").map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(),
+                    };
+                    return Ok(state.render("consent.html", frame, page)?.into_response());
+                }
+            }
         }
     }
     let code = Token::generate();

@@ -31,24 +31,34 @@ pub fn issuer(state: &AppState) -> String {
         .to_owned()
 }
 
-/// The OIDC endpoints. No CSRF layer: clients post to the token endpoint from their
-/// back ends, and the authorization endpoint only reads the session.
+/// The OIDC endpoints. Clients post to the token endpoint from their back ends, so
+/// only the student's own answers (consent) go through the CSRF check.
 pub fn routes(state: AppState) -> Router<AppState> {
-    // The end-session page may ask the student to confirm, with a protected form.
-    let end_session = Router::new()
+    // These pages may ask the student something (sign out? share?) with a form.
+    let asking = Router::new()
         .route("/end_session", get(logout::get).post(logout::post))
+        .route("/authorize", get(authorize::get).post(authorize::post))
         .route_layer(axum::middleware::from_fn_with_state(
-            state,
+            state.clone(),
             crate::web::csrf::provide,
         ));
+    let answering = Router::new()
+        .route(
+            "/authorize/consent",
+            axum::routing::post(authorize::consent),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::web::csrf::protect,
+        ));
     Router::new()
-        .merge(end_session)
+        .merge(asking)
+        .merge(answering)
         .route(
             "/.well-known/openid-configuration",
             get(userinfo::discovery),
         )
         .route("/jwks.json", get(userinfo::jwks))
-        .route("/authorize", get(authorize::get).post(authorize::post))
         .route("/token", axum::routing::post(token::token))
         .route("/userinfo", get(userinfo::get).post(userinfo::post))
         .route("/introspect", axum::routing::post(introspect::introspect))

@@ -388,6 +388,46 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Whether the student agreed to share `scope` (every scope in it) with the client.
+    pub async fn has_consent(
+        &self,
+        account_dn: &str,
+        client_id: &str,
+        scope: &str,
+    ) -> Result<bool, StoreError> {
+        let granted: Option<String> = sqlx::query_scalar(
+            "SELECT scope FROM oidc_consents WHERE account_dn = $1 AND client_id = $2",
+        )
+        .bind(account_dn)
+        .bind(client_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(granted.is_some_and(|granted| {
+            let granted: Vec<&str> = granted.split(' ').collect();
+            scope.split(' ').all(|s| granted.contains(&s))
+        }))
+    }
+
+    pub async fn add_consent(
+        &self,
+        account_dn: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO oidc_consents (account_dn, client_id, scope, granted_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (account_dn, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
+        )
+        .bind(account_dn)
+        .bind(client_id)
+        .bind(scope)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Revokes every token of a grant.
     pub async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(

@@ -904,3 +904,66 @@ async fn reset_login_and_help_fields_are_labelled_and_errors_are_tied_to_them() 
     browser.close().await;
     app.shutdown().await;
 }
+
+/// An application on another origin: a real HTTP server that answers its callback
+/// with a page showing what it received.
+async fn application_on_another_origin() -> String {
+    async fn callback(
+        axum::extract::RawQuery(query): axum::extract::RawQuery,
+    ) -> axum::response::Html<String> {
+        axum::response::Html(format!(
+            "<!doctype html><title>Application</title><h1>Application</h1><p id=\"query\">{}</p>",
+            query.unwrap_or_default()
+        ))
+    }
+    let app = axum::Router::new().route("/cb", axum::routing::get(callback));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/cb")
+}
+
+/// The whole OIDC sign-in in a real browser, ending on another origin: the login
+/// form's redirects to the application are not stopped by the page's CSP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_on_another_origin_gets_its_code_through_the_browser() {
+    let (app, _smtp) = start().await;
+    let callback = application_on_another_origin().await;
+    let new = guichet::oidc::clients::NewClient {
+        client_id: "moodle".to_owned(),
+        name: "Moodle".to_owned(),
+        public: false,
+        redirect_uris: vec![callback.clone()],
+        post_logout_redirect_uris: vec![],
+        backchannel_logout_uri: None,
+        first_party: true,
+        id_token_alg: "RS256".to_owned(),
+    };
+    guichet::oidc::clients::register(&app.state.store, new, guichet::store::unix_now())
+        .await
+        .unwrap();
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query
+        .append_pair("response_type", "code")
+        .append_pair("client_id", "moodle")
+        .append_pair("redirect_uri", &callback)
+        .append_pair("scope", "openid profile")
+        .append_pair("state", "browser-state");
+    let browser = Browser::start().await;
+    browser
+        .goto(&app.url(&format!("/authorize?{}", query.finish())))
+        .await;
+    browser.wait_for_title(LOGIN_FR).await;
+    browser.type_into("#login", ACTIVE_UID).await;
+    browser.type_into("#password", DEMO_PASSWORD).await;
+    browser.type_into("#password", &Key::Enter).await;
+    browser.wait_for_title("Application").await;
+    let received = browser.find("#query").await.text().await.unwrap();
+    assert!(
+        received.contains("code=") && received.contains("state=browser-state"),
+        "{received}"
+    );
+    assert!(browser.url().await.starts_with(&callback));
+    browser.close().await;
+    app.shutdown().await;
+}

@@ -946,6 +946,33 @@ async fn third_party_clients_ask_for_consent(backend: Backend) {
         get(&query_of(&location(&denied)), "error"),
         Some("access_denied")
     );
+    // A client that slips `decision=allow` into its request cannot answer for the
+    // student: the page does not carry it, and a doubled answer is refused.
+    let sneaky = app
+        .get(&authorize_url("planner", &[("decision", "allow")]))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !sneaky.contains("type=\"hidden\" name=\"decision\""),
+        "{sneaky}"
+    );
+    let doubled = app
+        .http
+        .post(app.url("/authorize/consent"))
+        .form(&[
+            ("csrf", common::csrf_of(&sneaky).as_str()),
+            ("client_id", "planner"),
+            ("redirect_uri", REDIRECT),
+            ("decision", "allow"),
+            ("decision", "deny"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(doubled.status(), StatusCode::BAD_REQUEST);
+    assert!(doubled.headers().get("location").is_none());
     let allowed = answer("allow", page).await;
     let back = query_of(&location(&allowed));
     assert!(get(&back, "code").is_some(), "{back:?}");
@@ -967,7 +994,110 @@ async fn third_party_clients_ask_for_consent(backend: Backend) {
     app.shutdown().await;
 }
 
+/// Review findings, pinned: no PKCE downgrade, no code after sign-out, a code is
+/// burnt only by its own client, and a narrowing refresh keeps the grant's scope.
+async fn codes_and_refreshes_resist_downgrade_and_misuse(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let secret = client(&app, "moodle", false, "RS256").await.unwrap();
+    client(&app, "spa", true, "RS256").await;
+    let exchange = |code: String, extra: Vec<(&'static str, &'static str)>| {
+        let app = &app;
+        let secret = secret.clone();
+        async move {
+            let mut form = vec![
+                ("grant_type", "authorization_code".to_owned()),
+                ("code", code),
+                ("redirect_uri", REDIRECT.to_owned()),
+            ];
+            form.extend(extra.into_iter().map(|(k, v)| (k, v.to_owned())));
+            let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            token_request(app, Some(("moodle", &secret)), &refs).await
+        }
+    };
+    let url = authorize_url("moodle", &[("scope", "openid profile offline_access")]);
+    let code = get(&sign_in_and_authorize(&app, &url).await, "code")
+        .unwrap()
+        .to_owned();
+    // A verifier for a code issued without a challenge.
+    let (status, body) = exchange(
+        code.clone(),
+        vec![(
+            "code_verifier",
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+        )],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    // Another (public) client presenting Moodle's code does not burn it.
+    let code = get(&query_of(&location(&app.get(&url).await)), "code")
+        .unwrap()
+        .to_owned();
+    let (status, _) = token_request(
+        &app,
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "spa"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, tokens) = exchange(code, vec![]).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "Moodle's code still works: {tokens}"
+    );
+    // Narrowing on refresh: the access token is narrower, the grant is not.
+    let (status, narrowed) = token_request(
+        &app,
+        Some(("moodle", &secret)),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ("scope", "openid"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{narrowed}");
+    assert_eq!(narrowed["scope"], "openid");
+    let next = narrowed["refresh_token"]
+        .as_str()
+        .expect("the grant keeps offline_access");
+    let (status, widened) = token_request(
+        &app,
+        Some(("moodle", &secret)),
+        &[("grant_type", "refresh_token"), ("refresh_token", next)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(widened["scope"], "openid profile offline_access");
+    // A code issued just before sign-out gives nothing after it.
+    let code = get(&query_of(&location(&app.get(&url).await)), "code")
+        .unwrap()
+        .to_owned();
+    let page = app.get("/account").await.text().await.unwrap();
+    app.http
+        .post(app.url("/logout"))
+        .form(&[("csrf", common::csrf_of(&page))])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = exchange(code, vec![]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    app.shutdown().await;
+}
+
 both_backends!(
+    codes_and_refreshes_resist_downgrade_and_misuse,
     third_party_clients_ask_for_consent,
     hints_shape_the_login_and_guard_the_session,
     logout_ends_the_session_everywhere,

@@ -46,6 +46,12 @@ impl SignIn<'_> {
         now: OffsetDateTime,
     ) -> Result<SignedIn, FlowError> {
         let at = now.unix_timestamp();
+        // An empty password is refused before any bind; hash anyway, so the answer
+        // takes as long as for any other wrong password.
+        if password.is_empty() {
+            self.directory.hash_password(password).await?;
+            return self.refuse(Refusal::BadCredentials, login.as_str()).await;
+        }
         let Some(account) = self.directory.find_by_login(login).await? else {
             // Hash anyway, so an unknown login answers in about the time of a bind.
             self.directory.hash_password(password).await?;

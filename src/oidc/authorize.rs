@@ -46,7 +46,12 @@ pub async fn consent(
     headers: HeaderMap,
     Form(mut params): Form<Params>,
 ) -> Response {
-    let allowed = params.iter().any(|(k, v)| k == "decision" && v == "allow");
+    // Exactly one answer, and it is the button the student pressed: a client cannot
+    // slip its own `decision` into the request the page carries.
+    let Ok(decision) = single(&params, "decision") else {
+        return page_error("the answer is repeated");
+    };
+    let allowed = decision == Some("allow");
     params.retain(|(k, _)| k != "decision" && k != "csrf");
     authorize(state, frame, headers, params, Some(allowed)).await
 }
@@ -67,6 +72,8 @@ fn single<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, ()> {
 /// Where errors and codes go once the client and its redirect URI check out.
 struct Reply {
     redirect_uri: Url,
+    /// The URI exactly as registered (and sent): what the token request must repeat.
+    registered_uri: String,
     state: Option<String>,
     issuer: String,
 }
@@ -148,11 +155,12 @@ async fn checked_client(
     else {
         return Err(page_error("redirect_uri not registered for this client"));
     };
-    let Ok(redirect_uri) = Url::parse(redirect_uri) else {
+    let Ok(parsed) = Url::parse(redirect_uri) else {
         return Err(page_error("redirect_uri unreadable"));
     };
     let reply = Reply {
-        redirect_uri,
+        redirect_uri: parsed,
+        registered_uri: redirect_uri.to_owned(),
         state: client_state.map(str::to_owned),
         issuer: super::issuer(state),
     };
@@ -285,9 +293,10 @@ async fn grant(
                     let page = context! {
                         client_name => client.name.as_str(),
                         scopes => scope.split(' ').filter(|s| *s != "openid").collect::<Vec<_>>(),
-                        params => params.iter().filter(|(k, _)| k != "prompt").map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(),
+                        params => params.iter().filter(|(k, _)| !matches!(k.as_str(), "prompt" | "decision" | "csrf")).map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(),
                     };
-                    return Ok(state.render("consent.html", frame, page)?.into_response());
+                    let html = state.render("consent.html", frame, page)?;
+                    return Ok(crate::web::leaving_page(html));
                 }
             }
         }
@@ -297,7 +306,7 @@ async fn grant(
         client_id: client.client_id.clone(),
         account_dn: record.account_dn.clone(),
         session_hash: session_hash.as_str().to_owned(),
-        redirect_uri: reply.redirect_uri.to_string(),
+        redirect_uri: reply.registered_uri.clone(),
         scope,
         nonce: value("nonce").map(str::to_owned),
         code_challenge: challenge.map(str::to_owned),
@@ -321,6 +330,11 @@ fn is_s256_challenge(challenge: &str) -> bool {
 fn to_login(params: &Params) -> Response {
     let mut back = url::form_urlencoded::Serializer::new(String::new());
     for (key, value) in params {
+        // The sign-in about to happen satisfies max_age; kept, a small max_age would
+        // send the student back to the login page forever.
+        if key == "max_age" {
+            continue;
+        }
         if key == "prompt" {
             let kept: Vec<&str> = value.split_whitespace().filter(|p| *p != "login").collect();
             if !kept.is_empty() {

@@ -19,7 +19,14 @@ pub async fn introspect(
     Form(params): Form<Params>,
 ) -> Response {
     match introspection(&state, &headers, &params).await {
-        Ok(body) => Json(body).into_response(),
+        Ok(body) => {
+            let mut response = Json(body).into_response();
+            response.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+            response
+        }
         Err(error) => error.into_response(),
     }
 }

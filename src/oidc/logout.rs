@@ -166,10 +166,19 @@ async fn end_session(
         },
         None => None,
     };
-    let client_id = value(&params, "client_id").map(str::to_owned).or_else(|| {
-        hint.as_ref()
-            .and_then(|c| c["aud"].as_str().map(str::to_owned))
-    });
+    let hinted = hint
+        .as_ref()
+        .and_then(|c| c["aud"].as_str().map(str::to_owned));
+    let named = value(&params, "client_id").map(str::to_owned);
+    // Both given: they must name the same client (RP-Initiated Logout §2).
+    if let (Some(named), Some(hinted)) = (&named, &hinted) {
+        if named != hinted {
+            return Err(WebError::Authorize(
+                "client_id and id_token_hint disagree".into(),
+            ));
+        }
+    }
+    let client_id = named.or(hinted);
     let client = match &client_id {
         Some(id) => Some(
             state
@@ -200,9 +209,8 @@ async fn end_session(
             post_logout_redirect_uri => value(&params, "post_logout_redirect_uri"),
             state_value => value(&params, "state"),
         };
-        return Ok(state
-            .render("logout_confirm.html", &frame, page)?
-            .into_response());
+        let html = state.render("logout_confirm.html", &frame, page)?;
+        return Ok(crate::web::leaving_page(html));
     }
     if let Some((record, hash)) = current {
         state.store.end_session(&hash, unix_now()).await?;

@@ -150,7 +150,7 @@ async fn from_code(
     };
     let now = unix_now();
     let hash = code.hash();
-    let record = match state.store.use_code(&hash, now).await? {
+    let record = match state.store.use_code(&hash, &client.client_id, now).await? {
         Ok(record) => record,
         Err(true) => {
             // A replayed code: whatever it issued may be in the wrong hands.
@@ -160,21 +160,36 @@ async fn from_code(
         }
         Err(false) => return Err(OAuthError::invalid_grant("unknown code")),
     };
-    if record.client_id != client.client_id {
-        return Err(OAuthError::invalid_grant("code issued to another client"));
-    }
     if record.expires_at <= now {
         return Err(OAuthError::invalid_grant("code expired"));
     }
     if param(params, "redirect_uri")? != Some(record.redirect_uri.as_str()) {
         return Err(OAuthError::invalid_grant("redirect_uri does not match"));
     }
-    if let Some(challenge) = &record.code_challenge {
-        let verifier = param(params, "code_verifier")?
-            .ok_or_else(|| OAuthError::invalid_grant("code_verifier is required"))?;
-        if URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) != *challenge {
-            return Err(OAuthError::invalid_grant("code_verifier does not match"));
+    match (&record.code_challenge, param(params, "code_verifier")?) {
+        (Some(challenge), Some(verifier)) => {
+            if URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) != *challenge {
+                return Err(OAuthError::invalid_grant("code_verifier does not match"));
+            }
         }
+        (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is required")),
+        // A verifier for a code issued without a challenge: a downgrade (RFC 9700 §4.8.2).
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "this code was issued without PKCE",
+            ));
+        }
+        (None, None) => {}
+    }
+    // Signed out (or reset) since the code was issued: it gives nothing.
+    if !state
+        .store
+        .session_is_live(&record.session_hash, now)
+        .await?
+    {
+        return Err(OAuthError::invalid_grant(
+            "the session of this code has ended",
+        ));
     }
     let account = active_account(state, &record.account_dn).await?;
     let grant = Grant {
@@ -183,6 +198,7 @@ async fn from_code(
         account: &account,
         session_hash: &record.session_hash,
         scope: &record.scope,
+        refresh_scope: &record.scope,
         auth_time: record.auth_time,
         nonce: record.nonce.as_deref(),
     };
@@ -237,6 +253,7 @@ async fn from_refresh(
         account: &account,
         session_hash: &record.session_hash,
         scope: &scope,
+        refresh_scope: &record.scope,
         auth_time: record.auth_time,
         nonce: None,
     };
@@ -265,33 +282,32 @@ struct Grant<'a> {
     client: &'a ClientRecord,
     account: &'a Account,
     session_hash: &'a str,
+    /// The access token's scope (a refresh may narrow it).
     scope: &'a str,
+    /// The refresh token's scope: always the grant's whole scope (RFC 6749 §6).
+    refresh_scope: &'a str,
     auth_time: i64,
     nonce: Option<&'a str>,
 }
 
 async fn issue(state: &AppState, grant: &Grant<'_>, now: i64) -> Result<Value, OAuthError> {
     let access = Token::generate();
-    store_token(
-        state,
-        grant,
-        &access.hash(),
-        "access",
-        now + ACCESS_SECS,
-        now,
-    )
-    .await?;
-    let refresh = if grant.scope.split(' ').any(|s| s == "offline_access") {
+    let access_row = (&access.hash(), "access", grant.scope, now + ACCESS_SECS);
+    store_token(state, grant, access_row, now).await?;
+    // The refresh token keeps the grant's whole scope, even after a narrowing refresh.
+    let refresh = if grant
+        .refresh_scope
+        .split(' ')
+        .any(|s| s == "offline_access")
+    {
         let refresh = Token::generate();
-        store_token(
-            state,
-            grant,
+        let refresh_row = (
             &refresh.hash(),
             "refresh",
+            grant.refresh_scope,
             now + REFRESH_SECS,
-            now,
-        )
-        .await?;
+        );
+        store_token(state, grant, refresh_row, now).await?;
         Some(refresh)
     } else {
         None
@@ -319,9 +335,7 @@ async fn issue(state: &AppState, grant: &Grant<'_>, now: i64) -> Result<Value, O
 async fn store_token(
     state: &AppState,
     grant: &Grant<'_>,
-    hash: &TokenHash,
-    kind: &str,
-    expires_at: i64,
+    (hash, kind, scope, expires_at): (&TokenHash, &str, &str, i64),
     now: i64,
 ) -> Result<(), OAuthError> {
     let token = NewToken {
@@ -331,7 +345,7 @@ async fn store_token(
         client_id: &grant.client.client_id,
         account_dn: &grant.account.dn,
         session_hash: grant.session_hash,
-        scope: grant.scope,
+        scope,
         auth_time: grant.auth_time,
         expires_at,
     };

@@ -257,23 +257,31 @@ impl Store {
 
     /// Uses a code up. `Err(true)` if it was used before (a replay), `Err(false)` if
     /// it never existed.
+    /// Only the client the code was issued to can use it up: someone else holding a
+    /// leaked code cannot burn it.
     pub async fn use_code(
         &self,
         hash: &TokenHash,
+        client_id: &str,
         now: i64,
     ) -> Result<Result<CodeRecord, bool>, StoreError> {
         let row = sqlx::query(
-            "UPDATE oidc_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL \
+            "UPDATE oidc_codes SET used_at = $1 WHERE code_hash = $2 AND client_id = $3 AND used_at IS NULL \
              RETURNING client_id, account_dn, session_hash, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at",
         )
         .bind(now)
         .bind(hash.as_str())
+        .bind(client_id)
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else {
+            // Used before by its client (a replay), or not this client's code.
             let exists: Option<String> =
-                sqlx::query_scalar("SELECT code_hash FROM oidc_codes WHERE code_hash = $1")
-                    .bind(hash.as_str())
+                sqlx::query_scalar(
+                    "SELECT code_hash FROM oidc_codes WHERE code_hash = $1 AND client_id = $2 AND used_at IS NOT NULL",
+                )
+                .bind(hash.as_str())
+                .bind(client_id)
                     .fetch_optional(self.pool())
                     .await?;
             return Ok(Err(exists.is_some()));

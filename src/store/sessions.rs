@@ -63,6 +63,18 @@ impl Store {
         .transpose()
     }
 
+    /// Whether a session (by its stored hash) has neither ended nor expired.
+    pub async fn session_is_live(&self, id_hash: &str, now: i64) -> Result<bool, StoreError> {
+        let live: Option<String> = sqlx::query_scalar(
+            "SELECT id_hash FROM sso_sessions WHERE id_hash = $1 AND ended_at IS NULL AND expires_at > $2",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(live.is_some())
+    }
+
     /// Records use, which keeps the session from going idle.
     pub async fn touch_session(&self, id: &TokenHash, now: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE sso_sessions SET last_seen_at = $1 WHERE id_hash = $2")

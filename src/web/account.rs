@@ -43,7 +43,7 @@ pub async fn show(
     State(state): State<AppState>,
     frame: Frame,
     student: Student,
-) -> Result<Html<String>, WebError> {
+) -> Result<Response, WebError> {
     let account = &student.account;
     let page = context! {
         login => account.login.as_str(),
@@ -52,7 +52,11 @@ pub async fn show(
         institutional_email => account.institutional_email.as_deref(),
         student_id => account.student_id.as_ref().map(|s| s.as_str()),
     };
-    state.render("account.html", &frame, page)
+    // Personal data, on computers students share: never cached.
+    Ok(private(
+        StatusCode::OK,
+        state.render("account.html", &frame, page)?,
+    ))
 }
 
 fn email_page(

@@ -16,7 +16,15 @@ use rand::rngs::OsRng;
 use super::AppState;
 use super::error::WebError;
 
-const COOKIE_NAME: &str = "guichet_csrf";
+/// Under https the `__Host-` prefix stops a sibling subdomain from planting its own
+/// value (a double-submit cookie is only as good as its integrity).
+fn cookie_name(state: &AppState) -> &'static str {
+    if state.settings.secure_cookies() {
+        "__Host-guichet_csrf"
+    } else {
+        "guichet_csrf"
+    }
+}
 const FIELD: &str = "csrf";
 /// Forms are small; the body limit of the router applies before this one.
 const FORM_LIMIT: usize = 64 * 1024;
@@ -26,8 +34,8 @@ const FORM_LIMIT: usize = 64 * 1024;
 pub struct CsrfToken(pub String);
 
 /// The cookie's value, if it has the shape `fresh` gives.
-fn cookie_value(request: &Request) -> Option<String> {
-    super::cookie(request.headers(), COOKIE_NAME)
+fn cookie_value(state: &AppState, request: &Request) -> Option<String> {
+    super::cookie(request.headers(), cookie_name(state))
         .filter(|value| value.len() == 43)
         .map(str::to_owned)
 }
@@ -48,7 +56,7 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 pub async fn protect(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let existing = cookie_value(&request);
+    let existing = cookie_value(&state, &request);
     let (parts, body) = request.into_parts();
     let body = if parts.method == Method::POST {
         let Ok(bytes) = to_bytes(body, FORM_LIMIT).await else {
@@ -72,7 +80,7 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
 /// itself: for endpoints other sites post to (OIDC end-session), whose page leads
 /// to a protected form.
 pub async fn provide(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let existing = cookie_value(&request);
+    let existing = cookie_value(&state, &request);
     with_token(&state, existing, request, next).await
 }
 
@@ -92,7 +100,8 @@ async fn with_token(
         } else {
             ""
         };
-        let cookie = format!("{COOKIE_NAME}={token}; Path=/; SameSite=Strict; HttpOnly{secure}");
+        let name = cookie_name(state);
+        let cookie = format!("{name}={token}; Path=/; SameSite=Strict; HttpOnly{secure}");
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(SET_COOKIE, value);
         }

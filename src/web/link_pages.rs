@@ -18,7 +18,7 @@ pub struct LinkQuery {
     pub t: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct PasswordForm {
     #[serde(default)]
     pub t: String,
@@ -26,6 +26,13 @@ pub struct PasswordForm {
     pub password: String,
     #[serde(default)]
     pub confirmation: String,
+}
+
+/// Never prints the passwords (nor the link's token).
+impl std::fmt::Debug for PasswordForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordForm").finish_non_exhaustive()
+    }
 }
 
 /// The page for a link that no longer works, saying which case it is and where to

@@ -23,7 +23,7 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{Html, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router, middleware};
 use minijinja::{Value, context};
@@ -250,6 +250,24 @@ pub fn router(state: AppState) -> Router {
 }
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+/// For pages whose form ends in a redirect to an application (sign-in, consent,
+/// sign-out confirmation): browsers apply `form-action` to every redirect after the
+/// submission, so `'self'` would stop the student at Guichet. The redirect targets
+/// are checked against each client's registered URIs instead.
+pub(crate) const CSP_FORMS_LEAVING: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+/// A page of this kind: its own CSP, and never cached (it holds a form's CSRF value).
+pub(crate) fn leaving_page(html: Html<String>) -> Response {
+    (
+        [
+            (header::CONTENT_SECURITY_POLICY, CSP_FORMS_LEAVING),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        html,
+    )
+        .into_response()
+}
 
 /// Strict headers on every response: no inline script or style, no framing, no
 /// referrer (links carry tokens), HSTS when students reach us over https. A handler

@@ -149,17 +149,19 @@ pub async fn login_form(
     State(state): State<AppState>,
     frame: Frame,
     Query(query): Query<NextQuery>,
-) -> Result<Html<String>, WebError> {
+) -> Result<Response, WebError> {
     let next = local_target(query.next.as_deref());
     let hint = query
         .login_hint
         .as_deref()
         .and_then(|hint| hint.parse::<Login>().ok());
     let login = hint.as_ref().map_or("", |l| l.as_str());
-    login_page(&state, &frame, login, &next, None)
+    Ok(super::leaving_page(login_page(
+        &state, &frame, login, &next, None,
+    )?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct LoginForm {
     #[serde(default)]
     login: String,
@@ -167,6 +169,14 @@ pub struct LoginForm {
     password: String,
     #[serde(default)]
     next: Option<String>,
+}
+
+impl std::fmt::Debug for LoginForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginForm")
+            .field("login", &self.login)
+            .finish_non_exhaustive()
+    }
 }
 
 pub async fn login(
@@ -201,7 +211,9 @@ pub async fn login(
         SignedIn::Refused(Refusal::Locked) => "login.refused.locked",
     };
     let html = login_page(&state, &frame, typed, &next, Some(refusal))?;
-    Ok((StatusCode::UNAUTHORIZED, html).into_response())
+    let mut response = super::leaving_page(html);
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    Ok(response)
 }
 
 /// The cookie that removes the session cookie from the browser.

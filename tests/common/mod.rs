@@ -325,6 +325,19 @@ impl TestApp {
         Self::start_tweaked(backend, profile, |text| text).await
     }
 
+    /// Starts with `public_url` being the address it listens on, as OIDC relying
+    /// parties need (the issuer must be where discovery found it).
+    pub async fn start_published(backend: Backend) -> TestApp {
+        let port = free_port();
+        Self::start_tweaked(backend, "paris-cite", |text| {
+            text.replace(
+                "public_url = \"http://localhost/\"",
+                &format!("public_url = \"http://127.0.0.1:{port}/\""),
+            )
+        })
+        .await
+    }
+
     /// Starts with the settings text changed by `tweak` (e.g. to add TLS).
     pub async fn start_tweaked(
         backend: Backend,
@@ -445,8 +458,15 @@ impl TestApp {
 async fn launch(text: &str) -> (AppState, SocketAddr, oneshot::Sender<()>, JoinHandle<()>) {
     let settings = Settings::from_toml(text).unwrap();
     guichet::telemetry::init(&settings.log);
+    // An app published at http://127.0.0.1:PORT/ listens there (OIDC clients check
+    // that the issuer is where they found it); others take any free port.
+    let public = &settings.server.public_url;
+    let port = match (public.host_str(), public.port()) {
+        (Some("127.0.0.1"), Some(port)) => port,
+        _ => 0,
+    };
     let state = guichet::server::prepare(settings).await.unwrap();
-    let listener = guichet::server::bind("127.0.0.1:0".parse().unwrap())
+    let listener = guichet::server::bind(SocketAddr::from(([127, 0, 0, 1], port)))
         .await
         .unwrap();
     let addr = listener.local_addr().unwrap();

@@ -222,6 +222,15 @@ async fn the_code_flow_gives_verifiable_tokens_and_claims(backend: Backend) {
         info["email"].as_str().unwrap().ends_with("@univ-demo.fr"),
         "{info}"
     );
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
+    let lower = app
+        .http
+        .get(app.url("/userinfo"))
+        .header("authorization", format!("bearer {access}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower.status(), StatusCode::OK);
     // POST, with the token in the body.
     let posted: Value = app
         .http
@@ -757,6 +766,14 @@ async fn logout_ends_the_session_everywhere(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let logout_token = logout_token.expect("a logout token on the back channel");
+    assert_eq!(
+        jsonwebtoken::decode_header(&logout_token)
+            .unwrap()
+            .typ
+            .as_deref(),
+        Some("logout+jwt"),
+        "a logout token is typed, never to be taken for an ID token"
+    );
     let logout = verified_claims(&app, &logout_token, "ent").await;
     assert_eq!(logout["sid"], claims["sid"]);
     assert_eq!(logout["sub"], claims["sub"]);

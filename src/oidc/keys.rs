@@ -177,6 +177,17 @@ pub fn jwks(keys: &[StoredKey]) -> Value {
 
 /// Signs `claims` with the active key of `alg`, naming it by `kid`.
 pub fn sign(keys: &[StoredKey], alg: Alg, claims: &Value) -> Result<String, KeyError> {
+    sign_typed(keys, alg, "JWT", claims)
+}
+
+/// `sign`, with the JOSE `typ` given (`logout+jwt` for logout tokens, so they can
+/// never be mistaken for ID tokens).
+pub fn sign_typed(
+    keys: &[StoredKey],
+    alg: Alg,
+    typ: &str,
+    claims: &Value,
+) -> Result<String, KeyError> {
     let key = keys
         .iter()
         .find(|k| k.alg == alg.name() && k.retired_at.is_none())
@@ -191,6 +202,7 @@ pub fn sign(keys: &[StoredKey], alg: Alg, claims: &Value) -> Result<String, KeyE
     };
     let mut header = Header::new(alg.jwt());
     header.kid = Some(key.kid.clone());
+    header.typ = Some(typ.to_owned());
     jsonwebtoken::encode(&header, claims, &encoding).map_err(|e| KeyError::Signing(e.to_string()))
 }
 

@@ -55,7 +55,7 @@ pub async fn session_ended(
             "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
         });
         let alg = Alg::parse(&client.id_token_alg).unwrap_or(Alg::Rs256);
-        match keys::sign(&keys, alg, &claims) {
+        match keys::sign_typed(&keys, alg, "logout+jwt", &claims) {
             Ok(token) => {
                 tokio::spawn(deliver(uri, token, client.client_id.clone()));
             }

@@ -70,6 +70,13 @@ async fn exchange(
     }
 }
 
+/// The credentials after an authentication scheme, whose name is case-insensitive
+/// (RFC 9110 §11.1).
+pub(super) fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
+    let (name, rest) = value.split_once(' ')?;
+    name.eq_ignore_ascii_case(scheme).then(|| rest.trim_start())
+}
+
 /// `Authorization: Basic` credentials, each part form-decoded (RFC 6749 §2.3.1).
 fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
     let Some(value) = headers.get(AUTHORIZATION) else {
@@ -78,7 +85,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     let encoded = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|v| strip_scheme(v, "Basic"))
         .ok_or_else(OAuthError::invalid_client)?;
     let decoded = STANDARD
         .decode(encoded.trim())
@@ -403,6 +410,11 @@ mod tests {
         assert_eq!(
             basic_credentials(&headers).unwrap(),
             Some(("my app".to_owned(), "s:cret".to_owned()))
+        );
+        headers.insert(AUTHORIZATION, format!("basic {encoded}").parse().unwrap());
+        assert!(
+            basic_credentials(&headers).unwrap().is_some(),
+            "case-insensitive scheme"
         );
         headers.insert(AUTHORIZATION, "Bearer x".parse().unwrap());
         assert!(basic_credentials(&headers).is_err());

@@ -18,7 +18,7 @@ fn bearer(headers: &HeaderMap, body: &str) -> Result<Token, OAuthError> {
     let from_header = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| super::token::strip_scheme(v, "Bearer"))
         .map(str::trim);
     let from_body = url::form_urlencoded::parse(body.as_bytes())
         .find(|(k, _)| k == "access_token")

@@ -73,6 +73,13 @@ pub struct UnusableEntry {
 }
 
 impl Account {
+    /// The name mails and pages greet the student by: the display name, else the login.
+    pub fn greeting_name(&self) -> String {
+        self.display_name
+            .clone()
+            .unwrap_or_else(|| self.login.to_string())
+    }
+
     pub fn from_entry(entry: SearchEntry) -> Result<Account, UnusableEntry> {
         let attrs = lowercase_keys(entry.attrs);
         let first = |name: &str| attrs.get(name).and_then(|v| v.first()).cloned();

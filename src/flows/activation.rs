@@ -121,7 +121,7 @@ impl Activation<'_> {
             recipient: email.as_str().to_owned(),
             lang: lang.code().to_owned(),
             payload: json!({
-                "name": account.display_name.clone().unwrap_or_else(|| account.login.to_string()),
+                "name": account.greeting_name(),
                 "link": link,
                 "hours": lifetime.as_secs() / 3600,
             }),
@@ -181,9 +181,7 @@ impl Activation<'_> {
         };
         Ok(Opened::Form {
             login: account.login.to_string(),
-            display_name: account
-                .display_name
-                .unwrap_or_else(|| account.login.to_string()),
+            display_name: account.greeting_name(),
         })
     }
 
@@ -297,6 +295,21 @@ pub(super) fn activation_change(
         .activated_at(account, now)
 }
 
+/// The address of one of our pages, for a mail.
+pub(super) fn page(public_url: &Url, path: &str) -> String {
+    let mut url = public_url.clone();
+    url.set_path(path);
+    url.to_string()
+}
+
+/// The time a mail reports a change at.
+pub(super) fn mail_time(now: OffsetDateTime) -> String {
+    now.format(time::macros::format_description!(
+        "[day]/[month]/[year] [hour]:[minute] UTC"
+    ))
+    .unwrap_or_default()
+}
+
 /// The address of a page of ours carrying a token.
 pub(super) fn link(public_url: &Url, path: &str, token: &Token) -> String {
     let mut url = public_url.clone();
@@ -312,7 +325,7 @@ pub(super) fn activated_mail(account: &Account, to: &str, lang: Lang) -> Outgoin
         recipient: to.to_owned(),
         lang: lang.code().to_owned(),
         payload: json!({
-            "name": account.display_name.clone().unwrap_or_else(|| account.login.to_string()),
+            "name": account.greeting_name(),
             "login": account.login.as_str(),
         }),
         account_dn: Some(account.dn.clone()),

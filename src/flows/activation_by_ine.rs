@@ -143,7 +143,7 @@ impl Activation<'_> {
             recipient: email.as_str().to_owned(),
             lang: lang.code().to_owned(),
             payload: json!({
-                "name": account.display_name.clone().unwrap_or_else(|| account.login.to_string()),
+                "name": account.greeting_name(),
                 "link": link(self.public_url, "/activation/confirm", &token),
                 "hours": (lifetime / 3600).to_string(),
             }),

@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 use url::Url;
 
 use super::FlowError;
-use super::activation::link;
+use super::activation::{link, mail_time, page};
 use crate::config::{Lang, Profile};
 use crate::directory::{Account, AccountChange, Directory};
 use crate::domain::{Email, StateKind, Token};
@@ -65,7 +65,7 @@ impl EmailChange<'_> {
             recipient: new.as_str().to_owned(),
             lang: lang.code().to_owned(),
             payload: json!({
-                "name": display_name(account),
+                "name": account.greeting_name(),
                 "login": account.login.as_str(),
                 "link": link(self.public_url, "/account/email/confirm", &token),
                 "hours": lifetime / 3600,
@@ -158,31 +158,20 @@ impl EmailChange<'_> {
         lang: Lang,
         now: OffsetDateTime,
     ) -> Outgoing {
-        let mut help = self.public_url.clone();
-        help.set_path("/help");
         Outgoing {
             kind: "email_changed".to_owned(),
             recipient: old.as_str().to_owned(),
             lang: lang.code().to_owned(),
             payload: json!({
-                "name": display_name(account),
+                "name": account.greeting_name(),
                 "login": account.login.as_str(),
                 "new_email": masked(new),
-                "when": now
-                    .format(time::macros::format_description!("[day]/[month]/[year] [hour]:[minute] UTC"))
-                    .unwrap_or_default(),
-                "help_url": help.as_str(),
+                "when": mail_time(now),
+                "help_url": page(self.public_url, "/help"),
             }),
             account_dn: Some(account.dn.clone()),
         }
     }
-}
-
-fn display_name(account: &Account) -> String {
-    account
-        .display_name
-        .clone()
-        .unwrap_or_else(|| account.login.to_string())
 }
 
 /// `l***@example.org`: enough for the owner to recognise their address, not enough

@@ -116,7 +116,7 @@ impl Invitations<'_> {
             recipient: email.as_str().to_owned(),
             lang: self.profile.languages.default.code().to_owned(),
             payload: json!({
-                "name": account.display_name.clone().unwrap_or_else(|| account.login.to_string()),
+                "name": account.greeting_name(),
                 "login": account.login.as_str(),
                 "link": link.as_str(),
             }),

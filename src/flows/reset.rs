@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use url::Url;
 
 use super::FlowError;
-use super::activation::{ambiguous_mail, link, not_eligible, personal_data};
+use super::activation::{ambiguous_mail, link, mail_time, not_eligible, page, personal_data};
 use crate::config::{Lang, Profile, ResetIdentifier};
 use crate::directory::{Account, AccountChange, Directory};
 use crate::domain::{Email, Login, PasswordPolicy, StateKind, StudentId, Token, Violation};
@@ -177,7 +177,7 @@ impl Reset<'_> {
             recipient: to.as_str().to_owned(),
             lang: lang.code().to_owned(),
             payload: json!({
-                "name": display_name(account),
+                "name": account.greeting_name(),
                 "login": account.login.as_str(),
                 "link": link(self.public_url, "/password/reset", token),
                 "hours": self.profile.links.reset.as_secs() / 3600,
@@ -188,19 +188,15 @@ impl Reset<'_> {
 
     /// A mail that tells the owner why no link came, and where to go instead.
     fn notice(&self, account: &Account, to: &Email, kind: &str, lang: Lang) -> Outgoing {
-        let mut activation = self.public_url.clone();
-        activation.set_path("/activation");
-        let mut help = self.public_url.clone();
-        help.set_path("/help");
         Outgoing {
             kind: kind.to_owned(),
             recipient: to.as_str().to_owned(),
             lang: lang.code().to_owned(),
             payload: json!({
-                "name": display_name(account),
+                "name": account.greeting_name(),
                 "login": account.login.as_str(),
-                "activation_url": activation.as_str(),
-                "help_url": help.as_str(),
+                "activation_url": page(self.public_url, "/activation"),
+                "help_url": page(self.public_url, "/help"),
             }),
             account_dn: Some(account.dn.clone()),
         }
@@ -302,33 +298,19 @@ impl Reset<'_> {
         lang: Lang,
         now: OffsetDateTime,
     ) -> Outgoing {
-        let mut help = self.public_url.clone();
-        help.set_path("/help");
-        let when = now
-            .format(time::macros::format_description!(
-                "[day]/[month]/[year] [hour]:[minute] UTC"
-            ))
-            .unwrap_or_default();
         Outgoing {
             kind: "password_changed".to_owned(),
             recipient: to.as_str().to_owned(),
             lang: lang.code().to_owned(),
             payload: json!({
-                "name": display_name(account),
+                "name": account.greeting_name(),
                 "login": account.login.as_str(),
-                "when": when,
-                "help_url": help.as_str(),
+                "when": mail_time(now),
+                "help_url": page(self.public_url, "/help"),
             }),
             account_dn: Some(account.dn.clone()),
         }
     }
-}
-
-fn display_name(account: &Account) -> String {
-    account
-        .display_name
-        .clone()
-        .unwrap_or_else(|| account.login.to_string())
 }
 
 #[cfg(test)]

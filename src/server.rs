@@ -51,7 +51,8 @@ pub async fn prepare(settings: Settings) -> Result<AppState, StartError> {
         .map_err(|e| StartError::Other(format!("signing keys: {e}")))?;
     let hasher = Hasher::new(&settings.hashing).map_err(|e| StartError::Other(e.to_string()))?;
     let directory = Directory::new(&settings.directory, hasher)
-        .map_err(|e| StartError::Directory(e.to_string()))?;
+        .map_err(|e| StartError::Directory(e.to_string()))?
+        .read_also(&settings.oidc.claims.attributes());
     directory.ping().await.map_err(|e| {
         StartError::Directory(format!(
             "{e} (url {}, bind {})",

@@ -1113,7 +1113,87 @@ async fn codes_and_refreshes_resist_downgrade_and_misuse(backend: Backend) {
     app.shutdown().await;
 }
 
+/// Claims come from the settings' mapping: a scope of the university's own, a
+/// default scope replaced, alternatives and arrays; discovery lists them.
+async fn the_claims_mapping_comes_from_the_settings(backend: Backend) {
+    let app = TestApp::start_tweaked(backend, "paris-cite", |text| {
+        format!(
+            "{text}\n[oidc.claims.profile]\nname = \"nickname|cn\"\n\n\
+             [oidc.claims.campus]\nlogin = \"uid\"\ncontact = \"supannMailPerso\"\n\
+             classes = \"objectClass[]\"\n"
+        )
+    })
+    .await;
+    let discovery: Value = app
+        .get("/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        discovery["scopes_supported"],
+        serde_json::json!(["openid", "campus", "email", "profile", "offline_access"])
+    );
+    for claim in [
+        "classes",
+        "contact",
+        "login",
+        "name",
+        "email",
+        "email_verified",
+    ] {
+        assert!(
+            discovery["claims_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&claim.into()),
+            "{claim}"
+        );
+    }
+    let secret = client(&app, "moodle", false, "RS256").await.unwrap();
+    let url = authorize_url("moodle", &[("scope", "openid profile campus")]);
+    let back = sign_in_and_authorize(&app, &url).await;
+    let (status, tokens) = token_request(
+        &app,
+        Some(("moodle", &secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", get(&back, "code").unwrap()),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let (status, claims) = userinfo(&app, tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let dn = common::people_dn(ACTIVE_UID);
+    let object = claims.as_object().unwrap();
+    let mut names: Vec<&str> = object.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    // profile is only `name` now (no nickname attribute: cn), and no e-mail scope.
+    assert_eq!(
+        names,
+        ["classes", "contact", "login", "name", "sub"],
+        "{claims}"
+    );
+    assert_eq!(claims["name"], app.directory.read(&dn, "cn")[0]);
+    assert_eq!(claims["login"], ACTIVE_UID);
+    assert_eq!(
+        claims["contact"],
+        app.directory.read(&dn, "supannMailPerso")[0]
+    );
+    assert!(
+        claims["classes"]
+            .as_array()
+            .unwrap()
+            .contains(&"inetOrgPerson".into()),
+        "{claims}"
+    );
+    app.shutdown().await;
+}
+
 both_backends!(
+    the_claims_mapping_comes_from_the_settings,
     codes_and_refreshes_resist_downgrade_and_misuse,
     third_party_clients_ask_for_consent,
     hints_shape_the_login_and_guard_the_session,

@@ -2,6 +2,7 @@
 //! levels), then `…_FILE` variants for secrets. Everything is checked at start; an error
 //! names the key and the expected form.
 
+mod claims;
 mod profile;
 
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+pub use claims::{AttributeSource, ClaimMapping};
 pub use profile::{
     ActivationOrder, BirthDate, Branding, Color, IdentityMethod, Lang, Localized, PasswordRules,
     Profile, ResetIdentifier,
@@ -54,7 +56,19 @@ pub struct Settings {
     pub invitations: InvitationSettings,
     #[serde(default)]
     pub sessions: SessionSettings,
+    #[serde(default)]
+    pub oidc: OidcSettings,
     pub profile: Profile,
+}
+
+/// The OpenID Connect provider.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// Claims by scope, from directory attributes (`[oidc.claims.profile]`
+    /// `name = "displayName|cn"`).
+    #[serde(default)]
+    pub claims: ClaimMapping,
 }
 
 /// Guichet's signed-in session, shared by its own pages and (later) every OIDC client.
@@ -388,7 +402,7 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        Self::from_figment(figment.merge(Env::prefixed("GUICHET_").split("__")))
+        Self::from_figment(figment.merge(Env::prefixed("GUICHET_").ignore(&["config"]).split("__")))
     }
 
     /// Parses one TOML text, without the environment: for `check-config` and tests.

@@ -54,6 +54,8 @@ pub struct Account {
     pub affiliations: Vec<String>,
     pub primary_affiliation: Option<String>,
     pub terms_version: Option<String>,
+    /// Every attribute read, by lower-case name: the source of mapped claims.
+    attributes: HashMap<String, Vec<String>>,
     /// The raw `{COMPTE}` values, so a change replaces exactly these and keeps `{MAIL}`….
     account_values: AccountValues,
     has_guichet_class: bool,
@@ -127,7 +129,15 @@ impl Account {
             account_values,
             login,
             dn,
+            attributes: attrs,
         })
+    }
+
+    /// The values of `attribute` (any case), as read from the directory.
+    pub fn values(&self, attribute: &str) -> &[String] {
+        self.attributes
+            .get(&attribute.to_ascii_lowercase())
+            .map_or(&[], Vec::as_slice)
     }
 }
 

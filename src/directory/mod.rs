@@ -99,6 +99,9 @@ pub struct Directory {
     timeout: Duration,
     password_write: PasswordWrite,
     hasher: Hasher,
+    /// What account searches ask for: [`account::ATTRIBUTES`] and those the
+    /// claims mapping reads.
+    attributes: Vec<String>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -111,6 +114,16 @@ impl std::fmt::Debug for Directory {
 }
 
 impl Directory {
+    /// Reads `extra` attributes too (those the OIDC claims mapping needs).
+    pub fn read_also(mut self, extra: &[String]) -> Directory {
+        for name in extra {
+            if !self.attributes.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+                self.attributes.push(name.clone());
+            }
+        }
+        self
+    }
+
     /// Builds the pools; no connection is opened until `ping` or the first operation.
     pub fn new(settings: &DirectorySettings, hasher: Hasher) -> Result<Directory, DirectoryError> {
         let tls = settings
@@ -158,6 +171,10 @@ impl Directory {
             timeout: settings.timeout,
             password_write: settings.password_write,
             hasher,
+            attributes: account::ATTRIBUTES
+                .iter()
+                .map(|a| (*a).to_owned())
+                .collect(),
         })
     }
 
@@ -219,7 +236,7 @@ impl Directory {
                 dn,
                 Scope::Base,
                 "(objectClass=inetOrgPerson)",
-                account::ATTRIBUTES.to_vec(),
+                self.attributes.clone(),
             )
             .await?;
         // noSuchObject (32): the entry is gone.
@@ -258,7 +275,7 @@ impl Directory {
                 &self.people_dn,
                 Scope::Subtree,
                 &filter,
-                account::ATTRIBUTES.to_vec(),
+                self.attributes.clone(),
             )
             .await?;
         let mut accounts = Vec::new();
@@ -367,7 +384,7 @@ impl Directory {
                 &self.people_dn,
                 Scope::Subtree,
                 &filter,
-                account::ATTRIBUTES.to_vec(),
+                self.attributes.clone(),
             )
             .await?;
         // sizeLimitExceeded (4) still returns the entries read so far: enough to see

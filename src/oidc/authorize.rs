@@ -207,7 +207,10 @@ async fn grant(
     if value("response_mode").is_some_and(|m| m != "query") {
         return Ok(reply.error("invalid_request", "only response_mode=query"));
     }
-    let scope = claims::granted(value("scope").unwrap_or_default());
+    let scope = claims::granted(
+        value("scope").unwrap_or_default(),
+        &state.settings.oidc.claims,
+    );
     if !scope.split(' ').any(|s| s == "openid") {
         return Ok(reply.error("invalid_scope", "the openid scope is required"));
     }

@@ -3,63 +3,84 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::config::{AttributeSource, ClaimMapping};
 use crate::directory::Account;
-
-/// The scopes Guichet knows; others are ignored (OIDC Core §3.1.2.1).
-pub const SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
 /// The subject identifier of an account.
 pub fn subject(account: &Account) -> String {
     account.uuid.clone().unwrap_or_else(|| account.dn.clone())
 }
 
+/// Every scope Guichet knows, in a stable order: `openid`, the mapping's scopes,
+/// `offline_access`. Others are ignored (OIDC Core §3.1.2.1).
+pub fn scopes(mapping: &ClaimMapping) -> Vec<&str> {
+    let mut all = vec!["openid"];
+    all.extend(mapping.scopes());
+    all.push("offline_access");
+    all
+}
+
+/// The claims discovery lists: the ID token's and the mapping's.
+pub fn supported(mapping: &ClaimMapping) -> Vec<&str> {
+    let mut all = vec![
+        "sub",
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "sid",
+        "at_hash",
+        "azp",
+    ];
+    all.extend(mapping.claim_names());
+    if mapping.claim_names().contains(&"email") {
+        all.push("email_verified");
+    }
+    all
+}
+
 /// The known scopes of a request, in a stable order, space-separated.
-pub fn granted(requested: &str) -> String {
+pub fn granted(requested: &str, mapping: &ClaimMapping) -> String {
     let asked: Vec<&str> = requested.split_whitespace().collect();
-    SCOPES
-        .iter()
+    scopes(mapping)
+        .into_iter()
         .filter(|scope| asked.contains(scope))
-        .copied()
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-/// UserInfo claims for `scope`.
-pub fn userinfo(account: &Account, scope: &str) -> Value {
-    let scopes: Vec<&str> = scope.split_whitespace().collect();
+/// UserInfo claims for `scope`, through the mapping. `email_verified` comes with
+/// `email`: every address Guichet holds was confirmed, the institutional one is
+/// the university's own.
+pub fn userinfo(account: &Account, scope: &str, mapping: &ClaimMapping) -> Value {
     let mut claims = Map::new();
     claims.insert("sub".into(), json!(subject(account)));
-    let mut put = |name: &str, value: Option<Value>| {
-        if let Some(value) = value {
-            claims.insert(name.into(), value);
+    for scope in scope.split_whitespace() {
+        for (claim, source) in mapping.claims(scope) {
+            if let Some(value) = value_of(account, source) {
+                claims.insert(claim.into(), value);
+            }
         }
-    };
-    if scopes.contains(&"profile") {
-        put("name", account.display_name.clone().map(Value::from));
-        put("given_name", account.given_name.clone().map(Value::from));
-        put("family_name", account.surname.clone().map(Value::from));
-        put("preferred_username", Some(json!(account.login.as_str())));
-        put(
-            "student_number",
-            account.student_id.as_ref().map(|s| json!(s.as_str())),
-        );
-        put(
-            "eduperson_affiliation",
-            (!account.affiliations.is_empty()).then(|| json!(account.affiliations)),
-        );
     }
-    if scopes.contains(&"email") {
-        // The institutional address is the one the university vouches for.
-        put(
-            "email",
-            account.institutional_email.clone().map(Value::from),
-        );
-        put(
-            "email_verified",
-            account.institutional_email.as_ref().map(|_| json!(true)),
-        );
+    if claims.contains_key("email") {
+        claims.insert("email_verified".into(), json!(true));
     }
     Value::Object(claims)
+}
+
+fn value_of(account: &Account, source: &AttributeSource) -> Option<Value> {
+    let values = source
+        .attributes()
+        .iter()
+        .map(|name| account.values(name))
+        .find(|values| !values.is_empty())?;
+    Some(if source.many() {
+        json!(values)
+    } else {
+        json!(values[0])
+    })
 }
 
 #[cfg(test)]
@@ -68,10 +89,11 @@ mod tests {
 
     #[test]
     fn unknown_scopes_are_dropped_and_order_is_stable() {
+        let mapping = ClaimMapping::default();
         assert_eq!(
-            granted("email openid admin profile"),
-            "openid profile email"
+            granted("email openid admin offline_access profile", &mapping),
+            "openid email profile offline_access"
         );
-        assert_eq!(granted("profile"), "profile");
+        assert_eq!(granted("profile", &mapping), "profile");
     }
 }

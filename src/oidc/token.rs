@@ -246,7 +246,7 @@ async fn from_refresh(
     let scope = match param(params, "scope")? {
         Some(asked) => {
             let granted: Vec<&str> = record.scope.split(' ').collect();
-            let asked = super::claims::granted(asked);
+            let asked = super::claims::granted(asked, &state.settings.oidc.claims);
             if asked.split(' ').any(|s| !granted.contains(&s)) {
                 return Err(OAuthError::invalid_scope());
             }

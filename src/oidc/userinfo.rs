@@ -71,7 +71,11 @@ async fn userinfo(state: &AppState, headers: &HeaderMap, body: &str) -> Result<V
                 .is_some_and(|s| s.kind == StateKind::Active)
         })
         .ok_or_else(OAuthError::invalid_token)?;
-    Ok(claims::userinfo(&account, &record.scope))
+    Ok(claims::userinfo(
+        &account,
+        &record.scope,
+        &state.settings.oidc.claims,
+    ))
 }
 
 pub async fn jwks(State(state): State<AppState>) -> Result<Json<Value>, OAuthError> {
@@ -97,7 +101,7 @@ pub async fn discovery(State(state): State<AppState>) -> Json<Value> {
         "frontchannel_logout_supported": false,
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "scopes_supported": claims::SCOPES,
+        "scopes_supported": claims::scopes(&state.settings.oidc.claims),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -105,11 +109,7 @@ pub async fn discovery(State(state): State<AppState>) -> Json<Value> {
         "id_token_signing_alg_values_supported": keys::Alg::ALL.map(keys::Alg::name),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
-        "claims_supported": [
-            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash", "azp",
-            "name", "given_name", "family_name", "preferred_username", "email",
-            "email_verified", "student_number", "eduperson_affiliation"
-        ],
+        "claims_supported": claims::supported(&state.settings.oidc.claims),
         "prompt_values_supported": ["none", "login", "consent"],
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,

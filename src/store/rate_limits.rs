@@ -20,6 +20,19 @@ impl Store {
         Ok(hits)
     }
 
+    /// The hits on `bucket` in the window containing `now`, without counting one.
+    pub async fn hits(&self, bucket: &str, window_secs: i64, now: i64) -> Result<i64, StoreError> {
+        let window_start = now - now.rem_euclid(window_secs.max(1));
+        let hits: Option<i64> = sqlx::query_scalar(
+            "SELECT hits FROM rate_limits WHERE bucket = $1 AND window_start = $2",
+        )
+        .bind(bucket)
+        .bind(window_start)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(hits.unwrap_or(0))
+    }
+
     /// Drops windows that ended before `before`.
     pub async fn forget_hits(&self, before: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM rate_limits WHERE window_start < $1")

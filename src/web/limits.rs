@@ -18,35 +18,89 @@ pub async fn check(
     client: IpAddr,
     identifier: &str,
 ) -> Result<(), WebError> {
-    let limits = &state.settings.limits;
-    let digest = hex::encode(&Sha256::digest(identifier.trim().to_lowercase().as_bytes())[..16]);
-    let buckets: [(String, Limit); 3] = [
-        (format!("{step}:ip:{client}"), limits.per_address),
-        (format!("{step}:id:{digest}"), limits.per_identifier),
-        (format!("{step}:all"), limits.global),
-    ];
     let now = unix_now();
-    for (bucket, limit) in buckets {
+    for (bucket, limit) in buckets(state, step, client, identifier) {
         let hits = state
             .store
             .hit(&bucket, limit.window.as_secs() as i64, now)
             .await?;
         if hits > limit.max {
-            let kind = bucket.split(':').nth(1).unwrap_or_default();
-            tracing::warn!(step, kind, "rate limit reached");
-            // Only the first refusal of a window is recorded: a flood must not flood
-            // the audit log too.
-            if hits == limit.max + 1 {
-                let origin = Origin {
-                    client_ip: Some(client),
-                    request_id: None,
-                };
-                let event = AuditEvent::new("rate_limit", "refused")
-                    .detail(serde_json::json!({ "step": step, "limit": kind }));
-                state.store.audit(&origin, event).await?;
-            }
-            return Err(WebError::TooManyAttempts);
+            return refuse(state, step, client, &bucket, hits, limit).await;
         }
     }
     Ok(())
+}
+
+/// Refuses `step` when earlier failures used up a limit, without counting this
+/// attempt: sign-in counts only wrong passwords ([`failed`]), so students behind
+/// one campus address, or one student signing in on several devices, are never
+/// stopped by successful sign-ins.
+pub async fn check_failures(
+    state: &AppState,
+    step: &str,
+    client: IpAddr,
+    identifier: &str,
+) -> Result<(), WebError> {
+    let now = unix_now();
+    for (bucket, limit) in buckets(state, step, client, identifier) {
+        let window = limit.window.as_secs() as i64;
+        if state.store.hits(&bucket, window, now).await? >= limit.max {
+            // A refused attempt counts too, so that only the first refusal of a
+            // window reaches the audit log.
+            let hits = state.store.hit(&bucket, window, now).await?;
+            return refuse(state, step, client, &bucket, hits, limit).await;
+        }
+    }
+    Ok(())
+}
+
+/// Counts one failed attempt of `step` (see [`check_failures`]).
+pub async fn failed(
+    state: &AppState,
+    step: &str,
+    client: IpAddr,
+    identifier: &str,
+) -> Result<(), WebError> {
+    let now = unix_now();
+    for (bucket, limit) in buckets(state, step, client, identifier) {
+        state
+            .store
+            .hit(&bucket, limit.window.as_secs() as i64, now)
+            .await?;
+    }
+    Ok(())
+}
+
+fn buckets(state: &AppState, step: &str, client: IpAddr, identifier: &str) -> [(String, Limit); 3] {
+    let limits = &state.settings.limits;
+    let digest = hex::encode(&Sha256::digest(identifier.trim().to_lowercase().as_bytes())[..16]);
+    [
+        (format!("{step}:ip:{client}"), limits.per_address),
+        (format!("{step}:id:{digest}"), limits.per_identifier),
+        (format!("{step}:all"), limits.global),
+    ]
+}
+
+async fn refuse(
+    state: &AppState,
+    step: &str,
+    client: IpAddr,
+    bucket: &str,
+    hits: i64,
+    limit: Limit,
+) -> Result<(), WebError> {
+    let kind = bucket.split(':').nth(1).unwrap_or_default();
+    tracing::warn!(step, kind, "rate limit reached");
+    // Only the first refusal of a window is recorded: a flood must not flood
+    // the audit log too.
+    if hits == limit.max + 1 {
+        let origin = Origin {
+            client_ip: Some(client),
+            request_id: None,
+        };
+        let event = AuditEvent::new("rate_limit", "refused")
+            .detail(serde_json::json!({ "step": step, "limit": kind }));
+        state.store.audit(&origin, event).await?;
+    }
+    Err(WebError::TooManyAttempts)
 }

@@ -185,7 +185,7 @@ pub async fn login(
     frame: Frame,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, WebError> {
-    limits::check(&state, "login", client.ip(), &form.login).await?;
+    limits::check_failures(&state, "login", client.ip(), &form.login).await?;
     let next = local_target(form.next.as_deref());
     let typed = form.login.trim();
     let outcome = match typed.parse::<Login>() {
@@ -206,8 +206,15 @@ pub async fn login(
             }
             return Ok(response);
         }
-        SignedIn::Refused(Refusal::BadCredentials) => "login.refused.credentials",
-        SignedIn::Refused(Refusal::NotActivated) => "login.refused.not_activated",
+        SignedIn::Refused(Refusal::BadCredentials) => {
+            limits::failed(&state, "login", client.ip(), &form.login).await?;
+            "login.refused.credentials"
+        }
+        SignedIn::Refused(Refusal::NotActivated) => {
+            // Tells that the login exists: probing it costs like a wrong password.
+            limits::failed(&state, "login", client.ip(), &form.login).await?;
+            "login.refused.not_activated"
+        }
         SignedIn::Refused(Refusal::Locked) => "login.refused.locked",
     };
     let html = login_page(&state, &frame, typed, &next, Some(refusal))?;

@@ -1192,7 +1192,132 @@ async fn the_claims_mapping_comes_from_the_settings(backend: Backend) {
     app.shutdown().await;
 }
 
+/// prompt=login asks for the password again, even with a session, and opening
+/// the login page's return address without signing in does not meet it.
+async fn prompt_login_cannot_be_skipped(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let secret = client(&app, "moodle", false, "RS256").await.unwrap();
+    let redeem = async |back: &[(String, String)]| {
+        let (status, tokens) = token_request(
+            &app,
+            Some(("moodle", &secret)),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", get(back, "code").unwrap()),
+                ("redirect_uri", REDIRECT),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        verified_claims(&app, tokens["id_token"].as_str().unwrap(), "moodle").await
+    };
+    let first = sign_in_and_authorize(&app, &authorize_url("moodle", &[])).await;
+    let first = redeem(&first).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    let again = app
+        .get(&authorize_url("moodle", &[("prompt", "login")]))
+        .await;
+    let login = location(&again);
+    assert!(login.starts_with("/login?next="), "{login}");
+    let next = url::form_urlencoded::parse(&login.as_bytes()["/login?".len()..])
+        .find(|(k, _)| k == "next")
+        .unwrap()
+        .1
+        .into_owned();
+    assert!(next.contains("guichet_login_asked="), "{next}");
+    // Someone at the signed-in computer opens the return address directly.
+    let skipped = app.get(&next).await;
+    assert_eq!(skipped.status(), StatusCode::SEE_OTHER);
+    assert!(
+        location(&skipped).starts_with("/login?"),
+        "no code without the password"
+    );
+    // Or forges the statement.
+    let forged = url::Url::parse(&format!("http://x{next}")).unwrap();
+    let pairs: Vec<(String, String)> = forged
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "guichet_login_asked" {
+                "e30.e30.x".into()
+            } else {
+                v
+            };
+            (k.into_owned(), v.into_owned())
+        })
+        .collect();
+    let forged = format!(
+        "/authorize?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&pairs)
+            .finish()
+    );
+    assert!(location(&app.get(&forged).await).starts_with("/login?"));
+
+    let signed = app
+        .post_form_response(
+            "/login",
+            &[
+                ("login", ACTIVE_UID),
+                ("password", DEMO_PASSWORD),
+                ("next", &next),
+            ],
+        )
+        .await;
+    let back = app.get(&location(&signed)).await;
+    assert_eq!(back.status(), StatusCode::FOUND);
+    let second = redeem(&query_of(&location(&back))).await;
+    assert!(
+        second["auth_time"].as_i64() > first["auth_time"].as_i64(),
+        "auth_time is the new sign-in's"
+    );
+    app.shutdown().await;
+}
+
+/// A replay that lands between the first redemption's use of the code and the
+/// storing of its tokens revokes a grant that has no token yet; the tokens stored
+/// afterwards must die too. The replay's revocation is played here first, then the
+/// redemption: it is refused and leaves no live token.
+async fn a_replay_racing_the_first_redemption_leaves_nothing_alive(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let secret = client(&app, "moodle", false, "RS256").await.unwrap();
+    let back = sign_in_and_authorize(&app, &authorize_url("moodle", &[])).await;
+    let code = get(&back, "code").unwrap();
+    let grant = code.parse::<guichet::domain::Token>().unwrap().hash();
+    app.state
+        .store
+        .revoke_grant(grant.as_str(), guichet::store::unix_now())
+        .await
+        .unwrap();
+    let (status, body) = token_request(
+        &app,
+        Some(("moodle", &secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    let live: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM oidc_tokens WHERE grant_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(grant.as_str())
+    .fetch_one(app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        live, 0,
+        "the tokens stored after the revocation are revoked"
+    );
+    app.shutdown().await;
+}
+
 both_backends!(
+    a_replay_racing_the_first_redemption_leaves_nothing_alive,
+    prompt_login_cannot_be_skipped,
     the_claims_mapping_comes_from_the_settings,
     codes_and_refreshes_resist_downgrade_and_misuse,
     third_party_clients_ask_for_consent,

@@ -9,11 +9,13 @@ use axum::response::{IntoResponse, Response};
 use url::Url;
 
 use super::claims;
+use super::keys::{self, Alg};
 use crate::domain::Token;
 use crate::store::{ClientRecord, CodeRecord, unix_now};
 use crate::web::session;
 use crate::web::{AppState, Frame, WebError};
 use minijinja::context;
+use serde_json::Value;
 
 /// A code is exchanged at once by the client's back end; a minute is plenty.
 const CODE_SECS: i64 = 60;
@@ -188,6 +190,7 @@ async fn grant(
         "prompt",
         "max_age",
         "response_mode",
+        LOGIN_ASKED,
     ];
     if names.iter().any(|n| get(n).is_err()) {
         return Ok(reply.error("invalid_request", "a parameter is repeated"));
@@ -247,13 +250,25 @@ async fn grant(
     let now = unix_now();
     let session = session::current(state, headers).await?;
     let fresh_enough = |created: i64| max_age.is_none_or(|age| now - created <= age);
-    let live = session
-        .filter(|(record, _)| fresh_enough(record.created_at) && !prompts.contains(&"login"));
+    let login_asked = prompts.contains(&"login");
+    let asked_at = match value(LOGIN_ASKED) {
+        Some(raw) if login_asked => login_asked_at(state, raw, now).await,
+        _ => None,
+    };
+    // prompt=login is met only by a sign-in after Guichet asked for it.
+    let signed_in_since = |created: i64| !login_asked || asked_at.is_some_and(|t| created >= t);
+    let live = session.filter(|(record, _)| {
+        fresh_enough(record.created_at) && signed_in_since(record.created_at)
+    });
     let Some((record, session_hash)) = live else {
         if prompts.contains(&"none") {
             return Ok(reply.error("login_required", "the student must sign in"));
         }
-        return Ok(to_login(params));
+        let asked = match login_asked {
+            true => Some(login_request(state, now).await?),
+            false => None,
+        };
+        return Ok(to_login(params, asked.as_deref()));
     };
     // The client names whom it expects: another student signed in here must not be
     // handed to it silently.
@@ -271,7 +286,7 @@ async fn grant(
             if prompts.contains(&"none") {
                 return Ok(reply.error("login_required", "another account is signed in"));
             }
-            return Ok(to_login(params));
+            return Ok(to_login(params, None));
         }
     }
     // A third-party application needs the student's agreement to what it reads.
@@ -330,15 +345,58 @@ fn is_s256_challenge(challenge: &str) -> bool {
 
 /// To the login page, coming back to this request afterwards. `prompt=login` is
 /// dropped from the way back, or the student would be asked again and again.
-fn to_login(params: &Params) -> Response {
+/// The parameter that carries Guichet's signed "a sign-in was asked at T" through
+/// the login page, so that prompt=login cannot be met by opening the page's
+/// return address without signing in.
+const LOGIN_ASKED: &str = "guichet_login_asked";
+
+/// How long the student has to sign in after prompt=login.
+const LOGIN_ASKED_LIFETIME: i64 = 600;
+
+const LOGIN_ASKED_TYP: &str = "login-request+jwt";
+
+/// A signed statement that a sign-in was asked now.
+async fn login_request(state: &AppState, now: i64) -> Result<String, WebError> {
+    let keys = state.store.published_keys(now).await?;
+    let claims = serde_json::json!({
+        "iss": super::issuer(state),
+        "iat": now,
+        "exp": now + LOGIN_ASKED_LIFETIME,
+    });
+    keys::sign_typed(&keys, Alg::Rs256, LOGIN_ASKED_TYP, &claims)
+        .map_err(|e| WebError::Internal(format!("signing a login request: {e}")))
+}
+
+/// When Guichet asked for the sign-in, if `raw` is its own unexpired statement.
+async fn login_asked_at(state: &AppState, raw: &str, now: i64) -> Option<i64> {
+    let header = jsonwebtoken::decode_header(raw).ok()?;
+    if header.typ.as_deref() != Some(LOGIN_ASKED_TYP) {
+        return None;
+    }
+    let keys = state.store.published_keys(now).await.ok()?;
+    let key = keys.iter().find(|k| Some(&k.kid) == header.kid.as_ref())?;
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(&key.public_jwk).ok()?;
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.validate_aud = false;
+    validation.set_issuer(&[super::issuer(state)]);
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?;
+    let claims = jsonwebtoken::decode::<Value>(raw, &key, &validation)
+        .ok()?
+        .claims;
+    claims["iat"].as_i64()
+}
+
+/// To the login page, back here afterwards. `asked` is the signed login request
+/// when prompt=login sent the student there; without it, `login` leaves `prompt`.
+fn to_login(params: &Params, asked: Option<&str>) -> Response {
     let mut back = url::form_urlencoded::Serializer::new(String::new());
     for (key, value) in params {
         // The sign-in about to happen satisfies max_age; kept, a small max_age would
         // send the student back to the login page forever.
-        if key == "max_age" {
+        if key == "max_age" || key == LOGIN_ASKED {
             continue;
         }
-        if key == "prompt" {
+        if key == "prompt" && asked.is_none() {
             let kept: Vec<&str> = value.split_whitespace().filter(|p| *p != "login").collect();
             if !kept.is_empty() {
                 back.append_pair(key, &kept.join(" "));
@@ -346,6 +404,9 @@ fn to_login(params: &Params) -> Response {
         } else {
             back.append_pair(key, value);
         }
+    }
+    if let Some(asked) = asked {
+        back.append_pair(LOGIN_ASKED, asked);
     }
     let mut login = url::form_urlencoded::Serializer::new(String::new());
     login.append_pair("next", &format!("/authorize?{}", back.finish()));

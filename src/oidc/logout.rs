@@ -134,6 +134,11 @@ pub async fn post(
 /// The claims of an ID token we signed (expired or not: a hint may be old).
 pub(super) async fn hint_claims(state: &AppState, hint: &str) -> Option<Value> {
     let header = jsonwebtoken::decode_header(hint).ok()?;
+    // Only an ID token: never a logout token or a login request, signed by the
+    // same keys.
+    if header.typ.as_deref().is_some_and(|typ| typ != "JWT") {
+        return None;
+    }
     let keys = state.store.published_keys(unix_now()).await.ok()?;
     let key = keys.iter().find(|k| Some(&k.kid) == header.kid.as_ref())?;
     let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(&key.public_jwk).ok()?;

@@ -319,6 +319,13 @@ async fn issue(state: &AppState, grant: &Grant<'_>, now: i64) -> Result<Value, O
     } else {
         None
     };
+    // A replay that raced this redemption revoked the grant before these tokens
+    // existed: they die with it (the replay's revocation or this one, whichever
+    // comes last, sees them).
+    if state.store.grant_is_revoked(grant.id).await? {
+        state.store.revoke_grant(grant.id, now).await?;
+        return Err(OAuthError::invalid_grant("this grant was revoked"));
+    }
     let alg = Alg::parse(&grant.client.id_token_alg).unwrap_or(Alg::Rs256);
     let keys = state.store.published_keys(now).await?;
     let id_token = keys::sign(

@@ -437,7 +437,17 @@ impl Store {
     }
 
     /// Revokes every token of a grant.
+    /// Revokes every token of a grant, and marks the grant so that tokens stored
+    /// for it afterwards are revoked too ([`Store::grant_is_revoked`]).
     pub async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<u64, StoreError> {
+        sqlx::query(
+            "INSERT INTO oidc_revoked_grants (grant_id, revoked_at) VALUES ($1, $2) \
+             ON CONFLICT (grant_id) DO NOTHING",
+        )
+        .bind(grant_id)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
         let done = sqlx::query(
             "UPDATE oidc_tokens SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
         )
@@ -446,5 +456,15 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
+    }
+
+    /// Whether the grant was revoked by a replay.
+    pub async fn grant_is_revoked(&self, grant_id: &str) -> Result<bool, StoreError> {
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT grant_id FROM oidc_revoked_grants WHERE grant_id = $1")
+                .bind(grant_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(found.is_some())
     }
 }

@@ -136,6 +136,10 @@ enum ClientsAction {
         /// Ask the student's consent (not for the institution's own applications).
         #[arg(long)]
         third_party: bool,
+        /// A resource server (Dovecot behind Roundcube): may introspect the tokens
+        /// of other clients. Any other client introspects only its own.
+        #[arg(long)]
+        introspection: bool,
         /// ID token signing algorithm: RS256, ES256 or EdDSA.
         #[arg(long, default_value = "RS256")]
         id_token_alg: String,
@@ -638,6 +642,7 @@ async fn clients(settings: Settings, action: ClientsAction) -> ExitCode {
             backchannel_logout_uri,
             public,
             third_party,
+            introspection,
             id_token_alg,
         } => {
             let new = NewClient {
@@ -648,6 +653,7 @@ async fn clients(settings: Settings, action: ClientsAction) -> ExitCode {
                 post_logout_redirect_uris,
                 backchannel_logout_uri,
                 first_party: !third_party,
+                introspection,
                 id_token_alg,
             };
             match register(&store, new, now).await {
@@ -671,10 +677,10 @@ async fn clients(settings: Settings, action: ClientsAction) -> ExitCode {
         ClientsAction::List => match store.clients().await {
             Ok(clients) => {
                 for c in clients {
-                    let kind = if c.secret_hash.is_some() {
-                        "confidential"
-                    } else {
-                        "public"
+                    let kind = match (c.secret_hash.is_some(), c.introspection) {
+                        (true, true) => "confidential, introspection",
+                        (true, false) => "confidential",
+                        (false, _) => "public",
                     };
                     println!(
                         "{}  {}  {kind}  {}",

@@ -937,6 +937,7 @@ async fn an_application_on_another_origin_gets_its_code_through_the_browser() {
         post_logout_redirect_uris: vec![],
         backchannel_logout_uri: None,
         first_party: true,
+        introspection: false,
         id_token_alg: "RS256".to_owned(),
     };
     guichet::oidc::clients::register(&app.state.store, new, guichet::store::unix_now())

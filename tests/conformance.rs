@@ -25,6 +25,7 @@ async fn target(backend: Backend) -> (TestApp, Receiver, Target) {
             post_logout_redirect_uris: vec![receiver.post_logout_redirect_uri()],
             backchannel_logout_uri: Some(receiver.backchannel_logout_uri()),
             first_party: true,
+            introspection: false,
             id_token_alg: "RS256".to_owned(),
         };
         let secret = register(&app.state.store, new, guichet::store::unix_now())

@@ -65,6 +65,7 @@ async fn the_openidconnect_crate_signs_in_refreshes_and_logs_out(backend: Backen
         post_logout_redirect_uris: vec![AFTER_LOGOUT.to_owned()],
         backchannel_logout_uri: None,
         first_party: true,
+        introspection: false,
         id_token_alg: "RS256".to_owned(),
     };
     let secret = register(&app.state.store, new, guichet::store::unix_now())

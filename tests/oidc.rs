@@ -25,6 +25,7 @@ async fn client(app: &TestApp, id: &str, public: bool, alg: &str) -> Option<Stri
         post_logout_redirect_uris: vec![],
         backchannel_logout_uri: None,
         first_party: true,
+        introspection: false,
         id_token_alg: alg.to_owned(),
     };
     register(&app.state.store, new, guichet::store::unix_now())
@@ -497,6 +498,7 @@ async fn a_password_reset_revokes_oidc_tokens(backend: Backend) {
         post_logout_redirect_uris: vec![],
         backchannel_logout_uri: Some(bcl),
         first_party: true,
+        introspection: false,
         id_token_alg: "RS256".to_owned(),
     };
     let secret = register(&app.state.store, new, guichet::store::unix_now())
@@ -572,9 +574,27 @@ async fn a_password_reset_revokes_oidc_tokens(backend: Backend) {
 async fn introspection_and_revocation_follow_the_token(backend: Backend) {
     let app = TestApp::start(backend).await;
     let roundcube = client(&app, "roundcube", false, "RS256").await.unwrap();
-    let dovecot = client(&app, "dovecot", false, "RS256").await.unwrap();
+    let moodle = client(&app, "moodle", false, "RS256").await.unwrap();
+    let new = NewClient {
+        client_id: "dovecot".to_owned(),
+        name: "IMAP".to_owned(),
+        public: false,
+        redirect_uris: vec![REDIRECT.to_owned()],
+        post_logout_redirect_uris: vec![],
+        backchannel_logout_uri: None,
+        first_party: true,
+        introspection: true,
+        id_token_alg: "RS256".to_owned(),
+    };
+    let dovecot = register(&app.state.store, new, guichet::store::unix_now())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(client(&app, "spa", true, "RS256").await.is_none());
-    let url = authorize_url("roundcube", &[("scope", "openid email offline_access")]);
+    let url = authorize_url(
+        "roundcube",
+        &[("scope", "openid profile email offline_access")],
+    );
     let code = get(&sign_in_and_authorize(&app, &url).await, "code")
         .unwrap()
         .to_owned();
@@ -609,6 +629,13 @@ async fn introspection_and_revocation_follow_the_token(backend: Backend) {
     assert_eq!(answer["active"], true);
     assert_eq!(answer["username"], ACTIVE_UID, "Dovecot's username claim");
     assert_eq!(answer["client_id"], "roundcube");
+    // A client that is not a resource server learns nothing of another's token,
+    // but may ask about its own.
+    let (status, answer) = introspect(("moodle", moodle), access.to_owned()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer, serde_json::json!({ "active": false }));
+    let (_, answer) = introspect(("roundcube", roundcube.clone()), access.to_owned()).await;
+    assert_eq!(answer["active"], true);
     let (_, answer) = introspect(("dovecot", dovecot.clone()), "not-a-token".to_owned()).await;
     assert_eq!(answer, serde_json::json!({ "active": false }));
     let (status, _) = introspect(("dovecot", "wrong".to_owned()), access.to_owned()).await;
@@ -699,6 +726,7 @@ async fn logout_ends_the_session_everywhere(backend: Backend) {
         post_logout_redirect_uris: vec!["https://ent.univ-demo.fr/bye".to_owned()],
         backchannel_logout_uri: Some(bcl),
         first_party: true,
+        introspection: false,
         id_token_alg: "RS256".to_owned(),
     };
     let secret = register(&app.state.store, new, guichet::store::unix_now())
@@ -907,6 +935,7 @@ async fn third_party_clients_ask_for_consent(backend: Backend) {
         post_logout_redirect_uris: vec![],
         backchannel_logout_uri: None,
         first_party: false,
+        introspection: false,
         id_token_alg: "RS256".to_owned(),
     };
     register(&app.state.store, new, guichet::store::unix_now())

@@ -37,6 +37,8 @@ pub struct NewClient {
     pub backchannel_logout_uri: Option<String>,
     /// First-party clients (the ENT, Moodle, webmail) get no consent screen.
     pub first_party: bool,
+    /// A resource server (Dovecot) that introspects other clients' tokens.
+    pub introspection: bool,
     pub id_token_alg: String,
 }
 
@@ -118,6 +120,7 @@ pub async fn register(
             .map(checked_uri)
             .transpose()?,
         first_party: new.first_party,
+        introspection: new.introspection,
         id_token_alg: alg.name().to_owned(),
         created_at: now,
     };
@@ -156,6 +159,7 @@ mod tests {
             post_logout_redirect_uris: vec![],
             backchannel_logout_uri: None,
             first_party: true,
+            introspection: false,
             id_token_alg: "RS256".into(),
             created_at: 0,
         };

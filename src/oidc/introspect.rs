@@ -36,12 +36,9 @@ async fn introspection(
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<Value, OAuthError> {
-    // Only a client with a secret (a resource server such as Dovecot) may ask.
-    if authenticate(state, headers, params)
-        .await?
-        .secret_hash
-        .is_none()
-    {
+    // Only a client with a secret may ask.
+    let asker = authenticate(state, headers, params).await?;
+    if asker.secret_hash.is_none() {
         return Err(OAuthError::invalid_client());
     }
     let raw =
@@ -54,6 +51,12 @@ async fn introspection(
     let Some(record) = state.store.token(&token.hash()).await? else {
         return Ok(inactive);
     };
+    // A client learns about its own tokens; only a resource server registered
+    // with --introspection learns about others' (RFC 7662 §2.2: "active": false
+    // when the caller may not know).
+    if record.client_id != asker.client_id && !asker.introspection {
+        return Ok(inactive);
+    }
     let live = record.revoked_at.is_none()
         && record.expires_at > now
         && (record.kind == "access" || record.rotated_at.is_none());
@@ -68,17 +71,24 @@ async fn introspection(
     }) else {
         return Ok(inactive);
     };
-    Ok(json!({
+    let mut body = json!({
         "active": true,
         "scope": record.scope,
         "client_id": record.client_id,
-        "username": account.login.as_str(),
         "token_type": if record.kind == "access" { "Bearer" } else { "refresh_token" },
         "exp": record.expires_at,
         "sub": super::claims::subject(&account),
         "aud": record.client_id,
         "iss": super::issuer(state),
-    }))
+    });
+    // The login is the profile scope's preferred_username: a token without that
+    // scope does not disclose it.
+    if record.scope.split(' ').any(|s| s == "profile")
+        && let Some(fields) = body.as_object_mut()
+    {
+        fields.insert("username".into(), json!(account.login.as_str()));
+    }
+    Ok(body)
 }
 
 pub async fn revoke(

@@ -39,6 +39,8 @@ pub struct ClientRecord {
     pub post_logout_redirect_uris: Vec<String>,
     pub backchannel_logout_uri: Option<String>,
     pub first_party: bool,
+    /// A resource server (Dovecot): may introspect other clients' tokens.
+    pub introspection: bool,
     pub id_token_alg: String,
     pub created_at: i64,
 }
@@ -154,8 +156,8 @@ impl Store {
         let to_json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
         let done = sqlx::query(
             "INSERT INTO oidc_clients (client_id, name, secret_hash, redirect_uris, post_logout_redirect_uris, \
-             backchannel_logout_uri, first_party, id_token_alg, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (client_id) DO NOTHING",
+             backchannel_logout_uri, first_party, id_token_alg, created_at, introspection) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (client_id) DO NOTHING",
         )
         .bind(&client.client_id)
         .bind(&client.name)
@@ -166,6 +168,7 @@ impl Store {
         .bind(i64::from(client.first_party))
         .bind(&client.id_token_alg)
         .bind(client.created_at)
+        .bind(i64::from(client.introspection))
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
@@ -189,7 +192,8 @@ impl Store {
     ) -> Result<Vec<ClientRecord>, StoreError> {
         let sql = format!(
             "SELECT client_id, name, secret_hash, redirect_uris, post_logout_redirect_uris, \
-             backchannel_logout_uri, first_party, id_token_alg, created_at FROM oidc_clients {filter} \
+             backchannel_logout_uri, first_party, id_token_alg, created_at, introspection \
+             FROM oidc_clients {filter} \
              ORDER BY client_id"
         );
         let mut query = sqlx::query(&sql);
@@ -207,6 +211,7 @@ impl Store {
                     post_logout_redirect_uris: uris(row.try_get("post_logout_redirect_uris")?)?,
                     backchannel_logout_uri: row.try_get("backchannel_logout_uri")?,
                     first_party: row.try_get::<i64, _>("first_party")? != 0,
+                    introspection: row.try_get::<i64, _>("introspection")? != 0,
                     id_token_alg: row.try_get("id_token_alg")?,
                     created_at: row.try_get("created_at")?,
                 })

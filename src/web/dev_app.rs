@@ -39,6 +39,7 @@ pub async fn register_client(state: &AppState) -> Result<(), ClientError> {
         post_logout_redirect_uris: vec![app_url(state, "/dev/app")],
         backchannel_logout_uri: None,
         first_party: true,
+        introspection: false,
         id_token_alg: "RS256".to_owned(),
     };
     register(&state.store, new, unix_now()).await.map(|_| ())

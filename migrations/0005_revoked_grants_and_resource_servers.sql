@@ -5,3 +5,7 @@ CREATE TABLE oidc_revoked_grants (
     grant_id   TEXT PRIMARY KEY,
     revoked_at BIGINT NOT NULL
 );
+
+-- Resource servers (Dovecot) may introspect the tokens of other clients; any other
+-- client only its own.
+ALTER TABLE oidc_clients ADD COLUMN introspection BIGINT NOT NULL DEFAULT 0;

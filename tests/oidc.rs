@@ -466,6 +466,31 @@ async fn hostile_requests_get_the_errors_the_specs_prescribe(backend: Backend) {
         (status, body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_request"))
     );
+    // A body that is not a form (JSON, nothing, a form that does not parse): the
+    // JSON error of RFC 6749 §5.2, not a plain-text 415 or 422.
+    for (endpoint, content_type, body) in [
+        (
+            "/token",
+            "application/json",
+            r#"{"grant_type":"authorization_code"}"#,
+        ),
+        ("/token", "text/plain", "grant_type=authorization_code"),
+        ("/introspect", "application/json", r#"{"token":"x"}"#),
+    ] {
+        let response = app
+            .http
+            .post(app.url(endpoint))
+            .basic_auth("ent", Some(&secret))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{endpoint}");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{endpoint}");
+    }
     // UserInfo without a token, or with a forged one.
     let response = app.http.get(app.url("/userinfo")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);

@@ -2,13 +2,13 @@
 //! sends) and revocation (RFC 7009). Both require client authentication.
 
 use axum::Json;
-use axum::extract::{Form, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::OAuthError;
-use super::token::{Params, authenticate, param};
+use super::token::{OAuthForm, Params, authenticate, param};
 use crate::domain::{StateKind, Token};
 use crate::store::unix_now;
 use crate::web::AppState;
@@ -16,7 +16,7 @@ use crate::web::AppState;
 pub async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(params): Form<Params>,
+    OAuthForm(params): OAuthForm,
 ) -> Response {
     match introspection(&state, &headers, &params).await {
         Ok(body) => {
@@ -94,7 +94,7 @@ async fn introspection(
 pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(params): Form<Params>,
+    OAuthForm(params): OAuthForm,
 ) -> Response {
     match revocation(&state, &headers, &params).await {
         Ok(()) => Json(json!({})).into_response(),

@@ -4,7 +4,7 @@
 //! clients send only their id and rely on PKCE.
 
 use axum::Json;
-use axum::extract::{Form, State};
+use axum::extract::{Form, FromRequest, Request, State};
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, PRAGMA};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +27,26 @@ const ID_TOKEN_SECS: i64 = 600;
 
 pub(super) type Params = Vec<(String, String)>;
 
+/// A form body, or the JSON `invalid_request` an OAuth client expects (RFC 6749
+/// §5.2) rather than axum's plain-text 415 or 422.
+pub(super) struct OAuthForm(pub Params);
+
+impl<S: Send + Sync> FromRequest<S> for OAuthForm {
+    type Rejection = OAuthError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Form::<Params>::from_request(request, state)
+            .await
+            .map(|Form(params)| OAuthForm(params))
+            .map_err(|rejection| {
+                tracing::debug!(%rejection, "token endpoint body refused");
+                OAuthError::invalid_request(
+                    "the body must be an application/x-www-form-urlencoded form",
+                )
+            })
+    }
+}
+
 pub(super) fn param<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, OAuthError> {
     let mut values = params
         .iter()
@@ -42,7 +62,7 @@ pub(super) fn param<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str
 pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(params): Form<Params>,
+    OAuthForm(params): OAuthForm,
 ) -> Response {
     match exchange(&state, &headers, &params).await {
         Ok(body) => {

@@ -205,6 +205,24 @@ async fn sign_in_goes_back_only_to_local_pages_and_is_rate_limited(backend: Back
     app.shutdown().await;
 }
 
+/// On a shared computer, the next student's sign-in ends the session the browser
+/// still held: only one live session remains, the new student's.
+async fn a_sign_in_ends_the_session_the_browser_held(backend: Backend) {
+    let (app, _smtp) = start(backend).await;
+    sign_in(&app, ACTIVE_UID, DEMO_PASSWORD).await;
+    let next = sign_in(&app, "e2301999", DEMO_PASSWORD).await;
+    assert_eq!(next.status(), StatusCode::SEE_OTHER);
+    let live: Vec<String> =
+        sqlx::query_scalar("SELECT account_dn FROM sso_sessions WHERE ended_at IS NULL")
+            .fetch_all(app.state.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(live, [common::people_dn("e2301999")]);
+    let page = app.get("/account").await.text().await.unwrap();
+    assert!(page.contains("e2301999"), "the new student's account");
+    app.shutdown().await;
+}
+
 async fn sessions_end_when_idle_and_when_the_password_is_reset(backend: Backend) {
     let (app, smtp) = start(backend).await;
     sign_in(&app, ACTIVE_UID, DEMO_PASSWORD).await;
@@ -344,5 +362,6 @@ both_backends!(
     pending_and_locked_accounts_are_told_why,
     sign_in_goes_back_only_to_local_pages_and_is_rate_limited,
     sessions_end_when_idle_and_when_the_password_is_reset,
+    a_sign_in_ends_the_session_the_browser_held,
     changing_the_personal_email_confirms_the_new_and_tells_the_old,
 );

@@ -183,6 +183,7 @@ pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     frame: Frame,
+    headers: axum::http::HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, WebError> {
     limits::check_failures(&state, "login", client.ip(), &form.login).await?;
@@ -199,6 +200,7 @@ pub async fn login(
     };
     let refusal = match outcome {
         SignedIn::Session(secret) => {
+            end_current_session(&state, &headers, &frame, client).await?;
             let mut response = see_other(&next);
             let max_age = state.settings.sessions.absolute.as_secs();
             if let Some(cookie) = session_cookie(&state, secret.expose(), max_age) {
@@ -221,6 +223,31 @@ pub async fn login(
     let mut response = super::leaving_page(html);
     *response.status_mut() = StatusCode::UNAUTHORIZED;
     Ok(response)
+}
+
+/// Ends the browser's session, with its applications (back-channel logout, tokens
+/// revoked). At sign-out; and at a sign-in on a browser that still holds a
+/// session, so that on a shared computer the next student
+/// must not inherit the previous one's ENT or webmail. (The same student signing
+/// in again, for prompt=login, gets the same treatment: the applications sign in
+/// again silently on the new session, and a later sign-out reaches them all.)
+async fn end_current_session(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    frame: &Frame,
+    client: SocketAddr,
+) -> Result<(), WebError> {
+    let Some((record, hash)) = current(state, headers).await? else {
+        return Ok(());
+    };
+    let secret = super::cookie(headers, cookie_name(state)).and_then(|v| v.parse::<Token>().ok());
+    if let Some(secret) = secret {
+        flow(state, frame.origin(client))
+            .sign_out(&secret, OffsetDateTime::now_utc())
+            .await?;
+    }
+    crate::oidc::logout::session_ended(state, hash.as_str(), &record.account_dn).await?;
+    Ok(())
 }
 
 /// The cookie that removes the session cookie from the browser.
@@ -253,16 +280,7 @@ pub async fn logout(
         form.post_logout_redirect_uri.as_deref(),
         form.state.as_deref(),
     )?;
-    if let Some((record, hash)) = current(&state, &headers).await? {
-        let secret =
-            super::cookie(&headers, cookie_name(&state)).and_then(|v| v.parse::<Token>().ok());
-        if let Some(secret) = secret {
-            flow(&state, frame.origin(client))
-                .sign_out(&secret, OffsetDateTime::now_utc())
-                .await?;
-        }
-        crate::oidc::logout::session_ended(&state, hash.as_str(), &record.account_dn).await?;
-    }
+    end_current_session(&state, &headers, &frame, client).await?;
     if target.is_none() && application.is_none() {
         let mut response = see_other("/");
         if let Some(cookie) = cleared_cookie(&state) {

@@ -297,6 +297,15 @@ async fn changing_the_personal_email_confirms_the_new_and_tells_the_old(backend:
         "nothing written yet"
     );
     let token = link_token(&mails[0], "/account/email/confirm");
+    // A reset link sent to the old address before the change...
+    app.post_form("/password/forgot", &[("identifier", ACTIVE_EMAIL)])
+        .await;
+    let mails = smtp.wait_for(2, 20).await;
+    let old_reset = mails
+        .iter()
+        .find(|m| m.contains(&format!("To: {ACTIVE_EMAIL}")) && m.contains("/password/reset"))
+        .expect("a reset link to the old address");
+    let old_reset = link_token(old_reset, "/password/reset");
     // Confirmed from another device, not signed in.
     let phone = reqwest::Client::builder()
         .cookie_store(true)
@@ -323,10 +332,17 @@ async fn changing_the_personal_email_confirms_the_new_and_tells_the_old(backend:
         .unwrap();
     assert_eq!(done.status(), StatusCode::OK);
     assert_eq!(app.directory.read(&dn, "supannMailPerso"), vec![NEW_EMAIL]);
-    let mails = smtp.wait_for(2, 20).await;
+    // ...dies with it: whoever reads the old mailbox cannot reset the password.
+    let gone = app.get(&format!("/password/reset?t={old_reset}")).await;
+    assert_eq!(
+        gone.status(),
+        StatusCode::GONE,
+        "the old address's reset link is void"
+    );
+    let mails = smtp.wait_for(3, 20).await;
     let notice = mails
         .iter()
-        .find(|m| m.contains(&format!("To: {ACTIVE_EMAIL}")))
+        .find(|m| m.contains(&format!("To: {ACTIVE_EMAIL}")) && !m.contains("/password/reset"))
         .expect("a notice to the old address");
     let text = mail_parser::MessageParser::default()
         .parse(notice.as_bytes())
@@ -348,7 +364,7 @@ async fn changing_the_personal_email_confirms_the_new_and_tells_the_old(backend:
     // The new address is the one forgot-password now uses.
     app.post_form("/password/forgot", &[("identifier", NEW_EMAIL)])
         .await;
-    let mails = smtp.wait_for(3, 20).await;
+    let mails = smtp.wait_for(4, 20).await;
     assert!(
         mails
             .iter()

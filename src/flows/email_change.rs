@@ -136,6 +136,10 @@ impl EmailChange<'_> {
                 AccountChange::default().set_personal_email(&email),
             )
             .await?;
+        // Links already mailed (a reset link to the old address above all) die with
+        // the address: a student changes it when the old mailbox is not theirs any
+        // more.
+        tx.void_links(&account.dn, at).await?;
         if let Some(old) = &account.personal_email {
             tx.enqueue_mail(&self.notice(&account, old, &email, lang, now), at)
                 .await?;

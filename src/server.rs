@@ -92,7 +92,8 @@ pub async fn run(
     // is going away), the jobs go with it instead of running on detached.
     let mut jobs = tokio::task::JoinSet::new();
     jobs.spawn(state.outbox.clone().run(stopped.clone()));
-    jobs.spawn(invite_periodically(state.clone(), stopped));
+    jobs.spawn(invite_periodically(state.clone(), stopped.clone()));
+    jobs.spawn(purge_periodically(state.clone(), stopped));
     let result = match tls {
         None => axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
@@ -136,14 +137,29 @@ pub fn invitations<'a>(state: &'a AppState, reminders: &'a [Duration]) -> Invita
     }
 }
 
+/// Runs `job` at start, then every `interval`, until the server stops.
+async fn periodically<F: Future<Output = ()>>(
+    interval: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    job: impl Fn() -> F,
+) {
+    while !*stop.borrow() {
+        job().await;
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
 /// The invitation job: scans at start, then every `invitations.interval`.
-async fn invite_periodically(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn invite_periodically(state: AppState, stop: tokio::sync::watch::Receiver<bool>) {
     let settings = &state.settings.invitations;
     if !settings.enabled {
         return;
     }
     let reminders: Vec<Duration> = settings.reminders.iter().map(|d| **d).collect();
-    while !*stop.borrow() {
+    periodically(settings.interval, stop, || async {
         match invitations(&state, &reminders)
             .scan(crate::store::unix_now())
             .await
@@ -152,11 +168,24 @@ async fn invite_periodically(state: AppState, mut stop: tokio::sync::watch::Rece
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "invitation scan failed, will retry"),
         }
-        tokio::select! {
-            _ = tokio::time::sleep(settings.interval) => {}
-            _ = stop.changed() => {}
+    })
+    .await;
+}
+
+/// Forgets expired flow state and old records, hourly (see `store::retention`).
+async fn purge_periodically(state: AppState, stop: tokio::sync::watch::Receiver<bool>) {
+    let settings = &state.settings.retention;
+    let retention = crate::store::Retention {
+        audit_secs: settings.audit.as_secs() as i64,
+        support_secs: settings.support.as_secs() as i64,
+    };
+    periodically(Duration::from_secs(3600), stop, || async {
+        match state.store.purge(crate::store::unix_now(), retention).await {
+            Ok(deleted) => tracing::debug!(deleted, "old records purged"),
+            Err(error) => tracing::warn!(%error, "purge failed, will retry"),
         }
-    }
+    })
+    .await;
 }
 
 /// Ctrl-C or SIGTERM (what systemd, Docker and Kubernetes send). The handlers are

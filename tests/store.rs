@@ -316,7 +316,116 @@ async fn rate_limit_counters_are_shared_and_windowed(backend: Backend) {
     assert_eq!(one.forget_hits(1_260).await.unwrap(), 2);
 }
 
+/// The hourly purge forgets expired flow state (codes, tokens, sessions, links,
+/// counters, retired keys) and records older than their retention, and keeps
+/// everything still in use.
+async fn the_purge_forgets_what_expired_and_keeps_the_rest(backend: Backend) {
+    let (_database, store) = ready(backend).await;
+    let now: i64 = 1_800_000_000;
+    let day = 86_400;
+    let inserts: [(&str, i64); 16] = [
+        (
+            "INSERT INTO oidc_codes (code_hash, client_id, account_dn, session_hash, redirect_uri, scope, auth_time, created_at, expires_at) VALUES ('c-{n}', 'c', 'dn', 's', 'r', 'openid', 0, 0, $1)",
+            0,
+        ),
+        (
+            "INSERT INTO oidc_codes (code_hash, client_id, account_dn, session_hash, redirect_uri, scope, auth_time, created_at, expires_at) VALUES ('c-{n}', 'c', 'dn', 's', 'r', 'openid', 0, 0, $1)",
+            now + 60,
+        ),
+        (
+            "INSERT INTO oidc_tokens (token_hash, kind, grant_id, client_id, account_dn, session_hash, scope, auth_time, created_at, expires_at) VALUES ('t-{n}', 'access', 'g', 'c', 'dn', 's', 'openid', 0, 0, $1)",
+            now - 2 * day,
+        ),
+        (
+            "INSERT INTO oidc_tokens (token_hash, kind, grant_id, client_id, account_dn, session_hash, scope, auth_time, created_at, expires_at) VALUES ('t-{n}', 'refresh', 'g', 'c', 'dn', 's', 'openid', 0, 0, $1)",
+            now + 29 * day,
+        ),
+        (
+            "INSERT INTO sso_sessions (id_hash, account_dn, created_at, last_seen_at, expires_at, ended_at) VALUES ('s-{n}', 'dn', 0, 0, $1, 1)",
+            now + day,
+        ),
+        (
+            "INSERT INTO sso_sessions (id_hash, account_dn, created_at, last_seen_at, expires_at) VALUES ('s-{n}', 'dn', 0, 0, $1)",
+            now + 3600,
+        ),
+        (
+            "INSERT INTO one_time_tokens (token_hash, purpose, account_dn, created_at, expires_at) VALUES ('l-{n}', 'reset', 'dn', 0, $1)",
+            now - 40 * day,
+        ),
+        (
+            "INSERT INTO one_time_tokens (token_hash, purpose, account_dn, created_at, expires_at) VALUES ('l-{n}', 'reset', 'dn', 0, $1)",
+            now - day,
+        ),
+        (
+            "INSERT INTO audit_events (id, at, kind, outcome) VALUES ('a-{n}', $1, 'login', 'ok')",
+            now - 400 * day,
+        ),
+        (
+            "INSERT INTO audit_events (id, at, kind, outcome) VALUES ('a-{n}', $1, 'login', 'ok')",
+            now - 300 * day,
+        ),
+        (
+            "INSERT INTO rate_limits (bucket, window_start, hits) VALUES ('b-{n}', $1, 1)",
+            now - 2 * day,
+        ),
+        (
+            "INSERT INTO rate_limits (bucket, window_start, hits) VALUES ('b-{n}', $1, 1)",
+            now - 60,
+        ),
+        (
+            "INSERT INTO oidc_keys (kid, alg, private_der, public_jwk, created_at, retired_at, published_until) VALUES ('k-{n}', 'RS256', 'x', '{}', 0, 0, $1)",
+            now - 1,
+        ),
+        (
+            "INSERT INTO oidc_keys (kid, alg, private_der, public_jwk, created_at, retired_at, published_until) VALUES ('k-{n}', 'RS256', 'x', '{}', 0, 0, $1)",
+            now + day,
+        ),
+        (
+            "INSERT INTO oidc_revoked_grants (grant_id, revoked_at) VALUES ('g-{n}', $1)",
+            now - 3 * day,
+        ),
+        (
+            "INSERT INTO oidc_revoked_grants (grant_id, revoked_at) VALUES ('g-{n}', $1)",
+            now,
+        ),
+    ];
+    for (n, (sql, at)) in inserts.iter().enumerate() {
+        sqlx::query(&sql.replace("{n}", &n.to_string()))
+            .bind(*at)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    let retention = guichet::store::Retention {
+        audit_secs: 365 * day,
+        support_secs: 365 * day,
+    };
+    assert_eq!(
+        store.purge(now, retention).await.unwrap(),
+        8,
+        "one of each pair"
+    );
+    for table in [
+        "oidc_codes",
+        "oidc_tokens",
+        "sso_sessions",
+        "one_time_tokens",
+        "audit_events",
+        "rate_limits",
+        "oidc_keys",
+        "oidc_revoked_grants",
+    ] {
+        let left: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, 1, "{table} keeps what is still in use");
+    }
+    assert_eq!(store.purge(now, retention).await.unwrap(), 0, "idempotent");
+}
+
 both_backends!(
+    the_purge_forgets_what_expired_and_keeps_the_rest,
     links_are_single_use_expire_and_void_older_ones,
     racing_uses_of_one_link_let_exactly_one_through,
     a_password_change_voids_every_live_link,

@@ -58,7 +58,35 @@ pub struct Settings {
     pub sessions: SessionSettings,
     #[serde(default)]
     pub oidc: OidcSettings,
+    #[serde(default)]
+    pub retention: RetentionSettings,
     pub profile: Profile,
+}
+
+/// How long records that serve people are kept; flow state (links, codes,
+/// tokens, sessions) is forgotten soon after it expires, whatever this says.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// The audit log.
+    #[serde(default = "default_year", with = "humantime_serde")]
+    pub audit: Duration,
+    /// Help requests and the log of sent mail.
+    #[serde(default = "default_year", with = "humantime_serde")]
+    pub support: Duration,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            audit: default_year(),
+            support: default_year(),
+        }
+    }
+}
+
+fn default_year() -> Duration {
+    Duration::from_secs(365 * 86400)
 }
 
 /// The OpenID Connect provider.

@@ -929,20 +929,7 @@ async fn application_on_another_origin() -> String {
 async fn an_application_on_another_origin_gets_its_code_through_the_browser() {
     let (app, _smtp) = start().await;
     let callback = application_on_another_origin().await;
-    let new = guichet::oidc::clients::NewClient {
-        client_id: "moodle".to_owned(),
-        name: "Moodle".to_owned(),
-        public: false,
-        redirect_uris: vec![callback.clone()],
-        post_logout_redirect_uris: vec![],
-        backchannel_logout_uri: None,
-        first_party: true,
-        introspection: false,
-        id_token_alg: "RS256".to_owned(),
-    };
-    guichet::oidc::clients::register(&app.state.store, new, guichet::store::unix_now())
-        .await
-        .unwrap();
+    common::oidc::registered(&app, common::oidc::confidential("moodle", &callback)).await;
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     query
         .append_pair("response_type", "code")

@@ -5,8 +5,9 @@
 
 mod common;
 
+use common::oidc::{confidential, registered};
 use common::{ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp};
-use guichet::oidc::clients::{NewClient, register};
+use guichet::oidc::clients::NewClient;
 use guichet_conformance::{Client, Plan, Receiver, Target, Verdict, run};
 
 /// A running Guichet with the runner's two clients registered.
@@ -18,19 +19,12 @@ async fn target(backend: Backend) -> (TestApp, Receiver, Target) {
     let mut clients = Vec::new();
     for id in ["conformance", "conformance-2"] {
         let new = NewClient {
-            client_id: id.to_owned(),
-            name: id.to_owned(),
-            public: false,
-            redirect_uris: vec![receiver.redirect_uri()],
             post_logout_redirect_uris: vec![receiver.post_logout_redirect_uri()],
             backchannel_logout_uri: Some(receiver.backchannel_logout_uri()),
-            first_party: true,
-            introspection: false,
-            id_token_alg: "RS256".to_owned(),
+            ..confidential(id, &receiver.redirect_uri())
         };
-        let secret = register(&app.state.store, new, guichet::store::unix_now())
+        let secret = registered(&app, new)
             .await
-            .unwrap()
             .expect("a confidential client has a secret");
         clients.push(Client {
             id: id.to_owned(),

@@ -5,8 +5,9 @@
 
 mod common;
 
+use common::oidc::{confidential, login_next, registered};
 use common::{ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp};
-use guichet::oidc::clients::{NewClient, register};
+use guichet::oidc::clients::NewClient;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreUserInfoClaims};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, LogoutRequest, Nonce,
@@ -27,11 +28,7 @@ async fn student_signs_in(app: &TestApp, authorize: &str) -> url::Url {
     let to_login = app.http.get(authorize).send().await.unwrap();
     assert_eq!(to_login.status(), StatusCode::SEE_OTHER);
     let login = location(&to_login);
-    let next = url::form_urlencoded::parse(&login.as_bytes()["/login?".len()..])
-        .find(|(k, _)| k == "next")
-        .unwrap()
-        .1
-        .into_owned();
+    let next = login_next(&login);
     let signed = app
         .post_form_response(
             "/login",
@@ -58,20 +55,10 @@ async fn the_openidconnect_crate_signs_in_refreshes_and_logs_out(backend: Backen
         .trim_end_matches('/')
         .to_owned();
     let new = NewClient {
-        client_id: "rp".to_owned(),
-        name: "Relying party".to_owned(),
-        public: false,
-        redirect_uris: vec![REDIRECT.to_owned()],
         post_logout_redirect_uris: vec![AFTER_LOGOUT.to_owned()],
-        backchannel_logout_uri: None,
-        first_party: true,
-        introspection: false,
-        id_token_alg: "RS256".to_owned(),
+        ..confidential("rp", REDIRECT)
     };
-    let secret = register(&app.state.store, new, guichet::store::unix_now())
-        .await
-        .unwrap()
-        .unwrap();
+    let secret = registered(&app, new).await.unwrap();
     let http = openidconnect::reqwest::ClientBuilder::new()
         .redirect(openidconnect::reqwest::redirect::Policy::none())
         .build()

@@ -6,8 +6,9 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::oidc::{confidential, login_next, registered};
 use common::{ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp};
-use guichet::oidc::clients::{NewClient, register};
+use guichet::oidc::clients::NewClient;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use reqwest::StatusCode;
@@ -18,19 +19,11 @@ const REDIRECT: &str = "https://moodle.univ-demo.fr/admin/oauth2callback.php";
 
 async fn client(app: &TestApp, id: &str, public: bool, alg: &str) -> Option<String> {
     let new = NewClient {
-        client_id: id.to_owned(),
-        name: id.to_owned(),
         public,
-        redirect_uris: vec![REDIRECT.to_owned()],
-        post_logout_redirect_uris: vec![],
-        backchannel_logout_uri: None,
-        first_party: true,
-        introspection: false,
         id_token_alg: alg.to_owned(),
+        ..confidential(id, REDIRECT)
     };
-    register(&app.state.store, new, guichet::store::unix_now())
-        .await
-        .unwrap()
+    registered(app, new).await
 }
 
 fn location(response: &reqwest::Response) -> String {
@@ -80,12 +73,7 @@ async fn sign_in_and_authorize(app: &TestApp, url: &str) -> Vec<(String, String)
     let first = app.get(url).await;
     assert_eq!(first.status(), StatusCode::SEE_OTHER, "to the login page");
     let login = location(&first);
-    assert!(login.starts_with("/login?next="), "{login}");
-    let next = url::form_urlencoded::parse(&login.as_bytes()["/login?".len()..])
-        .find(|(k, _)| k == "next")
-        .unwrap()
-        .1
-        .into_owned();
+    let next = login_next(&login);
     let signed = app
         .post_form_response(
             "/login",
@@ -516,20 +504,10 @@ async fn a_password_reset_revokes_oidc_tokens(backend: Backend) {
     .await;
     let (bcl, seen) = backchannel_receiver().await;
     let new = NewClient {
-        client_id: "moodle".to_owned(),
-        name: "Moodle".to_owned(),
-        public: false,
-        redirect_uris: vec![REDIRECT.to_owned()],
-        post_logout_redirect_uris: vec![],
         backchannel_logout_uri: Some(bcl),
-        first_party: true,
-        introspection: false,
-        id_token_alg: "RS256".to_owned(),
+        ..confidential("moodle", REDIRECT)
     };
-    let secret = register(&app.state.store, new, guichet::store::unix_now())
-        .await
-        .unwrap()
-        .unwrap();
+    let secret = registered(&app, new).await.unwrap();
     let url = authorize_url("moodle", &[("scope", "openid offline_access")]);
     let back = sign_in_and_authorize(&app, &url).await;
     let code = get(&back, "code").unwrap().to_owned();
@@ -601,20 +579,10 @@ async fn introspection_and_revocation_follow_the_token(backend: Backend) {
     let roundcube = client(&app, "roundcube", false, "RS256").await.unwrap();
     let moodle = client(&app, "moodle", false, "RS256").await.unwrap();
     let new = NewClient {
-        client_id: "dovecot".to_owned(),
-        name: "IMAP".to_owned(),
-        public: false,
-        redirect_uris: vec![REDIRECT.to_owned()],
-        post_logout_redirect_uris: vec![],
-        backchannel_logout_uri: None,
-        first_party: true,
         introspection: true,
-        id_token_alg: "RS256".to_owned(),
+        ..confidential("dovecot", REDIRECT)
     };
-    let dovecot = register(&app.state.store, new, guichet::store::unix_now())
-        .await
-        .unwrap()
-        .unwrap();
+    let dovecot = registered(&app, new).await.unwrap();
     assert!(client(&app, "spa", true, "RS256").await.is_none());
     let url = authorize_url(
         "roundcube",
@@ -744,20 +712,12 @@ async fn logout_ends_the_session_everywhere(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (bcl, seen) = backchannel_receiver().await;
     let new = NewClient {
-        client_id: "ent".to_owned(),
         name: "ENT".to_owned(),
-        public: false,
-        redirect_uris: vec![REDIRECT.to_owned()],
         post_logout_redirect_uris: vec!["https://ent.univ-demo.fr/bye".to_owned()],
         backchannel_logout_uri: Some(bcl),
-        first_party: true,
-        introspection: false,
-        id_token_alg: "RS256".to_owned(),
+        ..confidential("ent", REDIRECT)
     };
-    let secret = register(&app.state.store, new, guichet::store::unix_now())
-        .await
-        .unwrap()
-        .unwrap();
+    let secret = registered(&app, new).await.unwrap();
     let sign_in_ent = || async {
         let back = if app.get("/account").await.status() == StatusCode::OK {
             query_of(&location(&app.get(&authorize_url("ent", &[])).await))
@@ -953,19 +913,11 @@ async fn hints_shape_the_login_and_guard_the_session(backend: Backend) {
 async fn third_party_clients_ask_for_consent(backend: Backend) {
     let app = TestApp::start(backend).await;
     let new = NewClient {
-        client_id: "planner".to_owned(),
         name: "Agenda Étudiant".to_owned(),
-        public: false,
-        redirect_uris: vec![REDIRECT.to_owned()],
-        post_logout_redirect_uris: vec![],
-        backchannel_logout_uri: None,
         first_party: false,
-        introspection: false,
-        id_token_alg: "RS256".to_owned(),
+        ..confidential("planner", REDIRECT)
     };
-    register(&app.state.store, new, guichet::store::unix_now())
-        .await
-        .unwrap();
+    registered(&app, new).await;
     // Signed in first (through a first-party client).
     client(&app, "moodle", false, "RS256").await.unwrap();
     sign_in_and_authorize(&app, &authorize_url("moodle", &[])).await;
@@ -1273,12 +1225,7 @@ async fn prompt_login_cannot_be_skipped(backend: Backend) {
         .get(&authorize_url("moodle", &[("prompt", "login")]))
         .await;
     let login = location(&again);
-    assert!(login.starts_with("/login?next="), "{login}");
-    let next = url::form_urlencoded::parse(&login.as_bytes()["/login?".len()..])
-        .find(|(k, _)| k == "next")
-        .unwrap()
-        .1
-        .into_owned();
+    let next = login_next(&login);
     assert!(next.contains("guichet_login_asked="), "{next}");
     // Someone at the signed-in computer opens the return address directly.
     let skipped = app.get(&next).await;

@@ -14,12 +14,13 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 const SKEW: i64 = 300;
 
 /// Verifies a JWT's signature with the key its `kid` names, and checks iss, aud
-/// and exp; returns the header's `typ` and the claims.
-pub fn verify(
+/// and (when `expires`) exp; returns the header's `typ` and the claims.
+fn decode(
     jwks: &JwkSet,
     token: &str,
     issuer: &str,
     audience: &str,
+    expires: bool,
 ) -> Result<(Option<String>, Value)> {
     let header = jsonwebtoken::decode_header(token).context("not a signed JWT")?;
     let kid = header.kid.as_deref().context("no kid in the header")?;
@@ -30,7 +31,13 @@ pub fn verify(
     let mut validation = Validation::new(header.alg);
     validation.set_issuer(&[issuer]);
     validation.set_audience(&[audience]);
-    validation.set_required_spec_claims(&["iss", "aud", "exp", "sub"]);
+    // iat is checked by the callers: the crate only knows exp, nbf, aud, iss, sub.
+    if expires {
+        validation.set_required_spec_claims(&["iss", "aud", "exp", "sub"]);
+    } else {
+        validation.set_required_spec_claims(&["iss", "aud"]);
+        validation.validate_exp = false;
+    }
     validation.leeway = 0;
     let data = jsonwebtoken::decode::<Value>(token, &key, &validation)
         .map_err(|e| anyhow::anyhow!("{e}"))
@@ -74,7 +81,7 @@ pub fn id_token(
     rules: &IdTokenRules<'_>,
 ) -> Result<Value> {
     let header = jsonwebtoken::decode_header(token).context("not a signed JWT")?;
-    let (_, claims) = verify(jwks, token, issuer, rules.client_id)?;
+    let (_, claims) = decode(jwks, token, issuer, rules.client_id, true)?;
     ensure!(!text(&claims, "sub")?.is_empty(), "sub is empty");
     let iat = number(&claims, "iat")?;
     ensure!((iat - now()).abs() <= SKEW, "iat {iat} is far from now");
@@ -128,26 +135,10 @@ fn left_half_hash(alg: Algorithm, token: &str) -> Result<String> {
 
 /// Back-Channel Logout §2.4 and §2.6: a logout token for `client_id`.
 pub fn logout_token(jwks: &JwkSet, token: &str, issuer: &str, client_id: &str) -> Result<Value> {
-    let header = jsonwebtoken::decode_header(token).context("not a signed JWT")?;
-    let kid = header.kid.as_deref().context("no kid in the header")?;
-    let jwk = jwks
-        .find(kid)
-        .with_context(|| format!("kid {kid} is not in the JWKS"))?;
-    let key = DecodingKey::from_jwk(jwk).context("unusable JWK")?;
-    let mut validation = Validation::new(header.alg);
-    validation.set_issuer(&[issuer]);
-    validation.set_audience(&[client_id]);
-    // iat is checked below: the crate only knows exp, nbf, aud, iss and sub.
-    validation.set_required_spec_claims(&["iss", "aud"]);
-    validation.validate_exp = false;
-    let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .context("logout token refused")?
-        .claims;
+    let (typ, claims) = decode(jwks, token, issuer, client_id, false)?;
     ensure!(
-        header.typ.as_deref() == Some("logout+jwt"),
-        "typ is {:?}, not logout+jwt",
-        header.typ
+        typ.as_deref() == Some("logout+jwt"),
+        "typ is {typ:?}, not logout+jwt"
     );
     let iat = number(&claims, "iat")?;
     ensure!((iat - now()).abs() <= SKEW, "iat {iat} is far from now");

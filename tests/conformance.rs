@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::oidc::{confidential, registered};
+use common::oidc::{confidential, issuer, registered};
 use common::{ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp};
 use guichet::oidc::clients::NewClient;
 use guichet_conformance::{Client, Plan, Receiver, Target, Verdict, run};
@@ -32,14 +32,7 @@ async fn target(backend: Backend) -> (TestApp, Receiver, Target) {
         });
     }
     let target = Target {
-        issuer: app
-            .state
-            .settings
-            .server
-            .public_url
-            .as_str()
-            .trim_end_matches('/')
-            .to_owned(),
+        issuer: issuer(&app),
         client2: clients.pop().unwrap(),
         client: clients.pop().unwrap(),
         login: ACTIVE_UID.to_owned(),

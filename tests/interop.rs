@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::oidc::{confidential, login_next, registered};
-use common::{ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp};
+use common::oidc::{confidential, issuer, login_next, registered, signs_in_and_returns};
+use common::{ACTIVE_UID, Backend, TestApp};
 use guichet::oidc::clients::NewClient;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreUserInfoClaims};
 use openidconnect::{
@@ -28,32 +28,13 @@ async fn student_signs_in(app: &TestApp, authorize: &str) -> url::Url {
     let to_login = app.http.get(authorize).send().await.unwrap();
     assert_eq!(to_login.status(), StatusCode::SEE_OTHER);
     let login = location(&to_login);
-    let next = login_next(&login);
-    let signed = app
-        .post_form_response(
-            "/login",
-            &[
-                ("login", ACTIVE_UID),
-                ("password", DEMO_PASSWORD),
-                ("next", &next),
-            ],
-        )
-        .await;
-    let back = app.get(&location(&signed)).await;
-    assert_eq!(back.status(), StatusCode::FOUND);
-    url::Url::parse(&location(&back)).unwrap()
+    let back = signs_in_and_returns(app, &login_next(&login)).await;
+    url::Url::parse(&back).unwrap()
 }
 
 async fn the_openidconnect_crate_signs_in_refreshes_and_logs_out(backend: Backend) {
     let app = TestApp::start_published(backend).await;
-    let issuer = app
-        .state
-        .settings
-        .server
-        .public_url
-        .as_str()
-        .trim_end_matches('/')
-        .to_owned();
+    let issuer = issuer(&app);
     let new = NewClient {
         post_logout_redirect_uris: vec![AFTER_LOGOUT.to_owned()],
         ..confidential("rp", REDIRECT)

@@ -6,7 +6,7 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::oidc::{confidential, login_next, registered};
+use common::oidc::{confidential, issuer, login_next, registered, signs_in_and_returns};
 use common::{ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp};
 use guichet::oidc::clients::NewClient;
 use jsonwebtoken::jwk::JwkSet;
@@ -73,26 +73,7 @@ async fn sign_in_and_authorize(app: &TestApp, url: &str) -> Vec<(String, String)
     let first = app.get(url).await;
     assert_eq!(first.status(), StatusCode::SEE_OTHER, "to the login page");
     let login = location(&first);
-    let next = login_next(&login);
-    let signed = app
-        .post_form_response(
-            "/login",
-            &[
-                ("login", ACTIVE_UID),
-                ("password", DEMO_PASSWORD),
-                ("next", &next),
-            ],
-        )
-        .await;
-    assert_eq!(signed.status(), StatusCode::SEE_OTHER);
-    let back = app.get(&location(&signed)).await;
-    assert_eq!(
-        back.status(),
-        StatusCode::FOUND,
-        "{}",
-        back.text().await.unwrap()
-    );
-    let to_client = location(&back);
+    let to_client = signs_in_and_returns(app, &login_next(&login)).await;
     assert!(to_client.starts_with(REDIRECT), "{to_client}");
     query_of(&to_client)
 }
@@ -120,13 +101,7 @@ async fn verified_claims(app: &TestApp, id_token: &str, audience: &str) -> Value
         .expect("the kid is published");
     let mut validation = Validation::new(header.alg);
     validation.set_audience(&[audience]);
-    validation.set_issuer(&[app
-        .state
-        .settings
-        .server
-        .public_url
-        .as_str()
-        .trim_end_matches('/')]);
+    validation.set_issuer(&[issuer(app)]);
     jsonwebtoken::decode::<Value>(id_token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
         .unwrap()
         .claims
@@ -152,14 +127,7 @@ async fn the_code_flow_gives_verifiable_tokens_and_claims(backend: Backend) {
         .json()
         .await
         .unwrap();
-    let issuer = app
-        .state
-        .settings
-        .server
-        .public_url
-        .as_str()
-        .trim_end_matches('/')
-        .to_owned();
+    let issuer = issuer(&app);
     assert_eq!(discovery["issuer"], issuer);
     assert_eq!(discovery["token_endpoint"], format!("{issuer}/token"));
     let secret = client(&app, "moodle", false, "RS256").await.unwrap();
@@ -1255,19 +1223,8 @@ async fn prompt_login_cannot_be_skipped(backend: Backend) {
     );
     assert!(location(&app.get(&forged).await).starts_with("/login?"));
 
-    let signed = app
-        .post_form_response(
-            "/login",
-            &[
-                ("login", ACTIVE_UID),
-                ("password", DEMO_PASSWORD),
-                ("next", &next),
-            ],
-        )
-        .await;
-    let back = app.get(&location(&signed)).await;
-    assert_eq!(back.status(), StatusCode::FOUND);
-    let second = redeem(&query_of(&location(&back))).await;
+    let back = signs_in_and_returns(&app, &next).await;
+    let second = redeem(&query_of(&back)).await;
     assert!(
         second["auth_time"].as_i64() > first["auth_time"].as_i64(),
         "auth_time is the new sign-in's"

@@ -36,3 +36,45 @@ pub fn login_next(login: &str) -> String {
         .1
         .into_owned()
 }
+
+/// The issuer: the public URL without its trailing slash.
+pub fn issuer(app: &TestApp) -> String {
+    app.state
+        .settings
+        .server
+        .public_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// The student signs in on the login page whose return address is `next`, and
+/// the browser follows back to the authorization endpoint: the address the
+/// provider then sends it to (the client's redirect URI with the code).
+pub async fn signs_in_and_returns(app: &TestApp, next: &str) -> String {
+    let signed = app
+        .post_form_response(
+            "/login",
+            &[
+                ("login", super::ACTIVE_UID),
+                ("password", super::DEMO_PASSWORD),
+                ("next", next),
+            ],
+        )
+        .await;
+    assert_eq!(signed.status(), reqwest::StatusCode::SEE_OTHER);
+    let to = signed.headers()["location"].to_str().unwrap().to_owned();
+    let back = app.get(&to).await;
+    let status = back.status();
+    let to_client = back
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(
+        status,
+        reqwest::StatusCode::FOUND,
+        "{}",
+        back.text().await.unwrap()
+    );
+    to_client.unwrap()
+}

@@ -93,6 +93,10 @@ pub async fn run(
     let mut jobs = tokio::task::JoinSet::new();
     jobs.spawn(state.outbox.clone().run(stopped.clone()));
     jobs.spawn(invite_periodically(state.clone(), stopped.clone()));
+    jobs.spawn(crate::oidc::backchannel::run(
+        state.clone(),
+        stopped.clone(),
+    ));
     jobs.spawn(purge_periodically(state.clone(), stopped));
     let result = match tls {
         None => axum::serve(listener, app)

@@ -1273,7 +1273,72 @@ async fn a_replay_racing_the_first_redemption_leaves_nothing_alive(backend: Back
     app.shutdown().await;
 }
 
+/// A client whose back-channel endpoint is down gets its logout once it is back:
+/// deliveries are queued in the database and retried (5 s, then 10 s…).
+async fn a_back_channel_logout_reaches_a_client_that_was_down(backend: Backend) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let app = TestApp::start(backend).await;
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    // Down (503) at the first call, up afterwards.
+    let endpoint = axum::Router::new().route(
+        "/bcl",
+        axum::routing::post(move || {
+            let seen = seen.clone();
+            async move {
+                match seen.fetch_add(1, Ordering::SeqCst) {
+                    0 => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::OK,
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, endpoint).await.unwrap() });
+    let new = NewClient {
+        backchannel_logout_uri: Some(format!("http://{addr}/bcl")),
+        ..confidential("ent", REDIRECT)
+    };
+    let secret = registered(&app, new).await.unwrap();
+    let back = sign_in_and_authorize(&app, &authorize_url("ent", &[])).await;
+    let (status, _) = token_request(
+        &app,
+        Some(("ent", &secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", get(&back, "code").unwrap()),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let out = app.post_form_response("/logout", &[]).await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let delivered = async || -> Option<i64> {
+        sqlx::query_scalar(
+            "SELECT attempts FROM oidc_logout_deliveries WHERE client_id = 'ent' \
+             AND delivered_at IS NOT NULL",
+        )
+        .fetch_optional(app.state.store.pool())
+        .await
+        .unwrap()
+    };
+    let mut attempts = None;
+    for _ in 0..150 {
+        attempts = delivered().await;
+        if attempts.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(attempts, Some(2), "refused once, delivered at the retry");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    app.shutdown().await;
+}
+
 both_backends!(
+    a_back_channel_logout_reaches_a_client_that_was_down,
     a_replay_racing_the_first_redemption_leaves_nothing_alive,
     prompt_login_cannot_be_skipped,
     the_claims_mapping_comes_from_the_settings,

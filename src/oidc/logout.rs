@@ -2,8 +2,6 @@
 //! back-channel logout (a signed logout token posted to every client the session
 //! signed into, OpenID Connect Back-Channel Logout 1.0).
 
-use std::time::Duration;
-
 use axum::extract::{Form, Query, State};
 use axum::http::HeaderMap;
 use axum::http::header::{LOCATION, SET_COOKIE};
@@ -11,19 +9,15 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jsonwebtoken::{DecodingKey, Validation};
 use minijinja::context;
-use serde_json::{Value, json};
+use serde_json::Value;
 use url::Url;
 
-use super::keys::{self, Alg};
 use crate::store::{ClientRecord, StoreError, unix_now};
 use crate::web::{AppState, Frame, WebError, session};
 
-/// How long a client has to accept a logout token before we give up on it.
-const POST_TIMEOUT: Duration = Duration::from_secs(5);
-const ATTEMPTS: u32 = 3;
-
-/// A session ended (sign-out, end-session): the tokens it gave clients without
-/// `offline_access` are revoked, and each client with a back-channel URI is told.
+/// A session ended (sign-out, end-session, reset): the tokens it gave clients
+/// without `offline_access` are revoked, and each client with a back-channel URI
+/// is told (through the delivery queue, `backchannel`).
 pub async fn session_ended(
     state: &AppState,
     session_hash: &str,
@@ -36,67 +30,13 @@ pub async fn session_ended(
         Ok(Some(account)) => super::claims::subject(&account),
         _ => return Ok(()),
     };
-    let keys = state.store.published_keys(now).await?;
     for client_id in client_ids {
-        let Some(client) = state.store.client(&client_id).await? else {
-            continue;
-        };
-        let Some(uri) = client.backchannel_logout_uri.clone() else {
-            continue;
-        };
-        let claims = json!({
-            "iss": super::issuer(state),
-            "aud": client.client_id,
-            "iat": now,
-            "exp": now + 120,
-            "jti": uuid::Uuid::new_v4().to_string(),
-            "sub": subject,
-            "sid": super::sid(session_hash),
-            "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
-        });
-        let alg = Alg::parse(&client.id_token_alg).unwrap_or(Alg::Rs256);
-        match keys::sign_typed(&keys, alg, "logout+jwt", &claims) {
-            Ok(token) => {
-                tokio::spawn(deliver(uri, token, client.client_id.clone()));
-            }
-            Err(error) => {
-                tracing::error!(%error, client = %client.client_id, "logout token not signed")
-            }
+        let client = state.store.client(&client_id).await?;
+        if client.is_some_and(|c| c.backchannel_logout_uri.is_some()) {
+            super::backchannel::enqueue(state, &client_id, session_hash, &subject).await?;
         }
     }
     Ok(())
-}
-
-/// Posts the logout token, retrying briefly: a client that is down misses it, and
-/// its own session expiry takes over.
-async fn deliver(uri: String, token: String, client_id: String) {
-    let http = match reqwest::Client::builder().timeout(POST_TIMEOUT).build() {
-        Ok(http) => http,
-        Err(error) => {
-            tracing::error!(%error, "no HTTP client for back-channel logout");
-            return;
-        }
-    };
-    for attempt in 1..=ATTEMPTS {
-        let sent = http
-            .post(&uri)
-            .form(&[("logout_token", token.as_str())])
-            .send()
-            .await;
-        match sent {
-            Ok(response) if response.status().is_success() => {
-                tracing::info!(client = %client_id, "back-channel logout delivered");
-                return;
-            }
-            Ok(response) => {
-                tracing::warn!(client = %client_id, status = %response.status(), attempt, "back-channel logout refused")
-            }
-            Err(error) => {
-                tracing::warn!(client = %client_id, %error, attempt, "back-channel logout not delivered")
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
-    }
 }
 
 type Params = Vec<(String, String)>;

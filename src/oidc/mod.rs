@@ -3,6 +3,7 @@
 //! and it shares Guichet's session.
 
 mod authorize;
+pub(crate) mod backchannel;
 pub mod claims;
 pub mod clients;
 mod error;

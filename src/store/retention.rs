@@ -18,7 +18,7 @@ pub struct Retention {
 impl Store {
     /// Deletes what expired long enough ago; returns how many rows went.
     pub async fn purge(&self, now: i64, retention: Retention) -> Result<u64, StoreError> {
-        let steps: [(&str, i64); 9] = [
+        let steps: [(&str, i64); 10] = [
             // Codes outlive their 60 s by two days: a replay seen in that time still
             // revokes what the code gave.
             (
@@ -53,6 +53,10 @@ impl Store {
             (
                 "DELETE FROM audit_events WHERE at < $1",
                 now - retention.audit_secs,
+            ),
+            (
+                "DELETE FROM oidc_logout_deliveries WHERE delivered_at < $1 OR failed_at < $1",
+                now - DAY,
             ),
         ];
         let mut deleted = self.forget_hits(now - DAY).await?;

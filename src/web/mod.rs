@@ -54,6 +54,8 @@ pub struct AppState {
     templates: Arc<Templates>,
     /// Sends what flows put in the outbox; `server::run` runs it.
     pub outbox: OutboxWorker,
+    /// Rung when a back-channel logout is queued (`oidc::backchannel`).
+    pub backchannel: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -70,6 +72,7 @@ impl AppState {
             directory,
             templates,
             outbox,
+            backchannel: Arc::new(tokio::sync::Notify::new()),
         }
     }
 

@@ -1,0 +1,174 @@
+//! Back-channel logout delivery (OpenID Connect Back-Channel Logout 1.0 §2.5):
+//! a durable queue in the database, so a client that is down, or a Guichet that
+//! restarts, loses no logout. Each attempt signs a fresh logout token (they live
+//! two minutes); failures are retried with exponential backoff for over two
+//! hours (12 attempts).
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::keys::{self, Alg};
+use crate::store::{LogoutDelivery, StoreError, unix_now};
+use crate::web::AppState;
+
+/// How long a client has to accept a logout token.
+const POST_TIMEOUT: Duration = Duration::from_secs(5);
+/// A claimed delivery is ours for this long: more than the POST timeout.
+const LEASE_SECS: i64 = 30;
+const FIRST_RETRY_SECS: i64 = 5;
+const MAX_BACKOFF_SECS: i64 = 3600;
+const MAX_ATTEMPTS: i64 = 12;
+/// Deliveries also wait for this poll when no one rings.
+const POLL: Duration = Duration::from_secs(5);
+
+/// Queues a logout for `client_id` and wakes the worker.
+pub async fn enqueue(
+    state: &AppState,
+    client_id: &str,
+    session_hash: &str,
+    subject: &str,
+) -> Result<(), StoreError> {
+    state
+        .store
+        .enqueue_logout(client_id, session_hash, subject, unix_now())
+        .await?;
+    state.backchannel.notify_one();
+    Ok(())
+}
+
+/// Runs until `stop` turns true: delivers what is due, then waits for a wake or
+/// the poll interval.
+pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+    let http = match reqwest::Client::builder()
+        .timeout(POST_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(http) => http,
+        Err(error) => {
+            tracing::error!(%error, "no HTTP client for back-channel logout");
+            return;
+        }
+    };
+    while !*stop.borrow() {
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            match state.store.claim_logout(unix_now(), LEASE_SECS).await {
+                Ok(Some(delivery)) => {
+                    if let Err(error) = deliver(&state, &http, &delivery).await {
+                        tracing::warn!(%error, "back-channel logout: database unavailable");
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "back-channel logout: database unavailable, will retry");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            () = state.backchannel.notified() => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// One attempt: sign, post, record the outcome.
+async fn deliver(
+    state: &AppState,
+    http: &reqwest::Client,
+    delivery: &LogoutDelivery,
+) -> Result<(), StoreError> {
+    let now = unix_now();
+    let client = state.store.client(&delivery.client_id).await?;
+    let Some((client, uri)) =
+        client.and_then(|c| c.backchannel_logout_uri.clone().map(|uri| (c, uri)))
+    else {
+        // Removed since, or no longer listening for logouts: nothing to tell.
+        let reason = "the client or its back-channel URI is gone";
+        return state.store.logout_failed(delivery, reason, None, now).await;
+    };
+    let claims = json!({
+        "iss": super::issuer(state),
+        "aud": client.client_id,
+        "iat": now,
+        "exp": now + 120,
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "sub": delivery.subject,
+        "sid": super::sid(&delivery.session_hash),
+        "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+    });
+    let alg = Alg::parse(&client.id_token_alg).unwrap_or(Alg::Rs256);
+    let keys = state.store.published_keys(now).await?;
+    let token = match keys::sign_typed(&keys, alg, "logout+jwt", &claims) {
+        Ok(token) => token,
+        Err(error) => {
+            tracing::error!(%error, client = %client.client_id, "logout token not signed");
+            let retry = retry_at(delivery, now);
+            return state
+                .store
+                .logout_failed(delivery, "signing failed", retry, now)
+                .await;
+        }
+    };
+    let sent = http
+        .post(&uri)
+        .form(&[("logout_token", token.as_str())])
+        .send()
+        .await;
+    let error = match sent {
+        Ok(response) if response.status().is_success() => {
+            tracing::info!(client = %client.client_id, "back-channel logout delivered");
+            return state.store.logout_delivered(delivery, unix_now()).await;
+        }
+        Ok(response) => format!("the client answered {}", response.status()),
+        // Without the URL: it is the client's, but the error is enough.
+        Err(error) => format!("not delivered: {}", error.without_url()),
+    };
+    let retry = retry_at(delivery, now);
+    tracing::warn!(client = %client.client_id, attempt = delivery.attempts, %error, given_up = retry.is_none(), "back-channel logout failed");
+    state
+        .store
+        .logout_failed(delivery, &error, retry, now)
+        .await
+}
+
+/// 5 s, 10 s, 20 s… up to an hour; none after the last attempt.
+fn retry_at(delivery: &LogoutDelivery, now: i64) -> Option<i64> {
+    (delivery.attempts < MAX_ATTEMPTS).then(|| {
+        let exponent = u32::try_from(delivery.attempts.saturating_sub(1)).unwrap_or(u32::MAX);
+        let backoff = FIRST_RETRY_SECS.saturating_mul(2i64.saturating_pow(exponent));
+        now + backoff.min(MAX_BACKOFF_SECS)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn after(attempts: i64) -> Option<i64> {
+        let delivery = LogoutDelivery {
+            id: String::new(),
+            client_id: String::new(),
+            session_hash: String::new(),
+            subject: String::new(),
+            attempts,
+            lease: 0,
+        };
+        retry_at(&delivery, 0)
+    }
+
+    #[test]
+    fn retries_back_off_then_give_up() {
+        assert_eq!(after(1), Some(5));
+        assert_eq!(after(2), Some(10));
+        assert_eq!(after(5), Some(80));
+        assert_eq!(after(11), Some(3600));
+        assert_eq!(after(12), None);
+    }
+}

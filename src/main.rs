@@ -726,7 +726,13 @@ async fn keys(settings: Settings, action: KeysAction) -> ExitCode {
     let code = match action {
         KeysAction::Rotate { overlap } => {
             let overlap = overlap.as_secs() as i64;
-            match guichet::oidc::keys::rotate(&store, now, overlap).await {
+            let sealer =
+                guichet::oidc::keys::Sealer::new(settings.oidc.key_encryption_key.as_ref());
+            let rotated = match sealer {
+                Ok(sealer) => guichet::oidc::keys::rotate(&store, &sealer, now, overlap).await,
+                Err(e) => Err(e),
+            };
+            match rotated {
                 Ok(kids) => {
                     println!(
                         "ok: new signing keys {}; the previous ones stay published until {}",

@@ -46,7 +46,9 @@ pub async fn prepare(settings: Settings) -> Result<AppState, StartError> {
         .map_err(|e| StartError::Database(e.to_string()))?;
     // Several instances starting together may each create a key; both are valid and
     // published, and the newest signs.
-    crate::oidc::keys::ensure(&store, crate::store::unix_now())
+    let sealer = crate::oidc::keys::Sealer::new(settings.oidc.key_encryption_key.as_ref())
+        .map_err(|e| StartError::Other(format!("signing keys: {e}")))?;
+    crate::oidc::keys::ensure(&store, &sealer, crate::store::unix_now())
         .await
         .map_err(|e| StartError::Other(format!("signing keys: {e}")))?;
     let hasher = Hasher::new(&settings.hashing).map_err(|e| StartError::Other(e.to_string()))?;

@@ -1337,7 +1337,42 @@ async fn a_back_channel_logout_reaches_a_client_that_was_down(backend: Backend) 
     app.shutdown().await;
 }
 
+/// With `oidc.key_encryption_key`, the private signing keys are sealed in the
+/// database (a leaked backup signs nothing) and tokens are signed as before.
+async fn signing_keys_are_sealed_in_the_database(backend: Backend) {
+    let app = TestApp::start_tweaked(backend, "paris-cite", |text| {
+        format!("{text}\n[oidc]\nkey_encryption_key = \"a-test-secret-of-at-least-32-chars\"\n")
+    })
+    .await;
+    let stored: Vec<String> = sqlx::query_scalar("SELECT private_der FROM oidc_keys")
+        .fetch_all(app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 3, "one key per algorithm");
+    assert!(
+        stored.iter().all(|k| k.starts_with("sealed:v1:")),
+        "{stored:?}"
+    );
+    let secret = client(&app, "moodle", false, "ES256").await.unwrap();
+    let back = sign_in_and_authorize(&app, &authorize_url("moodle", &[])).await;
+    let (status, tokens) = token_request(
+        &app,
+        Some(("moodle", &secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", get(&back, "code").unwrap()),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = verified_claims(&app, tokens["id_token"].as_str().unwrap(), "moodle").await;
+    assert_eq!(claims["nonce"], "n-456");
+    app.shutdown().await;
+}
+
 both_backends!(
+    signing_keys_are_sealed_in_the_database,
     a_back_channel_logout_reaches_a_client_that_was_down,
     a_replay_racing_the_first_redemption_leaves_nothing_alive,
     prompt_login_cannot_be_skipped,

@@ -97,6 +97,11 @@ pub struct OidcSettings {
     /// `name = "displayName|cn"`).
     #[serde(default)]
     pub claims: ClaimMapping,
+    /// Encrypts the private signing keys in the database (AES-256-GCM with a key
+    /// derived from this secret, at least 32 characters): a leaked database backup
+    /// then signs nothing. `key_encryption_key_file` reads it from a file.
+    #[serde(default)]
+    pub key_encryption_key: Option<SecretString>,
 }
 
 /// Guichet's signed-in session, shared by its own pages and (later) every OIDC client.
@@ -415,6 +420,7 @@ const SECRET_KEYS: &[&str] = &[
     "directory.bind_password",
     "directory.import.bind_password",
     "mail.transport.password",
+    "oidc.key_encryption_key",
 ];
 
 impl Settings {

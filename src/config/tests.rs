@@ -56,10 +56,19 @@ fn the_example_settings_load_once_secrets_are_given() {
         .replace(
             "password_file = \"/run/secrets/guichet-smtp\"",
             "password = \"y\"",
+        )
+        .replace(
+            "key_encryption_key_file = \"/run/secrets/guichet-oidc-kek\"",
+            "key_encryption_key = \"z\"",
         );
     let profile = std::fs::read_to_string("profiles/sorbonne.toml").unwrap();
     let settings = Settings::from_toml(&format!("{example}\n{profile}")).unwrap();
     assert!(settings.secure_cookies());
+    assert_eq!(
+        settings.oidc.claims,
+        super::ClaimMapping::default(),
+        "the example shows the default mapping"
+    );
     assert_eq!(settings.directory.password_write, PasswordWrite::Hash);
 }
 

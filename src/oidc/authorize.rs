@@ -363,7 +363,8 @@ async fn login_request(state: &AppState, now: i64) -> Result<String, WebError> {
         "iat": now,
         "exp": now + LOGIN_ASKED_LIFETIME,
     });
-    keys::sign_typed(&keys, Alg::Rs256, LOGIN_ASKED_TYP, &claims)
+    super::sealer(state)
+        .and_then(|sealer| keys::sign_typed(&keys, &sealer, Alg::Rs256, LOGIN_ASKED_TYP, &claims))
         .map_err(|e| WebError::Internal(format!("signing a login request: {e}")))
 }
 

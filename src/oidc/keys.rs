@@ -10,6 +10,10 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyP
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::SecureRandom;
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::store::{Store, StoreError, StoredKey};
 
 /// The algorithms ID tokens may be signed with. RS256 is the default every client
@@ -55,6 +59,12 @@ pub enum KeyError {
     Corrupt(String),
     #[error("signing failed: {0}")]
     Signing(String),
+    #[error(
+        "the signing keys are encrypted: set oidc.key_encryption_key (or _file) to the secret they were sealed with"
+    )]
+    Sealed,
+    #[error("oidc.key_encryption_key: at least 32 characters")]
+    WeakSecret,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -130,9 +140,85 @@ pub fn generate(alg: Alg, now: i64) -> Result<StoredKey, KeyError> {
     })
 }
 
+/// What marks a private key sealed with the key-encryption key.
+const SEALED: &str = "sealed:v1:";
+
+/// Seals and opens private keys with `oidc.key_encryption_key` (AES-256-GCM, the
+/// key's kid as associated data, so a sealed key cannot be moved to another row).
+/// Without a secret, keys are stored as plain base64 DER.
+pub struct Sealer(Option<LessSafeKey>);
+
+impl Sealer {
+    pub fn new(secret: Option<&SecretString>) -> Result<Sealer, KeyError> {
+        let Some(secret) = secret else {
+            return Ok(Sealer(None));
+        };
+        if secret.expose_secret().chars().count() < 32 {
+            return Err(KeyError::WeakSecret);
+        }
+        let derived = Sha256::digest(format!("guichet key sealing:{}", secret.expose_secret()));
+        let key = UnboundKey::new(&AES_256_GCM, &derived)
+            .map_err(|_| KeyError::Generation("AES key".into()))?;
+        Ok(Sealer(Some(LessSafeKey::new(key))))
+    }
+
+    /// The stored form of a private key.
+    fn seal(&self, kid: &str, der: &[u8]) -> Result<String, KeyError> {
+        let Some(key) = &self.0 else {
+            return Ok(STANDARD.encode(der));
+        };
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| KeyError::Generation("nonce".into()))?;
+        let mut sealed = der.to_vec();
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(kid.as_bytes()),
+            &mut sealed,
+        )
+        .map_err(|_| KeyError::Generation("sealing".into()))?;
+        Ok(format!(
+            "{SEALED}{}",
+            STANDARD.encode([&nonce[..], &sealed].concat())
+        ))
+    }
+
+    /// The DER of a stored private key.
+    fn open(&self, stored: &StoredKey) -> Result<Vec<u8>, KeyError> {
+        let corrupt = || KeyError::Corrupt(stored.kid.clone());
+        let Some(sealed) = stored.private_der.strip_prefix(SEALED) else {
+            return STANDARD.decode(&stored.private_der).map_err(|_| corrupt());
+        };
+        let key = self.0.as_ref().ok_or(KeyError::Sealed)?;
+        let bytes = STANDARD.decode(sealed).map_err(|_| corrupt())?;
+        if bytes.len() < NONCE_LEN {
+            return Err(corrupt());
+        }
+        let (nonce, rest) = bytes.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| corrupt())?;
+        let mut rest = rest.to_vec();
+        // A wrong secret fails here too: say which, without detail.
+        let der = key
+            .open_in_place(nonce, Aad::from(stored.kid.as_bytes()), &mut rest)
+            .map_err(|_| KeyError::Sealed)?;
+        Ok(der.to_vec())
+    }
+}
+
 /// Makes sure each algorithm has an active key (first start, or a new algorithm).
-pub async fn ensure(store: &Store, now: i64) -> Result<(), KeyError> {
+pub async fn ensure(store: &Store, sealer: &Sealer, now: i64) -> Result<(), KeyError> {
     let keys = store.published_keys(now).await?;
+    for key in &keys {
+        let der = sealer.open(key)?;
+        // Keys stored before a key-encryption key was set are sealed now.
+        if sealer.0.is_some() && !key.private_der.starts_with(SEALED) {
+            store
+                .replace_private_key(&key.kid, &sealer.seal(&key.kid, &der)?)
+                .await?;
+            tracing::info!(kid = %key.kid, "signing key sealed");
+        }
+    }
     for alg in Alg::ALL {
         let active = keys
             .iter()
@@ -142,8 +228,8 @@ pub async fn ensure(store: &Store, now: i64) -> Result<(), KeyError> {
             let key = tokio::task::spawn_blocking(move || generate(alg, now))
                 .await
                 .map_err(|e| KeyError::Generation(e.to_string()))??;
-            store.add_key(&key).await?;
-            tracing::info!(kid = %key.kid, alg = alg.name(), "signing key created");
+            store.add_key(&sealed(sealer, key)?).await?;
+            tracing::info!(alg = alg.name(), "signing key created");
         }
     }
     Ok(())
@@ -151,12 +237,18 @@ pub async fn ensure(store: &Store, now: i64) -> Result<(), KeyError> {
 
 /// A new key for every algorithm; the old ones stop signing now and stay published
 /// for `overlap` so tokens they signed still verify. Returns the new kids.
-pub async fn rotate(store: &Store, now: i64, overlap_secs: i64) -> Result<Vec<String>, KeyError> {
+pub async fn rotate(
+    store: &Store,
+    sealer: &Sealer,
+    now: i64,
+    overlap_secs: i64,
+) -> Result<Vec<String>, KeyError> {
     let mut kids = Vec::new();
     for alg in Alg::ALL {
         let key = tokio::task::spawn_blocking(move || generate(alg, now))
             .await
             .map_err(|e| KeyError::Generation(e.to_string()))??;
+        let key = sealed(sealer, key)?;
         store.add_key(&key).await?;
         store
             .retire_keys(alg.name(), &key.kid, now, now + overlap_secs)
@@ -164,6 +256,15 @@ pub async fn rotate(store: &Store, now: i64, overlap_secs: i64) -> Result<Vec<St
         kids.push(key.kid);
     }
     Ok(kids)
+}
+
+/// `key` with its private part in stored form.
+fn sealed(sealer: &Sealer, key: StoredKey) -> Result<StoredKey, KeyError> {
+    let der = STANDARD
+        .decode(&key.private_der)
+        .map_err(|_| KeyError::Corrupt(key.kid.clone()))?;
+    let private_der = sealer.seal(&key.kid, &der)?;
+    Ok(StoredKey { private_der, ..key })
 }
 
 /// The JWKS document: every published key's public half.
@@ -176,14 +277,20 @@ pub fn jwks(keys: &[StoredKey]) -> Value {
 }
 
 /// Signs `claims` with the active key of `alg`, naming it by `kid`.
-pub fn sign(keys: &[StoredKey], alg: Alg, claims: &Value) -> Result<String, KeyError> {
-    sign_typed(keys, alg, "JWT", claims)
+pub fn sign(
+    keys: &[StoredKey],
+    sealer: &Sealer,
+    alg: Alg,
+    claims: &Value,
+) -> Result<String, KeyError> {
+    sign_typed(keys, sealer, alg, "JWT", claims)
 }
 
 /// `sign`, with the JOSE `typ` given (`logout+jwt` for logout tokens, so they can
 /// never be mistaken for ID tokens).
 pub fn sign_typed(
     keys: &[StoredKey],
+    sealer: &Sealer,
     alg: Alg,
     typ: &str,
     claims: &Value,
@@ -192,9 +299,7 @@ pub fn sign_typed(
         .iter()
         .find(|k| k.alg == alg.name() && k.retired_at.is_none())
         .ok_or(KeyError::Missing(alg.name()))?;
-    let der = STANDARD
-        .decode(&key.private_der)
-        .map_err(|e| KeyError::Corrupt(format!("{}: {e}", key.kid)))?;
+    let der = sealer.open(key)?;
     let encoding = match alg {
         Alg::Rs256 => EncodingKey::from_rsa_der(&der),
         Alg::Es256 => EncodingKey::from_ec_der(&der),
@@ -220,7 +325,8 @@ mod tests {
                 "Debug hides the key"
             );
             let claims = json!({ "sub": "cbernard", "aud": "moodle", "exp": 4_000_000_000_i64 });
-            let token = sign(std::slice::from_ref(&key), alg, &claims).unwrap();
+            let plain = Sealer::new(None).unwrap();
+            let token = sign(std::slice::from_ref(&key), &plain, alg, &claims).unwrap();
             let header = jsonwebtoken::decode_header(&token).unwrap();
             assert_eq!(header.kid.as_deref(), Some(key.kid.as_str()));
             let jwk: Jwk = serde_json::from_str(&key.public_jwk).unwrap();
@@ -239,6 +345,40 @@ mod tests {
                 "no private part in the JWKS"
             );
         }
+    }
+
+    fn secret(text: &str) -> SecretString {
+        SecretString::from(text.to_owned())
+    }
+
+    #[test]
+    fn sealed_keys_open_only_with_their_secret_and_row() {
+        let sealer = Sealer::new(Some(&secret("a university secret of 32+ chars!"))).unwrap();
+        let key = sealed(&sealer, generate(Alg::EdDsa, 1000).unwrap()).unwrap();
+        assert!(key.private_der.starts_with(SEALED));
+        let claims = json!({ "sub": "x", "exp": 4_000_000_000_i64 });
+        assert!(sign(std::slice::from_ref(&key), &sealer, Alg::EdDsa, &claims).is_ok());
+        // No secret, or another one: refused, and the error says what to set.
+        for other in [
+            Sealer::new(None).unwrap(),
+            Sealer::new(Some(&secret("another secret, also 32 chars long"))).unwrap(),
+        ] {
+            let refused = sign(std::slice::from_ref(&key), &other, Alg::EdDsa, &claims);
+            assert!(matches!(refused, Err(KeyError::Sealed)));
+        }
+        // Moved to another kid's row: the associated data no longer matches.
+        let moved = StoredKey {
+            kid: "another-kid".into(),
+            ..key.clone()
+        };
+        assert!(matches!(sealer.open(&moved), Err(KeyError::Sealed)));
+        // Keys stored in plain form (before a secret was set) still open.
+        let plain = generate(Alg::EdDsa, 1000).unwrap();
+        assert!(sealer.open(&plain).is_ok());
+        assert!(matches!(
+            Sealer::new(Some(&secret("short"))),
+            Err(KeyError::WeakSecret)
+        ));
     }
 
     #[test]

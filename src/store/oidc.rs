@@ -107,6 +107,20 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a key's stored private part (sealing the keys of an older start).
+    pub async fn replace_private_key(
+        &self,
+        kid: &str,
+        private_der: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE oidc_keys SET private_der = $1 WHERE kid = $2")
+            .bind(private_der)
+            .bind(kid)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Retires the active keys of `alg` except `keep`; they stay published until
     /// `published_until`.
     pub async fn retire_keys(

@@ -73,6 +73,14 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../templates/mail_email_change_link.html"),
     ),
     (
+        "mail_email_change_taken.txt",
+        include_str!("../templates/mail_email_change_taken.txt"),
+    ),
+    (
+        "mail_email_change_taken.html",
+        include_str!("../templates/mail_email_change_taken.html"),
+    ),
+    (
         "mail_email_changed.txt",
         include_str!("../templates/mail_email_changed.txt"),
     ),

@@ -20,9 +20,6 @@ pub enum Requested {
     LinkSent,
     /// The address is the one on record already.
     Unchanged,
-    /// Another account has this address: every flow that matches by address would
-    /// stop working for both.
-    Taken,
 }
 
 #[derive(Debug)]
@@ -53,10 +50,25 @@ impl EmailChange<'_> {
             return Ok(Requested::Unchanged);
         }
         let others = self.directory.find_by_personal_email(new).await?;
+        // Another account has this address: every flow that matches by address
+        // would stop working for both. The page says the same as for a free
+        // address (a signed-in student must not learn whose addresses have
+        // accounts); the address's owner is told, and nothing changes.
         if others.iter().any(|other| other.dn != account.dn) {
+            let mail = Outgoing {
+                kind: "email_change_taken".to_owned(),
+                recipient: new.as_str().to_owned(),
+                lang: lang.code().to_owned(),
+                payload: json!({ "help_url": page(self.public_url, "/help") }),
+                account_dn: None,
+            };
+            let mut tx = self.store.begin().await?;
+            tx.enqueue_mail(&mail, at).await?;
             let event = AuditEvent::new("email_change.request", "taken").account(&account.dn);
-            self.store.audit(&self.origin, event).await?;
-            return Ok(Requested::Taken);
+            tx.audit(&self.origin, event, at).await?;
+            tx.commit().await?;
+            self.outbox.notify_one();
+            return Ok(Requested::LinkSent);
         }
         let token = Token::generate();
         let lifetime = self.profile.links.email_change.as_secs();

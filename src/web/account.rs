@@ -126,7 +126,6 @@ pub async fn email_request(
                 .into_response());
         }
         Requested::Unchanged => "email_change.unchanged",
-        Requested::Taken => "email_change.taken",
     };
     let html = email_page(&state, &frame, &student, typed, Some(error))?;
     Ok((StatusCode::BAD_REQUEST, html).into_response())

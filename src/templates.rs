@@ -165,6 +165,10 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../templates/password_fields.html"),
     ),
     (
+        "password_errors.html",
+        include_str!("../templates/password_errors.html"),
+    ),
+    (
         "dev_mail_list.html",
         include_str!("../templates/dev_mail_list.html"),
     ),

@@ -109,8 +109,6 @@ impl Invitations<'_> {
 
     fn mail(&self, account: &Account) -> Option<Outgoing> {
         let email = account.personal_email.as_ref()?;
-        let mut link = self.public_url.clone();
-        link.set_path("/activation");
         Some(Outgoing {
             kind: "invitation".to_owned(),
             recipient: email.as_str().to_owned(),
@@ -118,7 +116,7 @@ impl Invitations<'_> {
             payload: json!({
                 "name": account.greeting_name(),
                 "login": account.login.as_str(),
-                "link": link.as_str(),
+                "link": super::activation::page(self.public_url, "/activation"),
             }),
             account_dn: Some(account.dn.clone()),
         })

@@ -205,6 +205,38 @@ async fn sign_in_goes_back_only_to_local_pages_and_is_rate_limited(backend: Back
     app.shutdown().await;
 }
 
+/// Guesses sent all at once are each counted before the password is checked: the
+/// per-identifier limit (5 an hour) lets exactly five through.
+async fn parallel_guesses_are_all_counted(backend: Backend) {
+    let (app, _smtp) = start(backend).await;
+    // One CSRF token for all: each page fetch would set a new cookie under the
+    // others' feet.
+    let csrf = common::csrf_of(&app.get("/login").await.text().await.unwrap());
+    let guesses = (0..10).map(|_| {
+        app.http
+            .post(app.url("/login"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("login", ACTIVE_UID),
+                ("password", "guess"),
+                ("next", "/account"),
+            ])
+            .send()
+    });
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(guesses)
+        .await
+        .iter()
+        .map(|r| r.as_ref().unwrap().status())
+        .collect();
+    assert!(!statuses.contains(&StatusCode::FORBIDDEN), "{statuses:?}");
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(refused, 5, "{statuses:?}");
+    app.shutdown().await;
+}
+
 /// On a shared computer, the next student's sign-in ends the session the browser
 /// still held: only one live session remains, the new student's.
 async fn a_sign_in_ends_the_session_the_browser_held(backend: Backend) {
@@ -393,5 +425,6 @@ both_backends!(
     sign_in_goes_back_only_to_local_pages_and_is_rate_limited,
     sessions_end_when_idle_and_when_the_password_is_reset,
     a_sign_in_ends_the_session_the_browser_held,
+    parallel_guesses_are_all_counted,
     changing_the_personal_email_confirms_the_new_and_tells_the_old,
 );

@@ -13,14 +13,14 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 /// Clock skew allowed on iat.
 const SKEW: i64 = 300;
 
-/// Verifies a JWT's signature with the key its `kid` names, and checks iss, aud
-/// and (when `expires`) exp; returns the header's `typ` and the claims.
+/// Verifies a JWT's signature with the key its `kid` names, and checks iss, aud,
+/// exp and the presence of `required`; returns the header's `typ` and the claims.
 fn decode(
     jwks: &JwkSet,
     token: &str,
     issuer: &str,
     audience: &str,
-    expires: bool,
+    required: &[&str],
 ) -> Result<(Option<String>, Value)> {
     let header = jsonwebtoken::decode_header(token).context("not a signed JWT")?;
     let kid = header.kid.as_deref().context("no kid in the header")?;
@@ -32,12 +32,7 @@ fn decode(
     validation.set_issuer(&[issuer]);
     validation.set_audience(&[audience]);
     // iat is checked by the callers: the crate only knows exp, nbf, aud, iss, sub.
-    if expires {
-        validation.set_required_spec_claims(&["iss", "aud", "exp", "sub"]);
-    } else {
-        validation.set_required_spec_claims(&["iss", "aud"]);
-        validation.validate_exp = false;
-    }
+    validation.set_required_spec_claims(required);
     validation.leeway = 0;
     let data = jsonwebtoken::decode::<Value>(token, &key, &validation)
         .map_err(|e| anyhow::anyhow!("{e}"))
@@ -81,7 +76,15 @@ pub fn id_token(
     rules: &IdTokenRules<'_>,
 ) -> Result<Value> {
     let header = jsonwebtoken::decode_header(token).context("not a signed JWT")?;
-    let (_, claims) = decode(jwks, token, issuer, rules.client_id, true)?;
+    // The runner's clients are registered for RS256: a token in another algorithm
+    // is not what the client asked for.
+    ensure!(
+        header.alg == Algorithm::RS256,
+        "ID token signed {:?}, not RS256",
+        header.alg
+    );
+    let required = ["iss", "aud", "exp", "sub"];
+    let (_, claims) = decode(jwks, token, issuer, rules.client_id, &required)?;
     ensure!(!text(&claims, "sub")?.is_empty(), "sub is empty");
     let iat = number(&claims, "iat")?;
     ensure!((iat - now()).abs() <= SKEW, "iat {iat} is far from now");
@@ -135,7 +138,8 @@ fn left_half_hash(alg: Algorithm, token: &str) -> Result<String> {
 
 /// Back-Channel Logout §2.4 and §2.6: a logout token for `client_id`.
 pub fn logout_token(jwks: &JwkSet, token: &str, issuer: &str, client_id: &str) -> Result<Value> {
-    let (typ, claims) = decode(jwks, token, issuer, client_id, false)?;
+    // Back-Channel Logout §2.4: iss, aud, iat, jti, events and exp are required.
+    let (typ, claims) = decode(jwks, token, issuer, client_id, &["iss", "aud", "exp"])?;
     ensure!(
         typ.as_deref() == Some("logout+jwt"),
         "typ is {typ:?}, not logout+jwt"

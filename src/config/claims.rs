@@ -34,8 +34,22 @@ const RESERVED_CLAIMS: &[&str] = &[
 /// Scopes with a meaning of their own in OpenID Connect.
 const RESERVED_SCOPES: &[&str] = &["openid", "offline_access"];
 
-/// Attributes no claim may expose.
-const SECRET_ATTRIBUTES: &[&str] = &["userpassword", "authpassword", "sambantpassword"];
+/// Attributes no claim may expose: password hashes and keys of every common
+/// schema (OpenLDAP, Samba, Active Directory, Kerberos, ppolicy, PKCS#12).
+const SECRET_ATTRIBUTES: &[&str] = &[
+    "userpassword",
+    "authpassword",
+    "sambantpassword",
+    "sambalmpassword",
+    "sambapasswordhistory",
+    "unicodepwd",
+    "ntpwdhistory",
+    "lmpwdhistory",
+    "pwdhistory",
+    "krbprincipalkey",
+    "krbextradata",
+    "userpkcs12",
+];
 
 /// Where a claim's value comes from: the first of the listed attributes that has a
 /// value (`displayName|cn`), one value, or every value as an array when the text
@@ -246,6 +260,8 @@ mod tests {
             "mail)(uid=*",
             "userPassword",
             "UserPassword|cn",
+            "sambaLMPassword",
+            "cn|unicodePwd",
         ] {
             assert!(bad.parse::<AttributeSource>().is_err(), "{bad}");
         }

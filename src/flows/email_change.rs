@@ -137,6 +137,12 @@ impl EmailChange<'_> {
             tx.commit().await?;
             return Ok(Confirmed::Gone(LinkState::Voided));
         }
+        // Another account may have taken the address since the link was sent.
+        let others = self.directory.find_by_personal_email(&email).await?;
+        if others.iter().any(|other| other.dn != account.dn) {
+            tx.commit().await?;
+            return Ok(Confirmed::Gone(LinkState::Voided));
+        }
         let lang = record.payload["lang"]
             .as_str()
             .and_then(Lang::from_code)

@@ -252,7 +252,7 @@ async fn grant(
     let fresh_enough = |created: i64| max_age.is_none_or(|age| now - created <= age);
     let login_asked = prompts.contains(&"login");
     let asked_at = match value(LOGIN_ASKED) {
-        Some(raw) if login_asked => login_asked_at(state, raw, now).await,
+        Some(raw) if login_asked => login_asked_at(state, raw, &client.client_id, now).await,
         _ => None,
     };
     // prompt=login is met only by a sign-in after Guichet asked for it.
@@ -265,7 +265,7 @@ async fn grant(
             return Ok(reply.error("login_required", "the student must sign in"));
         }
         let asked = match login_asked {
-            true => Some(login_request(state, now).await?),
+            true => Some(login_request(state, &client.client_id, now).await?),
             false => None,
         };
         return Ok(to_login(params, asked.as_deref()));
@@ -356,10 +356,11 @@ const LOGIN_ASKED_LIFETIME: i64 = 600;
 const LOGIN_ASKED_TYP: &str = "login-request+jwt";
 
 /// A signed statement that a sign-in was asked now.
-async fn login_request(state: &AppState, now: i64) -> Result<String, WebError> {
+async fn login_request(state: &AppState, client_id: &str, now: i64) -> Result<String, WebError> {
     let keys = state.store.published_keys(now).await?;
     let claims = serde_json::json!({
         "iss": super::issuer(state),
+        "aud": client_id,
         "iat": now,
         "exp": now + LOGIN_ASKED_LIFETIME,
     });
@@ -369,7 +370,7 @@ async fn login_request(state: &AppState, now: i64) -> Result<String, WebError> {
 }
 
 /// When Guichet asked for the sign-in, if `raw` is its own unexpired statement.
-async fn login_asked_at(state: &AppState, raw: &str, now: i64) -> Option<i64> {
+async fn login_asked_at(state: &AppState, raw: &str, client_id: &str, now: i64) -> Option<i64> {
     let header = jsonwebtoken::decode_header(raw).ok()?;
     if header.typ.as_deref() != Some(LOGIN_ASKED_TYP) {
         return None;
@@ -378,8 +379,10 @@ async fn login_asked_at(state: &AppState, raw: &str, now: i64) -> Option<i64> {
     let key = keys.iter().find(|k| Some(&k.kid) == header.kid.as_ref())?;
     let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(&key.public_jwk).ok()?;
     let mut validation = jsonwebtoken::Validation::new(header.alg);
-    validation.validate_aud = false;
+    // Only for the client that asked, and not a second past its lifetime.
+    validation.set_audience(&[client_id]);
     validation.set_issuer(&[super::issuer(state)]);
+    validation.leeway = 0;
     let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?;
     let claims = jsonwebtoken::decode::<Value>(raw, &key, &validation)
         .ok()?

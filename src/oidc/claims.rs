@@ -51,9 +51,12 @@ pub fn granted(requested: &str, mapping: &ClaimMapping) -> String {
         .join(" ")
 }
 
+/// Addresses Guichet can vouch for: the institutional one is the university's
+/// own, and every personal one was confirmed by a link.
+const VERIFIED_EMAIL_ATTRIBUTES: [&str; 2] = ["mail", "supannMailPerso"];
+
 /// UserInfo claims for `scope`, through the mapping. `email_verified` comes with
-/// `email`: every address Guichet holds was confirmed, the institutional one is
-/// the university's own.
+/// an `email` read from an attribute Guichet vouches for.
 pub fn userinfo(account: &Account, scope: &str, mapping: &ClaimMapping) -> Value {
     let mut claims = Map::new();
     claims.insert("sub".into(), json!(subject(account)));
@@ -61,13 +64,21 @@ pub fn userinfo(account: &Account, scope: &str, mapping: &ClaimMapping) -> Value
         for (claim, source) in mapping.claims(scope) {
             if let Some(value) = value_of(account, source) {
                 claims.insert(claim.into(), value);
+                if claim == "email" && vouched_for(source) {
+                    claims.insert("email_verified".into(), json!(true));
+                }
             }
         }
     }
-    if claims.contains_key("email") {
-        claims.insert("email_verified".into(), json!(true));
-    }
     Value::Object(claims)
+}
+
+fn vouched_for(source: &AttributeSource) -> bool {
+    source.attributes().iter().all(|name| {
+        VERIFIED_EMAIL_ATTRIBUTES
+            .iter()
+            .any(|verified| verified.eq_ignore_ascii_case(name))
+    })
 }
 
 fn value_of(account: &Account, source: &AttributeSource) -> Option<Value> {
@@ -86,6 +97,20 @@ fn value_of(account: &Account, source: &AttributeSource) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_addresses_guichet_vouches_for_are_verified() {
+        for (source, verified) in [
+            ("mail", true),
+            ("supannMailPerso", true),
+            ("SUPANNMAILPERSO|mail", true),
+            ("mailForwardingAddress", false),
+            ("mail|mailAlternateAddress", false),
+        ] {
+            let source: AttributeSource = source.parse().unwrap();
+            assert_eq!(vouched_for(&source), verified, "{source}");
+        }
+    }
 
     #[test]
     fn unknown_scopes_are_dropped_and_order_is_stable() {

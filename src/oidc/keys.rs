@@ -65,6 +65,8 @@ pub enum KeyError {
     Sealed,
     #[error("oidc.key_encryption_key: at least 32 characters")]
     WeakSecret,
+    #[error("key {0} is stored unsealed while oidc.key_encryption_key is set: refused")]
+    Unsealed(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -188,6 +190,11 @@ impl Sealer {
     fn open(&self, stored: &StoredKey) -> Result<Vec<u8>, KeyError> {
         let corrupt = || KeyError::Corrupt(stored.kid.clone());
         let Some(sealed) = stored.private_der.strip_prefix(SEALED) else {
+            // With a secret set, a plain key was planted in the database (or
+            // `ensure` has not sealed it yet): it signs nothing.
+            if self.0.is_some() {
+                return Err(KeyError::Unsealed(stored.kid.clone()));
+            }
             return STANDARD.decode(&stored.private_der).map_err(|_| corrupt());
         };
         let key = self.0.as_ref().ok_or(KeyError::Sealed)?;
@@ -210,13 +217,16 @@ impl Sealer {
 pub async fn ensure(store: &Store, sealer: &Sealer, now: i64) -> Result<(), KeyError> {
     let keys = store.published_keys(now).await?;
     for key in &keys {
-        let der = sealer.open(key)?;
-        // Keys stored before a key-encryption key was set are sealed now.
         if sealer.0.is_some() && !key.private_der.starts_with(SEALED) {
+            // Stored before a key-encryption key was set: sealed now.
+            let sealed = sealed(sealer, key.clone())?;
             store
-                .replace_private_key(&key.kid, &sealer.seal(&key.kid, &der)?)
+                .replace_private_key(&key.kid, &sealed.private_der)
                 .await?;
             tracing::info!(kid = %key.kid, "signing key sealed");
+        } else {
+            // A wrong or missing secret stops the start here, not at the first token.
+            sealer.open(key)?;
         }
     }
     for alg in Alg::ALL {
@@ -372,9 +382,9 @@ mod tests {
             ..key.clone()
         };
         assert!(matches!(sealer.open(&moved), Err(KeyError::Sealed)));
-        // Keys stored in plain form (before a secret was set) still open.
+        // A plain key (planted, or not yet sealed at start) is refused.
         let plain = generate(Alg::EdDsa, 1000).unwrap();
-        assert!(sealer.open(&plain).is_ok());
+        assert!(matches!(sealer.open(&plain), Err(KeyError::Unsealed(_))));
         assert!(matches!(
             Sealer::new(Some(&secret("short"))),
             Err(KeyError::WeakSecret)

@@ -20,17 +20,19 @@ impl Store {
         Ok(hits)
     }
 
-    /// The hits on `bucket` in the window containing `now`, without counting one.
-    pub async fn hits(&self, bucket: &str, window_secs: i64, now: i64) -> Result<i64, StoreError> {
+    /// Takes back one hit on `bucket` in the window containing `now` (an attempt
+    /// that turned out not to count, such as a successful sign-in).
+    pub async fn unhit(&self, bucket: &str, window_secs: i64, now: i64) -> Result<(), StoreError> {
         let window_start = now - now.rem_euclid(window_secs.max(1));
-        let hits: Option<i64> = sqlx::query_scalar(
-            "SELECT hits FROM rate_limits WHERE bucket = $1 AND window_start = $2",
+        sqlx::query(
+            "UPDATE rate_limits SET hits = hits - 1 \
+             WHERE bucket = $1 AND window_start = $2 AND hits > 0",
         )
         .bind(bucket)
         .bind(window_start)
-        .fetch_optional(self.pool())
+        .execute(self.pool())
         .await?;
-        Ok(hits.unwrap_or(0))
+        Ok(())
     }
 
     /// Drops windows that ended before `before`.

@@ -25,7 +25,12 @@ impl Store {
                 "DELETE FROM oidc_codes WHERE expires_at < $1",
                 now - 2 * DAY,
             ),
-            ("DELETE FROM oidc_tokens WHERE expires_at < $1", now - DAY),
+            // Kept while their session lives: they say which clients hear of its end.
+            (
+                "DELETE FROM oidc_tokens WHERE expires_at < $1 AND NOT EXISTS \
+                 (SELECT 1 FROM sso_sessions WHERE sso_sessions.id_hash = oidc_tokens.session_hash)",
+                now - DAY,
+            ),
             // The mark only matters while a racing redemption may still store tokens.
             (
                 "DELETE FROM oidc_revoked_grants WHERE revoked_at < $1",

@@ -31,31 +31,12 @@ pub async fn check(
     Ok(())
 }
 
-/// Refuses `step` when earlier failures used up a limit, without counting this
-/// attempt: sign-in counts only wrong passwords ([`failed`]), so students behind
-/// one campus address, or one student signing in on several devices, are never
-/// stopped by successful sign-ins.
-pub async fn check_failures(
-    state: &AppState,
-    step: &str,
-    client: IpAddr,
-    identifier: &str,
-) -> Result<(), WebError> {
-    let now = unix_now();
-    for (bucket, limit) in buckets(state, step, client, identifier) {
-        let window = limit.window.as_secs() as i64;
-        if state.store.hits(&bucket, window, now).await? >= limit.max {
-            // A refused attempt counts too, so that only the first refusal of a
-            // window reaches the audit log.
-            let hits = state.store.hit(&bucket, window, now).await?;
-            return refuse(state, step, client, &bucket, hits, limit).await;
-        }
-    }
-    Ok(())
-}
-
-/// Counts one failed attempt of `step` (see [`check_failures`]).
-pub async fn failed(
+/// Gives back the hit [`check`] counted for an attempt that must not use up the
+/// limits: sign-in counts every attempt before the password is checked (so that
+/// parallel guesses are all counted), then gives a successful one back, so that
+/// students behind one campus address, or one student signing in on several
+/// devices, are never stopped by successful sign-ins.
+pub async fn refund(
     state: &AppState,
     step: &str,
     client: IpAddr,
@@ -65,7 +46,7 @@ pub async fn failed(
     for (bucket, limit) in buckets(state, step, client, identifier) {
         state
             .store
-            .hit(&bucket, limit.window.as_secs() as i64, now)
+            .unhit(&bucket, limit.window.as_secs() as i64, now)
             .await?;
     }
     Ok(())

@@ -186,7 +186,7 @@ pub async fn login(
     headers: axum::http::HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, WebError> {
-    limits::check_failures(&state, "login", client.ip(), &form.login).await?;
+    limits::check(&state, "login", client.ip(), &form.login).await?;
     let next = local_target(form.next.as_deref());
     let typed = form.login.trim();
     let outcome = match typed.parse::<Login>() {
@@ -200,6 +200,7 @@ pub async fn login(
     };
     let refusal = match outcome {
         SignedIn::Session(secret) => {
+            limits::refund(&state, "login", client.ip(), &form.login).await?;
             end_current_session(&state, &headers, &frame, client).await?;
             let mut response = see_other(&next);
             let max_age = state.settings.sessions.absolute.as_secs();
@@ -208,15 +209,9 @@ pub async fn login(
             }
             return Ok(response);
         }
-        SignedIn::Refused(Refusal::BadCredentials) => {
-            limits::failed(&state, "login", client.ip(), &form.login).await?;
-            "login.refused.credentials"
-        }
-        SignedIn::Refused(Refusal::NotActivated) => {
-            // Tells that the login exists: probing it costs like a wrong password.
-            limits::failed(&state, "login", client.ip(), &form.login).await?;
-            "login.refused.not_activated"
-        }
+        SignedIn::Refused(Refusal::BadCredentials) => "login.refused.credentials",
+        // Tells that the login exists: probing it costs like a wrong password.
+        SignedIn::Refused(Refusal::NotActivated) => "login.refused.not_activated",
         SignedIn::Refused(Refusal::Locked) => "login.refused.locked",
     };
     let html = login_page(&state, &frame, typed, &next, Some(refusal))?;
@@ -237,16 +232,25 @@ async fn end_current_session(
     frame: &Frame,
     client: SocketAddr,
 ) -> Result<(), WebError> {
-    let Some((record, hash)) = current(state, headers).await? else {
+    let Some(secret) =
+        super::cookie(headers, cookie_name(state)).and_then(|v| v.parse::<Token>().ok())
+    else {
         return Ok(());
     };
-    let secret = super::cookie(headers, cookie_name(state)).and_then(|v| v.parse::<Token>().ok());
-    if let Some(secret) = secret {
-        flow(state, frame.origin(client))
-            .sign_out(&secret, OffsetDateTime::now_utc())
-            .await?;
-    }
-    crate::oidc::logout::session_ended(state, hash.as_str(), &record.account_dn).await?;
+    // Idle or not: a session left idle on a shared computer still has applications
+    // signed in, which must hear of its end.
+    let now = OffsetDateTime::now_utc();
+    let Some(record) = state
+        .store
+        .live_session(&secret.hash(), now.unix_timestamp(), i64::MAX / 2)
+        .await?
+    else {
+        return Ok(());
+    };
+    flow(state, frame.origin(client))
+        .sign_out(&secret, now)
+        .await?;
+    crate::oidc::logout::session_ended(state, secret.hash().as_str(), &record.account_dn).await?;
     Ok(())
 }
 

@@ -16,6 +16,11 @@ fn endpoint_is_sound(context: &Context<'_>, name: &str) -> Result<()> {
         "{name} is not https"
     );
     ensure!(url.fragment().is_none(), "{name} has a fragment");
+    let issuer = url::Url::parse(context.issuer())?;
+    ensure!(
+        url.origin() == issuer.origin(),
+        "{name} is not on the issuer's origin"
+    );
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::hkdf;
 use ring::rand::SecureRandom;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -145,8 +146,9 @@ pub fn generate(alg: Alg, now: i64) -> Result<StoredKey, KeyError> {
 /// What marks a private key sealed with the key-encryption key.
 const SEALED: &str = "sealed:v1:";
 
-/// Seals and opens private keys with `oidc.key_encryption_key` (AES-256-GCM, the
-/// key's kid as associated data, so a sealed key cannot be moved to another row).
+/// Seals and opens private keys with `oidc.key_encryption_key` (AES-256-GCM with a
+/// key derived by HKDF-SHA256; the key's kid as associated data, so a sealed key
+/// cannot be moved to another row).
 /// Without a secret, keys are stored as plain base64 DER.
 pub struct Sealer(Option<LessSafeKey>);
 
@@ -158,10 +160,13 @@ impl Sealer {
         if secret.expose_secret().chars().count() < 32 {
             return Err(KeyError::WeakSecret);
         }
-        let derived = Sha256::digest(format!("guichet key sealing:{}", secret.expose_secret()));
-        let key = UnboundKey::new(&AES_256_GCM, &derived)
+        // HKDF-SHA256 (RFC 5869), labelled, so this secret's key serves nothing else.
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"guichet signing-key sealing v1")
+            .extract(secret.expose_secret().as_bytes());
+        let okm = prk
+            .expand(&[b"aes-256-gcm"], &AES_256_GCM)
             .map_err(|_| KeyError::Generation("AES key".into()))?;
-        Ok(Sealer(Some(LessSafeKey::new(key))))
+        Ok(Sealer(Some(LessSafeKey::new(UnboundKey::from(okm)))))
     }
 
     /// The stored form of a private key.

@@ -93,6 +93,20 @@ async fn token_request(
     (status, response.json().await.unwrap())
 }
 
+/// Redeems `code` for `client` (client_secret_basic) with the test's redirect URI.
+async fn redeem_code(app: &TestApp, client: (&str, &str), code: &str) -> (StatusCode, Value) {
+    token_request(
+        app,
+        Some(client),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await
+}
+
 async fn verified_claims(app: &TestApp, id_token: &str, audience: &str) -> Value {
     let jwks: JwkSet = app.get("/jwks.json").await.json().await.unwrap();
     let header = jsonwebtoken::decode_header(id_token).unwrap();
@@ -139,16 +153,7 @@ async fn the_code_flow_gives_verifiable_tokens_and_claims(backend: Backend) {
         URL_SAFE_NO_PAD.decode(&code).unwrap().len() >= 16,
         "at least 128 bits"
     );
-    let (status, tokens) = token_request(
-        &app,
-        Some(("moodle", &secret)),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ],
-    )
-    .await;
+    let (status, tokens) = redeem_code(&app, ("moodle", &secret), &code).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     assert_eq!(tokens["token_type"], "Bearer");
     assert!(
@@ -201,16 +206,7 @@ async fn the_code_flow_gives_verifiable_tokens_and_claims(backend: Backend) {
         .unwrap();
     assert_eq!(posted["sub"], claims["sub"]);
     // The code served once; its replay revokes what it issued.
-    let (status, error) = token_request(
-        &app,
-        Some(("moodle", &secret)),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ],
-    )
-    .await;
+    let (status, error) = redeem_code(&app, ("moodle", &secret), &code).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error["error"], "invalid_grant");
     assert_eq!(userinfo(&app, access).await.0, StatusCode::UNAUTHORIZED);
@@ -479,16 +475,7 @@ async fn a_password_reset_revokes_oidc_tokens(backend: Backend) {
     let url = authorize_url("moodle", &[("scope", "openid offline_access")]);
     let back = sign_in_and_authorize(&app, &url).await;
     let code = get(&back, "code").unwrap().to_owned();
-    let (_, tokens) = token_request(
-        &app,
-        Some(("moodle", &secret)),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ],
-    )
-    .await;
+    let (_, tokens) = redeem_code(&app, ("moodle", &secret), &code).await;
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(userinfo(&app, access).await.0, StatusCode::OK);
     app.post_form(
@@ -559,16 +546,7 @@ async fn introspection_and_revocation_follow_the_token(backend: Backend) {
     let code = get(&sign_in_and_authorize(&app, &url).await, "code")
         .unwrap()
         .to_owned();
-    let (_, tokens) = token_request(
-        &app,
-        Some(("roundcube", &roundcube)),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ],
-    )
-    .await;
+    let (_, tokens) = redeem_code(&app, ("roundcube", &roundcube), &code).await;
     let access = tokens["access_token"].as_str().unwrap();
     let refresh = tokens["refresh_token"].as_str().unwrap();
     let introspect = |who: (&'static str, String), token: String| {
@@ -693,16 +671,7 @@ async fn logout_ends_the_session_everywhere(backend: Backend) {
             sign_in_and_authorize(&app, &authorize_url("ent", &[])).await
         };
         let code = get(&back, "code").unwrap().to_owned();
-        let (_, tokens) = token_request(
-            &app,
-            Some(("ent", &secret)),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-            ],
-        )
-        .await;
+        let (_, tokens) = redeem_code(&app, ("ent", &secret), &code).await;
         tokens
     };
     let tokens = sign_in_ent().await;
@@ -810,16 +779,7 @@ async fn hints_shape_the_login_and_guard_the_session(backend: Backend) {
     assert!(page.contains(&format!("value=\"{ACTIVE_UID}\"")), "{page}");
     let back = sign_in_and_authorize(&app, &authorize_url("moodle", &[])).await;
     let code = get(&back, "code").unwrap().to_owned();
-    let (_, tokens) = token_request(
-        &app,
-        Some(("moodle", &secret)),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ],
-    )
-    .await;
+    let (_, tokens) = redeem_code(&app, ("moodle", &secret), &code).await;
     let id_token = tokens["id_token"].as_str().unwrap();
     // The right hint, silently: a code.
     let silent = app
@@ -1127,16 +1087,8 @@ async fn the_claims_mapping_comes_from_the_settings(backend: Backend) {
     let secret = client(&app, "moodle", false, "RS256").await.unwrap();
     let url = authorize_url("moodle", &[("scope", "openid profile campus")]);
     let back = sign_in_and_authorize(&app, &url).await;
-    let (status, tokens) = token_request(
-        &app,
-        Some(("moodle", &secret)),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", get(&back, "code").unwrap()),
-            ("redirect_uri", REDIRECT),
-        ],
-    )
-    .await;
+    let (status, tokens) =
+        redeem_code(&app, ("moodle", &secret), get(&back, "code").unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let (status, claims) = userinfo(&app, tokens["access_token"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::OK);
@@ -1172,16 +1124,8 @@ async fn prompt_login_cannot_be_skipped(backend: Backend) {
     let app = TestApp::start(backend).await;
     let secret = client(&app, "moodle", false, "RS256").await.unwrap();
     let redeem = async |back: &[(String, String)]| {
-        let (status, tokens) = token_request(
-            &app,
-            Some(("moodle", &secret)),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", get(back, "code").unwrap()),
-                ("redirect_uri", REDIRECT),
-            ],
-        )
-        .await;
+        let (status, tokens) =
+            redeem_code(&app, ("moodle", &secret), get(back, "code").unwrap()).await;
         assert_eq!(status, StatusCode::OK, "{tokens}");
         verified_claims(&app, tokens["id_token"].as_str().unwrap(), "moodle").await
     };
@@ -1247,16 +1191,7 @@ async fn a_replay_racing_the_first_redemption_leaves_nothing_alive(backend: Back
         .revoke_grant(grant.as_str(), guichet::store::unix_now())
         .await
         .unwrap();
-    let (status, body) = token_request(
-        &app,
-        Some(("moodle", &secret)),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-        ],
-    )
-    .await;
+    let (status, body) = redeem_code(&app, ("moodle", &secret), code).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"], "invalid_grant");
     let live: i64 = sqlx::query_scalar(
@@ -1302,16 +1237,7 @@ async fn a_back_channel_logout_reaches_a_client_that_was_down(backend: Backend) 
     };
     let secret = registered(&app, new).await.unwrap();
     let back = sign_in_and_authorize(&app, &authorize_url("ent", &[])).await;
-    let (status, _) = token_request(
-        &app,
-        Some(("ent", &secret)),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", get(&back, "code").unwrap()),
-            ("redirect_uri", REDIRECT),
-        ],
-    )
-    .await;
+    let (status, _) = redeem_code(&app, ("ent", &secret), get(&back, "code").unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     let out = app.post_form_response("/logout", &[]).await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
@@ -1355,16 +1281,8 @@ async fn signing_keys_are_sealed_in_the_database(backend: Backend) {
     );
     let secret = client(&app, "moodle", false, "ES256").await.unwrap();
     let back = sign_in_and_authorize(&app, &authorize_url("moodle", &[])).await;
-    let (status, tokens) = token_request(
-        &app,
-        Some(("moodle", &secret)),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", get(&back, "code").unwrap()),
-            ("redirect_uri", REDIRECT),
-        ],
-    )
-    .await;
+    let (status, tokens) =
+        redeem_code(&app, ("moodle", &secret), get(&back, "code").unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let claims = verified_claims(&app, tokens["id_token"].as_str().unwrap(), "moodle").await;
     assert_eq!(claims["nonce"], "n-456");

@@ -37,15 +37,9 @@ pub fn login_next(login: &str) -> String {
         .into_owned()
 }
 
-/// The issuer: the public URL without its trailing slash.
+/// The issuer, as Guichet publishes it.
 pub fn issuer(app: &TestApp) -> String {
-    app.state
-        .settings
-        .server
-        .public_url
-        .as_str()
-        .trim_end_matches('/')
-        .to_owned()
+    guichet::oidc::issuer(&app.state)
 }
 
 /// The student signs in on the login page whose return address is `next`, and

@@ -66,7 +66,14 @@ pub async fn prepare(settings: Settings) -> Result<AppState, StartError> {
     let templates = Templates::new(Arc::new(catalog), settings.server.templates_dir.clone());
     let (settings, templates) = (Arc::new(settings), Arc::new(templates));
     let outbox = OutboxWorker::new(store.clone(), mailer, templates.clone(), settings.clone());
-    Ok(AppState::new(settings, store, directory, templates, outbox))
+    Ok(AppState::new(
+        settings,
+        store,
+        directory,
+        templates,
+        outbox,
+        Arc::new(sealer),
+    ))
 }
 
 /// Binds the configured address (port 0 picks a free one).

@@ -15,7 +15,6 @@ use crate::store::{ClientRecord, CodeRecord, unix_now};
 use crate::web::session;
 use crate::web::{AppState, Frame, WebError};
 use minijinja::context;
-use serde_json::Value;
 
 /// A code is exchanged at once by the client's back end; a minute is plenty.
 const CODE_SECS: i64 = 60;
@@ -364,29 +363,19 @@ async fn login_request(state: &AppState, client_id: &str, now: i64) -> Result<St
         "iat": now,
         "exp": now + LOGIN_ASKED_LIFETIME,
     });
-    super::sealer(state)
-        .and_then(|sealer| keys::sign_typed(&keys, &sealer, Alg::Rs256, LOGIN_ASKED_TYP, &claims))
+    keys::sign_typed(&keys, &state.sealer, Alg::Rs256, LOGIN_ASKED_TYP, &claims)
         .map_err(|e| WebError::Internal(format!("signing a login request: {e}")))
 }
 
 /// When Guichet asked for the sign-in, if `raw` is its own unexpired statement.
 async fn login_asked_at(state: &AppState, raw: &str, client_id: &str, now: i64) -> Option<i64> {
-    let header = jsonwebtoken::decode_header(raw).ok()?;
-    if header.typ.as_deref() != Some(LOGIN_ASKED_TYP) {
-        return None;
-    }
     let keys = state.store.published_keys(now).await.ok()?;
-    let key = keys.iter().find(|k| Some(&k.kid) == header.kid.as_ref())?;
-    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(&key.public_jwk).ok()?;
-    let mut validation = jsonwebtoken::Validation::new(header.alg);
-    // Only for the client that asked, and not a second past its lifetime.
-    validation.set_audience(&[client_id]);
-    validation.set_issuer(&[super::issuer(state)]);
-    validation.leeway = 0;
-    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?;
-    let claims = jsonwebtoken::decode::<Value>(raw, &key, &validation)
-        .ok()?
-        .claims;
+    let claims = keys::verify_own(&keys, raw, LOGIN_ASKED_TYP, |validation| {
+        // Only for the client that asked, and not a second past its lifetime.
+        validation.set_audience(&[client_id]);
+        validation.set_issuer(&[super::issuer(state)]);
+        validation.leeway = 0;
+    })?;
     claims["iat"].as_i64()
 }
 

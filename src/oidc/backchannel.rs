@@ -105,9 +105,7 @@ async fn deliver(
     });
     let alg = Alg::parse(&client.id_token_alg).unwrap_or(Alg::Rs256);
     let keys = state.store.published_keys(now).await?;
-    let signed = super::sealer(state)
-        .and_then(|sealer| keys::sign_typed(&keys, &sealer, alg, "logout+jwt", &claims));
-    let token = match signed {
+    let token = match keys::sign_typed(&keys, &state.sealer, alg, "logout+jwt", &claims) {
         Ok(token) => token,
         Err(error) => {
             tracing::error!(%error, client = %client.client_id, "logout token not signed");

@@ -152,6 +152,15 @@ const SEALED: &str = "sealed:v1:";
 /// Without a secret, keys are stored as plain base64 DER.
 pub struct Sealer(Option<LessSafeKey>);
 
+/// Says whether keys are sealed, never the key.
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Sealer")
+            .field(&if self.0.is_some() { "sealing" } else { "plain" })
+            .finish()
+    }
+}
+
 impl Sealer {
     pub fn new(secret: Option<&SecretString>) -> Result<Sealer, KeyError> {
         let Some(secret) = secret else {
@@ -324,6 +333,30 @@ pub fn sign_typed(
     header.kid = Some(key.kid.clone());
     header.typ = Some(typ.to_owned());
     jsonwebtoken::encode(&header, claims, &encoding).map_err(|e| KeyError::Signing(e.to_string()))
+}
+
+/// The claims of a token Guichet signed with one of `keys`, if its JOSE `typ` is
+/// `typ` (an absent one counts as `JWT`: an ID token) and the validation that
+/// `configure` sets up accepts it. Tokens of one kind are never taken for another
+/// (ID tokens, logout tokens and login requests share the keys).
+pub fn verify_own(
+    keys: &[StoredKey],
+    token: &str,
+    typ: &str,
+    configure: impl FnOnce(&mut jsonwebtoken::Validation),
+) -> Option<Value> {
+    let header = jsonwebtoken::decode_header(token).ok()?;
+    if header.typ.as_deref().unwrap_or("JWT") != typ {
+        return None;
+    }
+    let key = keys.iter().find(|k| Some(&k.kid) == header.kid.as_ref())?;
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(&key.public_jwk).ok()?;
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    configure(&mut validation);
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?;
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .ok()
+        .map(|data| data.claims)
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@ use axum::http::HeaderMap;
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use jsonwebtoken::{DecodingKey, Validation};
 use minijinja::context;
 use serde_json::Value;
 use url::Url;
@@ -73,22 +72,13 @@ pub async fn post(
 
 /// The claims of an ID token we signed (expired or not: a hint may be old).
 pub(super) async fn hint_claims(state: &AppState, hint: &str) -> Option<Value> {
-    let header = jsonwebtoken::decode_header(hint).ok()?;
-    // Only an ID token: never a logout token or a login request, signed by the
-    // same keys.
-    if header.typ.as_deref().is_some_and(|typ| typ != "JWT") {
-        return None;
-    }
     let keys = state.store.published_keys(unix_now()).await.ok()?;
-    let key = keys.iter().find(|k| Some(&k.kid) == header.kid.as_ref())?;
-    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(&key.public_jwk).ok()?;
-    let mut validation = Validation::new(header.alg);
-    validation.validate_exp = false;
-    validation.validate_aud = false;
-    validation.set_issuer(&[super::issuer(state)]);
-    jsonwebtoken::decode::<Value>(hint, &DecodingKey::from_jwk(&jwk).ok()?, &validation)
-        .ok()
-        .map(|data| data.claims)
+    // Only an ID token: never a logout token or a login request.
+    super::keys::verify_own(&keys, hint, "JWT", |validation| {
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.set_issuer(&[super::issuer(state)]);
+    })
 }
 
 /// RP-initiated logout. The session ends at once when the client proves which

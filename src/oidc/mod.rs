@@ -21,11 +21,6 @@ pub use token::sid;
 
 use crate::web::AppState;
 
-/// What opens the stored signing keys (`oidc.key_encryption_key`); checked at start.
-pub fn sealer(state: &AppState) -> Result<keys::Sealer, keys::KeyError> {
-    keys::Sealer::new(state.settings.oidc.key_encryption_key.as_ref())
-}
-
 /// The issuer: the public URL without its trailing slash.
 pub fn issuer(state: &AppState) -> String {
     state

@@ -350,7 +350,7 @@ async fn issue(state: &AppState, grant: &Grant<'_>, now: i64) -> Result<Value, O
     let keys = state.store.published_keys(now).await?;
     let id_token = keys::sign(
         &keys,
-        &super::sealer(state)?,
+        &state.sealer,
         alg,
         &id_token_claims(state, grant, &access, alg, now),
     )?;

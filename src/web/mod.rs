@@ -56,6 +56,8 @@ pub struct AppState {
     pub outbox: OutboxWorker,
     /// Rung when a back-channel logout is queued (`oidc::backchannel`).
     pub backchannel: Arc<tokio::sync::Notify>,
+    /// Opens the stored signing keys; built once at start from the settings.
+    pub sealer: Arc<crate::oidc::keys::Sealer>,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ impl AppState {
         directory: Directory,
         templates: Arc<Templates>,
         outbox: OutboxWorker,
+        sealer: Arc<crate::oidc::keys::Sealer>,
     ) -> AppState {
         AppState {
             settings,
@@ -73,6 +76,7 @@ impl AppState {
             templates,
             outbox,
             backchannel: Arc::new(tokio::sync::Notify::new()),
+            sealer,
         }
     }
 

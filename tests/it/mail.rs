@@ -1,8 +1,8 @@
 //! Mail through the outbox to a real SMTP server process, on both backends.
 
-mod common;
-
-use common::{Backend, SmtpOptions, SmtpSecurity, TestApp, TestSmtp, with_transport};
+use crate::common::{
+    self, Backend, SmtpOptions, SmtpSecurity, TestApp, TestSmtp, both_backends, with_transport,
+};
 use guichet::store::{Outgoing, Store, unix_now};
 use std::time::Duration;
 

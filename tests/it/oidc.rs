@@ -2,12 +2,10 @@
 //! discovery, the code flow with PKCE, tokens checked against the published keys,
 //! UserInfo, refresh rotation, replays, and hostile requests.
 
-mod common;
-
+use crate::common::oidc::{confidential, issuer, login_next, registered, signs_in_and_returns};
+use crate::common::{self, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, both_backends};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::oidc::{confidential, issuer, login_next, registered, signs_in_and_returns};
-use common::{ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp};
 use guichet::oidc::clients::NewClient;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};

@@ -1,8 +1,6 @@
 //! The SQL store on both backends: the same migrations, the same queries.
 
-mod common;
-
-use common::{Backend, TestDatabase};
+use crate::common::{self, Backend, TestDatabase, both_backends};
 use guichet::config::Settings;
 use guichet::domain::Token;
 use guichet::store::{LinkState, Outgoing, Purpose, Store, StoreError};

@@ -1,11 +1,11 @@
 //! The `guichet` command: help, configuration checks, start-up failures, and the
 //! one-command demo.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use crate::common;
 
 fn guichet() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_guichet"));

@@ -1,8 +1,6 @@
 //! The directory module against a real slapd built from `directory-schema/`.
 
-mod common;
-
-use common::{DEMO_PASSWORD, TestDirectory, directory_client, people_dn};
+use crate::common::{self, DEMO_PASSWORD, TestDirectory, directory_client, people_dn};
 use guichet::directory::{AccountChange, BindOutcome, DirectoryError};
 use guichet::domain::{AccountState, Email, Ine, Login, Password, StateKind, StudentId};
 use time::macros::date;

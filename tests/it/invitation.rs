@@ -1,11 +1,9 @@
 //! Invitations to activate, against a real slapd, on both backends, and through a
 //! real SMTP server.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Backend, TestApp, TestSmtp, with_transport};
+use crate::common::{self, Backend, TestApp, TestSmtp, both_backends, with_transport};
 use guichet::flows::invitation::{Invitations, Resent};
 
 /// Sample accounts in `I:SupannCree` with a personal e-mail.

@@ -1,10 +1,8 @@
 //! `guichet import FILE.csv` against a real slapd with the import account's ACLs.
 
-mod common;
-
 use std::process::Command;
 
-use common::{TestDirectory, people_dn};
+use crate::common::{self, TestDirectory, people_dn};
 
 const IMPORT: &str = "\n[directory.import]\nbind_dn = \"cn=guichet-import,ou=services,dc=univ-demo,dc=fr\"\nbind_password = \"guichet-import-secret\"\n";
 

@@ -3,10 +3,8 @@
 //! Guichet on a real slapd, on both SQL backends. Every module passes, and the
 //! only skips are the features Guichet does not offer.
 
-mod common;
-
-use common::oidc::{confidential, issuer, registered};
-use common::{ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp};
+use crate::common::oidc::{confidential, issuer, registered};
+use crate::common::{ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, both_backends};
 use guichet::oidc::clients::NewClient;
 use guichet_conformance::{Client, Plan, Receiver, Target, Verdict, run};
 

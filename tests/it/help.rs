@@ -1,11 +1,9 @@
 //! Help requests, the helpdesk diagnostic and the audit log, over HTTP and through
 //! the `guichet` command, on both backends.
 
-mod common;
-
 use std::process::Command;
 
-use common::{Backend, TestApp, TestSmtp, with_transport};
+use crate::common::{self, Backend, TestApp, TestSmtp, both_backends, with_transport};
 use reqwest::StatusCode;
 
 const LOCKED_EMAIL: &str = "manon.petit@example.org";

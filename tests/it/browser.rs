@@ -5,14 +5,12 @@
 //! JavaScript, the language switch, and the accessibility basics.
 //!
 //! These run on SQLite only: the browser cannot tell the backends apart, and
-//! tests/activation.rs already runs the same flows over HTTP on both.
+//! `activation.rs` already runs the same flows over HTTP on both.
 
-mod common;
-
-use common::browser::Browser;
-use common::{
-    ACTIVE_UID, Backend, DEMO_PASSWORD, PENDING_EMAIL, PENDING_UID, TestApp, TestSmtp, link_token,
-    people_dn,
+use crate::common::browser::Browser;
+use crate::common::{
+    self, ACTIVE_UID, Backend, DEMO_PASSWORD, PENDING_EMAIL, PENDING_UID, TestApp, TestSmtp,
+    link_token, people_dn,
 };
 use fantoccini::key::Key;
 

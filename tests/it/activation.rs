@@ -1,9 +1,9 @@
 //! Activation by personal e-mail (Paris Cité), end to end over HTTP: real slapd, real
 //! SMTP server process, SQLite and PostgreSQL.
 
-mod common;
-
-use common::{Backend, TestApp, TestSmtp, csrf_of, link_token, people_dn, with_transport};
+use crate::common::{
+    Backend, TestApp, TestSmtp, both_backends, csrf_of, link_token, people_dn, with_transport,
+};
 use reqwest::StatusCode;
 
 const NEW_PASSWORD: &str = "Cerisier-en-fleur-7";

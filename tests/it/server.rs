@@ -1,8 +1,6 @@
 //! The whole app over HTTP: health, readiness, pages, languages, errors, headers.
 
-mod common;
-
-use common::{Backend, TestApp};
+use crate::common::{Backend, TestApp, both_backends};
 use reqwest::StatusCode;
 
 async fn health_and_readiness(backend: Backend) {

@@ -1,7 +1,6 @@
 //! Test harness: every test gets its own slapd built from `directory-schema/`, its own
 //! SQLite file or PostgreSQL database, its own mail folder, and the whole app on a
 //! free port. Nothing is shared between tests, so they run in any order, in parallel.
-#![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod browser;
 pub mod oidc;
@@ -22,7 +21,6 @@ use tokio::task::JoinHandle;
 pub const DEMO_PASSWORD: &str = "Demo-Passw0rd!";
 
 /// Runs one async test body against SQLite and against PostgreSQL.
-#[macro_export]
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -37,6 +35,8 @@ macro_rules! both_backends {
         }
     )*};
 }
+
+pub(crate) use both_backends;
 
 /// A private slapd with the sample tree, removed when dropped.
 pub struct TestDirectory {
@@ -309,7 +309,6 @@ pub struct TestApp {
     pub state: AppState,
     pub directory: TestDirectory,
     pub database: TestDatabase,
-    pub mail_dir: PathBuf,
     pub http: reqwest::Client,
     pub settings_text: String,
     stop: Option<oneshot::Sender<()>>,
@@ -368,7 +367,6 @@ impl TestApp {
             state,
             directory,
             database,
-            mail_dir: mail.path().to_path_buf(),
             http,
             settings_text: text,
             stop: Some(stop),

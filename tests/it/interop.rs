@@ -3,10 +3,8 @@
 //! JWKS with its own checks), reads UserInfo, refreshes, revokes, and logs out.
 //! Only the login form is filled in by hand, as a student would.
 
-mod common;
-
-use common::oidc::{confidential, issuer, login_next, registered, signs_in_and_returns};
-use common::{ACTIVE_UID, Backend, TestApp};
+use crate::common::oidc::{confidential, issuer, login_next, registered, signs_in_and_returns};
+use crate::common::{self, ACTIVE_UID, Backend, TestApp, both_backends};
 use guichet::oidc::clients::NewClient;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreUserInfoClaims};
 use openidconnect::{

@@ -1,11 +1,9 @@
 //! Forgot password, end to end over HTTP: real slapd, real SMTP server process,
 //! SQLite and PostgreSQL.
 
-mod common;
-
-use common::{
-    ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, csrf_of, link_token, people_dn,
-    with_transport,
+use crate::common::{
+    self, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends, csrf_of,
+    link_token, people_dn, with_transport,
 };
 use reqwest::StatusCode;
 

@@ -1,0 +1,21 @@
+//! Guichet's integration tests, in one test binary (one link instead of one per area):
+//! a module per area, all on the harness in `common/`. One area runs with
+//! `cargo nextest run --test it -E 'test(/^oidc::/)'`.
+
+mod common;
+
+mod account;
+mod activation;
+mod browser;
+mod cli;
+mod conformance;
+mod directory;
+mod help;
+mod import;
+mod interop;
+mod invitation;
+mod mail;
+mod oidc;
+mod reset;
+mod server;
+mod store;

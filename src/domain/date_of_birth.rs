@@ -48,7 +48,10 @@ impl FromStr for DateOfBirth {
         let (year, month, day) = match parts.as_slice() {
             [y, m, d] if y.len() == 4 => (*y, *m, *d),
             [d, m, y] if y.len() == 4 => (*y, *m, *d),
-            [compact] if compact.len() == 8 => (&compact[..4], &compact[4..6], &compact[6..]),
+            // Digits only before slicing: a multi-byte character has no middle to cut.
+            [compact] if compact.len() == 8 && compact.bytes().all(|b| b.is_ascii_digit()) => {
+                (&compact[..4], &compact[4..6], &compact[6..])
+            }
             _ => return Err(ParseError::DateOfBirth),
         };
         let number = |s: &str| {
@@ -82,6 +85,13 @@ impl fmt::Debug for DateOfBirth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multi_byte_input_is_refused_not_a_panic() {
+        for raw in ["123é567", "12é45678", "éééé", "2004-0é-21"] {
+            assert!(raw.parse::<DateOfBirth>().is_err(), "{raw}");
+        }
+    }
 
     #[test]
     fn french_iso_and_compact_spellings_give_the_same_date() {

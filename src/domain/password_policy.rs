@@ -5,6 +5,7 @@
 use crate::config::PasswordRules;
 
 use super::Password;
+use super::password::nfc;
 
 /// Words that make a password guessable in a French university, on top of zxcvbn's
 /// (English) dictionaries: common French passwords and the institutions' own names.
@@ -180,6 +181,8 @@ impl PasswordPolicy {
         confirmation: &str,
         personal: &PersonalData<'_>,
     ) -> Result<NewPassword, Vec<Violation>> {
+        // Rules and the comparison apply to the password as it will be stored (NFC).
+        let (candidate, confirmation) = (&nfc(candidate), &nfc(confirmation));
         let mut violations = self.composition(candidate);
         if contains_personal_data(candidate, personal) {
             violations.push(Violation::ContainsPersonalData);

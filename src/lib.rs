@@ -3,6 +3,7 @@
 //! Data flows one way: `web` parses requests into `domain` types, `flows` decide, and
 //! `store`, `directory` and `mail` carry the decision out.
 
+pub mod app;
 pub mod config;
 pub mod dev;
 pub mod directory;

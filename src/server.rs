@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::app::App;
 use crate::config::Settings;
 use crate::directory::Directory;
 use crate::flows::invitation::Invitations;
@@ -66,14 +67,8 @@ pub async fn prepare(settings: Settings) -> Result<AppState, StartError> {
     let templates = Templates::new(Arc::new(catalog), settings.server.templates_dir.clone());
     let (settings, templates) = (Arc::new(settings), Arc::new(templates));
     let outbox = OutboxWorker::new(store.clone(), mailer, templates.clone(), settings.clone());
-    Ok(AppState::new(
-        settings,
-        store,
-        directory,
-        templates,
-        outbox,
-        Arc::new(sealer),
-    ))
+    let app = App::new(settings, store, directory, outbox, Arc::new(sealer));
+    Ok(AppState::new(app, templates))
 }
 
 /// Binds the configured address (port 0 picks a free one).

@@ -75,6 +75,13 @@ pub struct UnusableEntry {
 }
 
 impl Account {
+    /// Whether the account may sign in and change its password: its state is `A`.
+    pub fn is_active(&self) -> bool {
+        self.state
+            .as_ref()
+            .is_some_and(|s| s.kind == crate::domain::StateKind::Active)
+    }
+
     /// The name mails and pages greet the student by: the display name, else the login.
     pub fn greeting_name(&self) -> String {
         self.display_name
@@ -162,7 +169,7 @@ fn lowercase_keys(attrs: HashMap<String, Vec<String>>) -> HashMap<String, Vec<St
 
 /// One atomic modification of an account: everything in it lands in a single LDAP
 /// modify operation, or nothing does.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct AccountChange {
     pub(super) mods: Vec<Mod<String>>,
 }

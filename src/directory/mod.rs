@@ -27,6 +27,20 @@ const LOOKUP_LIMIT: i32 = 5;
 /// Entries per page when listing many accounts (below slapd's default size limit).
 const PAGE_SIZE: i32 = 200;
 
+/// A new password ready for the directory (see [`Directory::prepare_password`]).
+/// Never printed.
+#[derive(Clone)]
+pub enum NewSecret {
+    Hashed(String),
+    Clear(Password),
+}
+
+impl std::fmt::Debug for NewSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NewSecret(<redacted>)")
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
     #[error("directory unavailable: {0}")]
@@ -415,27 +429,43 @@ impl Directory {
         modify(&mut ldap, self.timeout, dn, change.mods).await
     }
 
-    /// Sets the password and applies `change` with it. In `hash` mode both go in one
-    /// modify operation; in `password_modify` mode slapd receives the cleartext through
-    /// RFC 3062 first, then the change is applied (a retry of the whole step is safe).
-    pub async fn set_password(
+    /// What the directory will be given for a new password, made before any
+    /// write begins (DESIGN §7: no hash is computed inside a transaction or a
+    /// claimed link). In `hash` mode that is the `{ARGON2}` hash; in
+    /// `password_modify` mode slapd hashes, so the cleartext is kept.
+    pub async fn prepare_password(&self, password: &Password) -> Result<NewSecret, DirectoryError> {
+        match self.password_write {
+            PasswordWrite::Hash => Ok(NewSecret::Hashed(self.hash_password(password).await?)),
+            PasswordWrite::PasswordModify => Ok(NewSecret::Clear(password.clone())),
+        }
+    }
+
+    /// Writes a prepared password and applies `change` with it. A hash goes in one
+    /// modify operation with the change; a cleartext goes through RFC 3062 first,
+    /// then the change is applied (a retry of the whole step is safe).
+    pub async fn write_password(
         &self,
         dn: &str,
-        password: &Password,
+        secret: &NewSecret,
         change: AccountChange,
     ) -> Result<(), DirectoryError> {
-        match self.password_write {
-            PasswordWrite::Hash => {
-                let hash = self.hasher.hash_for_ldap(password).await?;
+        match secret {
+            NewSecret::Hashed(hash) => {
+                if !hash.starts_with(crate::hashing::LDAP_SCHEME) {
+                    return Err(DirectoryError::Refused {
+                        rc: 21,
+                        message: "not an {ARGON2} hash".to_owned(),
+                    });
+                }
                 let mut mods = change.mods;
                 mods.push(Mod::Replace(
                     "userPassword".to_owned(),
-                    std::collections::HashSet::from([hash]),
+                    std::collections::HashSet::from([hash.clone()]),
                 ));
                 let mut ldap = self.service.get().await?;
                 modify(&mut ldap, self.timeout, dn, mods).await
             }
-            PasswordWrite::PasswordModify => {
+            NewSecret::Clear(password) => {
                 let mut ldap = self.service.get().await?;
                 let exop = PasswordModify {
                     user_id: Some(dn),
@@ -452,32 +482,22 @@ impl Directory {
         }
     }
 
-    /// The `{ARGON2}` hash of a password, to keep until a later step writes it with
-    /// `set_password_hash` (Perpignan's order: the link confirms, then it is written).
-    pub async fn hash_password(&self, password: &Password) -> Result<String, DirectoryError> {
-        Ok(self.hasher.hash_for_ldap(password).await?)
-    }
-
-    /// Writes a hash made by `hash_password`, with `change`, in one modify operation.
-    pub async fn set_password_hash(
+    /// Prepares and writes a password in one call (the CLI, tests and benches; flows
+    /// prepare first, outside their critical section).
+    pub async fn set_password(
         &self,
         dn: &str,
-        hash: &str,
+        password: &Password,
         change: AccountChange,
     ) -> Result<(), DirectoryError> {
-        if !hash.starts_with(crate::hashing::LDAP_SCHEME) {
-            return Err(DirectoryError::Refused {
-                rc: 21,
-                message: "not an {ARGON2} hash".to_owned(),
-            });
-        }
-        let mut mods = change.mods;
-        mods.push(Mod::Replace(
-            "userPassword".to_owned(),
-            std::collections::HashSet::from([hash.to_owned()]),
-        ));
-        let mut ldap = self.service.get().await?;
-        modify(&mut ldap, self.timeout, dn, mods).await
+        let secret = self.prepare_password(password).await?;
+        self.write_password(dn, &secret, change).await
+    }
+
+    /// The `{ARGON2}` hash of a password, to keep until a later step writes it
+    /// (Perpignan's order: the link confirms, then it is written).
+    pub async fn hash_password(&self, password: &Password) -> Result<String, DirectoryError> {
+        Ok(self.hasher.hash_for_ldap(password).await?)
     }
 
     /// Checks a password by binding as the account. An empty password is refused

@@ -2,23 +2,23 @@
 //! known at registration and accepts the terms; a one-time link goes there; the link
 //! opens the password form; saving the password writes the entry active.
 //!
-//! The link is used up and the directory written in one unit: if the directory write
-//! fails, the database transaction rolls back and the link still works.
-
-use std::sync::Arc;
+//! Saving claims the link, writes the directory, then spends the link with the
+//! records that follow (`critical`): if the directory write fails, the claim is let
+//! go and the link still works.
 
 use serde_json::json;
 use time::OffsetDateTime;
-use tokio::sync::Notify;
 use url::Url;
 
 use super::FlowError;
+use super::critical::{self, Claim, PasswordWrite};
+use crate::app::App;
 use crate::config::{Lang, Profile};
-use crate::directory::{Account, AccountChange, Directory};
+use crate::directory::{Account, AccountChange};
 use crate::domain::{
     AccountState, Email, PasswordPolicy, PersonalData, StateKind, Token, Violation,
 };
-use crate::store::{AuditEvent, LinkState, Origin, Outgoing, Purpose, Store};
+use crate::store::{AuditEvent, LinkState, Origin, Outgoing, Purpose};
 
 /// Why no link was sent. Pages show the same answer for all of these unless the
 /// profile reveals account status.
@@ -62,11 +62,7 @@ pub enum Saved {
 
 /// What the activation flow needs, borrowed from the application.
 pub struct Activation<'a> {
-    pub store: &'a Store,
-    pub directory: &'a Directory,
-    pub profile: &'a Profile,
-    pub public_url: &'a Url,
-    pub outbox: Arc<Notify>,
+    pub app: &'a App,
     /// Who asked, for the audit log.
     pub origin: Origin,
 }
@@ -80,12 +76,12 @@ impl Activation<'_> {
         lang: Lang,
         now: OffsetDateTime,
     ) -> Result<Requested, FlowError> {
-        let mut found = self.directory.find_by_personal_email(email).await?;
+        let mut found = self.app.directory.find_by_personal_email(email).await?;
         let account = match found.len() {
             0 => {
                 let event =
                     AuditEvent::new("activation.request", "unknown").account(email.as_str());
-                self.store.audit(&self.origin, event).await?;
+                self.app.store.audit(&self.origin, event).await?;
                 return Ok(Requested::NotSent(NotSent::Unknown));
             }
             1 => found.remove(0),
@@ -105,15 +101,15 @@ impl Activation<'_> {
                 _ => "refused",
             };
             let event = AuditEvent::new("activation.request", outcome).account(&account.dn);
-            self.store.audit(&self.origin, event).await?;
+            self.app.store.audit(&self.origin, event).await?;
             return Ok(Requested::NotSent(reason));
         }
         let token = Token::generate();
-        let lifetime = self.profile.links.activation;
+        let lifetime = self.app.profile().links.activation;
         let expires = now.unix_timestamp() + lifetime.as_secs() as i64;
         let link = self.link(&token);
         let terms = json!({
-            "terms_version": self.profile.terms.version,
+            "terms_version": self.app.profile().terms.version,
             "terms_accepted_at": now.unix_timestamp(),
         });
         let mail = Outgoing {
@@ -127,7 +123,7 @@ impl Activation<'_> {
             }),
             account_dn: Some(account.dn.clone()),
         };
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.app.store.begin().await?;
         tx.issue_link(
             &token.hash(),
             Purpose::Activation,
@@ -141,7 +137,7 @@ impl Activation<'_> {
         let event = AuditEvent::new("activation.request", "ok").account(&account.dn);
         tx.audit(&self.origin, event, now.unix_timestamp()).await?;
         tx.commit().await?;
-        self.outbox.notify_one();
+        self.app.wake_workers();
         Ok(Requested::LinkSent)
     }
 
@@ -153,22 +149,26 @@ impl Activation<'_> {
         found: &[Account],
         at: i64,
     ) -> Result<(), FlowError> {
-        let mut tx = self.store.begin().await?;
-        tx.enqueue_mail(&ambiguous_mail(self.profile, email.as_str(), found), at)
-            .await?;
+        let mut tx = self.app.store.begin().await?;
+        tx.enqueue_mail(
+            &ambiguous_mail(self.app.profile(), email.as_str(), found),
+            at,
+        )
+        .await?;
         let logins: Vec<&str> = found.iter().map(|a| a.login.as_str()).collect();
         let event = AuditEvent::new("activation.request", "ambiguous")
             .account(email.as_str())
             .detail(json!({ "logins": logins }));
         tx.audit(&self.origin, event, at).await?;
         tx.commit().await?;
-        self.outbox.notify_one();
+        self.app.wake_workers();
         Ok(())
     }
 
     /// Step 2 (GET): what the link is. Never uses it up: mail scanners open links.
     pub async fn open(&self, token: &Token, now: OffsetDateTime) -> Result<Opened, FlowError> {
         let record = match self
+            .app
             .store
             .peek_link(&token.hash(), Purpose::Activation, now.unix_timestamp())
             .await?
@@ -176,7 +176,7 @@ impl Activation<'_> {
             LinkState::Live(record) => record,
             other => return Ok(Opened::Gone(other)),
         };
-        let Some(account) = self.directory.read(&record.account_dn).await? else {
+        let Some(account) = self.app.directory.read(&record.account_dn).await? else {
             return Ok(Opened::Gone(LinkState::Unknown));
         };
         Ok(Opened::Form {
@@ -185,8 +185,9 @@ impl Activation<'_> {
         })
     }
 
-    /// Step 3 (POST): checks the password, then uses the link up and writes the
-    /// password, the active state and the accepted terms in one directory operation.
+    /// Step 3 (POST): checks the password, then writes the password, the active
+    /// state and the accepted terms in one directory operation, and what follows
+    /// (see `critical::PasswordWrite`). A directory failure leaves the link usable.
     pub async fn save(
         &self,
         token: &Token,
@@ -195,68 +196,70 @@ impl Activation<'_> {
         lang: Lang,
         now: OffsetDateTime,
     ) -> Result<Saved, FlowError> {
-        let Opened::Form { .. } = self.open(token, now).await? else {
-            let state = self
-                .store
-                .peek_link(&token.hash(), Purpose::Activation, now.unix_timestamp())
-                .await?;
-            return Ok(Saved::Gone(state));
-        };
-        let mut tx = self.store.begin().await?;
-        let Some(record) = tx
-            .use_link(&token.hash(), Purpose::Activation, now.unix_timestamp())
+        let at = now.unix_timestamp();
+        let hash = token.hash();
+        let record = match self
+            .app
+            .store
+            .peek_link(&hash, Purpose::Activation, at)
             .await?
-        else {
-            drop(tx);
-            let state = self
-                .store
-                .peek_link(&token.hash(), Purpose::Activation, now.unix_timestamp())
-                .await?;
-            return Ok(Saved::Gone(state));
+        {
+            LinkState::Live(record) => record,
+            other => return Ok(Saved::Gone(other)),
         };
-        let Some(account) = self.directory.read(&record.account_dn).await? else {
+        let Some(account) = self.app.directory.read(&record.account_dn).await? else {
             return Ok(Saved::Gone(LinkState::Unknown));
         };
         if self.not_eligible(&account).is_some() {
             // Activated meanwhile, or locked by an admin: the link is spent.
+            let mut tx = self.app.store.begin().await?;
+            tx.spend_link(&hash, at).await?;
             tx.commit().await?;
             return Ok(Saved::Gone(LinkState::Used));
         }
-        let policy = PasswordPolicy::new(self.profile.password.clone());
+        let policy = PasswordPolicy::new(self.app.profile().password.clone());
         let personal = personal_data(&account);
         let password = match policy.check(candidate, confirmation, &personal) {
             Ok(password) => password,
-            // The transaction rolls back: the link stays usable for a corrected try.
+            // Nothing was claimed: the link stays usable for a corrected try.
             Err(violations) => return Ok(Saved::Refused(violations)),
         };
-        let change = activation_change(self.profile, &account, &record.payload, now);
-        // If this fails, returning drops `tx`: the link is not used up.
-        self.directory
-            .set_password(&account.dn, password.password(), change)
+        let secret = self
+            .app
+            .directory
+            .prepare_password(password.password())
             .await?;
-        tx.void_links(&account.dn, now.unix_timestamp()).await?;
-        if let Some(email) = &account.personal_email {
-            tx.enqueue_mail(
-                &activated_mail(&account, email.as_str(), lang),
-                now.unix_timestamp(),
-            )
-            .await?;
-        }
-        let event = AuditEvent::new("activation.activated", "ok").account(&account.dn);
-        tx.audit(&self.origin, event, now.unix_timestamp()).await?;
-        tx.commit().await?;
-        self.outbox.notify_one();
+        let record = match critical::claim(self.app, &hash, Purpose::Activation).await? {
+            Claim::Held(record) => record,
+            Claim::Gone(state) => return Ok(Saved::Gone(state)),
+        };
+        let write = PasswordWrite {
+            app: self.app.clone(),
+            origin: self.origin.clone(),
+            link: Some(hash),
+            account_dn: account.dn.clone(),
+            secret,
+            change: activation_change(self.app.profile(), &account, &record.payload, now),
+            keep_session: None,
+            mail: account
+                .personal_email
+                .as_ref()
+                .map(|email| activated_mail(&account, email.as_str(), lang)),
+            event: "activation.activated",
+            at,
+        };
+        self.app.finish(write.run()).await?;
         Ok(Saved::Activated {
             login: account.login.to_string(),
         })
     }
 
     fn not_eligible(&self, account: &Account) -> Option<NotSent> {
-        not_eligible(self.profile, account)
+        not_eligible(self.app.profile(), account)
     }
 
     fn link(&self, token: &Token) -> String {
-        link(self.public_url, "/activation/password", token)
+        link(self.app.public_url(), "/activation/password", token)
     }
 }
 

@@ -12,8 +12,9 @@ use super::FlowError;
 use super::activation::{
     Activation, NotSent, activated_mail, activation_change, link, not_eligible, personal_data,
 };
+use super::critical::{self, Claim, PasswordWrite};
 use crate::config::{BirthDate, Lang};
-use crate::directory::Account;
+use crate::directory::{Account, NewSecret};
 use crate::domain::{
     DateOfBirth, Email, Ine, PasswordPolicy, PersonalData, StudentId, Token, Violation,
 };
@@ -60,7 +61,7 @@ impl Activation<'_> {
         } else {
             AuditEvent::new("activation.identify", "ok").account(&account_dn)
         };
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.app.store.begin().await?;
         tx.audit(&self.origin, event, now).await?;
         tx.issue_link(
             &token.hash(),
@@ -82,16 +83,20 @@ impl Activation<'_> {
         ine: &Ine,
         born: Option<DateOfBirth>,
     ) -> Result<Option<Account>, FlowError> {
-        let mut found = self.directory.find_by_student_and_ine(student, ine).await?;
+        let mut found = self
+            .app
+            .directory
+            .find_by_student_and_ine(student, ine)
+            .await?;
         if found.len() != 1 {
             return Ok(None);
         }
         let account = found.remove(0);
-        if !birth_date_matches(self.profile.identity.birth_date, born, &account) {
+        if !birth_date_matches(self.app.profile().identity.birth_date, born, &account) {
             tracing::info!("activation by INE: date of birth does not match");
             return Ok(None);
         }
-        if let Some(reason) = not_eligible(self.profile, &account) {
+        if let Some(reason) = not_eligible(self.app.profile(), &account) {
             tracing::info!(?reason, "activation by INE: not eligible");
             return Ok(None);
         }
@@ -109,8 +114,9 @@ impl Activation<'_> {
         now: OffsetDateTime,
     ) -> Result<Chosen, FlowError> {
         let at = now.unix_timestamp();
-        let policy = PasswordPolicy::new(self.profile.password.clone());
+        let policy = PasswordPolicy::new(self.app.profile().password.clone());
         let record = match self
+            .app
             .store
             .peek_link(&identified.hash(), Purpose::Identified, at)
             .await?
@@ -122,20 +128,24 @@ impl Activation<'_> {
             LinkState::Live(record) => record,
             other => return Ok(Chosen::Gone(other)),
         };
-        let Some(account) = self.directory.read(&record.account_dn).await? else {
+        let Some(account) = self.app.directory.read(&record.account_dn).await? else {
             return Ok(Chosen::Gone(LinkState::Unknown));
         };
         let password = match policy.check(candidate, confirmation, &personal_data(&account)) {
             Ok(password) => password,
             Err(violations) => return Ok(Chosen::Refused(violations)),
         };
-        let hash = self.directory.hash_password(password.password()).await?;
+        let hash = self
+            .app
+            .directory
+            .hash_password(password.password())
+            .await?;
         let token = Token::generate();
-        let lifetime = self.profile.links.activation.as_secs() as i64;
+        let lifetime = self.app.profile().links.activation.as_secs() as i64;
         let payload = json!({
             "password_hash": hash,
             "email": email.as_str(),
-            "terms_version": self.profile.terms.version,
+            "terms_version": self.app.profile().terms.version,
             "terms_accepted_at": at,
         });
         let mail = Outgoing {
@@ -144,12 +154,12 @@ impl Activation<'_> {
             lang: lang.code().to_owned(),
             payload: json!({
                 "name": account.greeting_name(),
-                "link": link(self.public_url, "/activation/confirm", &token),
+                "link": link(self.app.public_url(), "/activation/confirm", &token),
                 "hours": (lifetime / 3600).to_string(),
             }),
             account_dn: Some(account.dn.clone()),
         };
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.app.store.begin().await?;
         if tx
             .use_link(&identified.hash(), Purpose::Identified, at)
             .await?
@@ -170,7 +180,7 @@ impl Activation<'_> {
         let event = AuditEvent::new("activation.choose", "ok").account(&account.dn);
         tx.audit(&self.origin, event, at).await?;
         tx.commit().await?;
-        self.outbox.notify_one();
+        self.app.wake_workers();
         Ok(Chosen::Sent)
     }
 
@@ -182,14 +192,17 @@ impl Activation<'_> {
         confirmation: &str,
         at: i64,
     ) -> Result<Chosen, FlowError> {
-        let policy = PasswordPolicy::new(self.profile.password.clone());
+        let policy = PasswordPolicy::new(self.app.profile().password.clone());
         let password = match policy.check(candidate, confirmation, &PersonalData::default()) {
             Ok(password) => password,
             Err(violations) => return Ok(Chosen::Refused(violations)),
         };
         // Hashed and thrown away: the answer takes as long as a real one.
-        self.directory.hash_password(password.password()).await?;
-        let mut tx = self.store.begin().await?;
+        self.app
+            .directory
+            .hash_password(password.password())
+            .await?;
+        let mut tx = self.app.store.begin().await?;
         let used = tx
             .use_link(&identified.hash(), Purpose::Identified, at)
             .await?;
@@ -207,6 +220,7 @@ impl Activation<'_> {
         now: OffsetDateTime,
     ) -> Result<LinkState, FlowError> {
         Ok(self
+            .app
             .store
             .peek_link(&token.hash(), Purpose::Activation, now.unix_timestamp())
             .await?)
@@ -221,12 +235,17 @@ impl Activation<'_> {
         now: OffsetDateTime,
     ) -> Result<Confirmed, FlowError> {
         let at = now.unix_timestamp();
-        let mut tx = self.store.begin().await?;
-        let Some(record) = tx.use_link(&token.hash(), Purpose::Activation, at).await? else {
-            drop(tx);
-            return Ok(Confirmed::Gone(self.confirmation(token, now).await?));
+        let hash = token.hash();
+        let record = match self
+            .app
+            .store
+            .peek_link(&hash, Purpose::Activation, at)
+            .await?
+        {
+            LinkState::Live(record) => record,
+            other => return Ok(Confirmed::Gone(other)),
         };
-        let (Some(hash), Some(email)) = (
+        let (Some(password_hash), Some(email)) = (
             record.payload["password_hash"].as_str(),
             record.payload["email"]
                 .as_str()
@@ -234,10 +253,12 @@ impl Activation<'_> {
         ) else {
             return Ok(Confirmed::Gone(LinkState::Unknown));
         };
-        let Some(account) = self.directory.read(&record.account_dn).await? else {
+        let Some(account) = self.app.directory.read(&record.account_dn).await? else {
             return Ok(Confirmed::Gone(LinkState::Unknown));
         };
-        if let Some(reason) = not_eligible(self.profile, &account) {
+        if let Some(reason) = not_eligible(self.app.profile(), &account) {
+            let mut tx = self.app.store.begin().await?;
+            tx.spend_link(&hash, at).await?;
             tx.commit().await?;
             let state = if reason == NotSent::AlreadyActive {
                 LinkState::Used
@@ -246,19 +267,26 @@ impl Activation<'_> {
             };
             return Ok(Confirmed::Gone(state));
         }
-        let change = activation_change(self.profile, &account, &record.payload, now)
-            .set_personal_email(&email);
-        // If this fails, `tx` rolls back: the link still works once the directory is back.
-        self.directory
-            .set_password_hash(&account.dn, hash, change)
-            .await?;
-        tx.void_links(&account.dn, at).await?;
-        tx.enqueue_mail(&activated_mail(&account, email.as_str(), lang), at)
-            .await?;
-        let event = AuditEvent::new("activation.activated", "ok").account(&account.dn);
-        tx.audit(&self.origin, event, at).await?;
-        tx.commit().await?;
-        self.outbox.notify_one();
+        let secret = NewSecret::Hashed(password_hash.to_owned());
+        match critical::claim(self.app, &hash, Purpose::Activation).await? {
+            Claim::Held(_) => {}
+            Claim::Gone(state) => return Ok(Confirmed::Gone(state)),
+        }
+        let write = PasswordWrite {
+            app: self.app.clone(),
+            origin: self.origin.clone(),
+            link: Some(hash),
+            account_dn: account.dn.clone(),
+            secret,
+            change: activation_change(self.app.profile(), &account, &record.payload, now)
+                .set_personal_email(&email),
+            keep_session: None,
+            mail: Some(activated_mail(&account, email.as_str(), lang)),
+            event: "activation.activated",
+            at,
+        };
+        // A directory failure lets the claim go: the link works once it is back.
+        self.app.finish(write.run()).await?;
         Ok(Confirmed::Activated {
             login: account.login.to_string(),
         })

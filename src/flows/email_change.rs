@@ -1,19 +1,17 @@
 //! Change of the personal (back-up) e-mail, for a signed-in student: a link goes to
 //! the new address; following it writes `supannMailPerso` and tells the old address.
 
-use std::sync::Arc;
-
 use serde_json::json;
 use time::OffsetDateTime;
-use tokio::sync::Notify;
-use url::Url;
 
 use super::FlowError;
 use super::activation::{link, mail_time, page};
-use crate::config::{Lang, Profile};
-use crate::directory::{Account, AccountChange, Directory};
-use crate::domain::{Email, StateKind, Token};
-use crate::store::{AuditEvent, LinkState, Origin, Outgoing, Purpose, Store};
+use super::critical::{self, Claim};
+use crate::app::App;
+use crate::config::Lang;
+use crate::directory::{Account, AccountChange};
+use crate::domain::{Email, Token, TokenHash};
+use crate::store::{AuditEvent, LinkState, Origin, Outgoing, Purpose, StoreError};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Requested {
@@ -29,11 +27,8 @@ pub enum Confirmed {
 }
 
 pub struct EmailChange<'a> {
-    pub store: &'a Store,
-    pub directory: &'a Directory,
-    pub profile: &'a Profile,
-    pub public_url: &'a Url,
-    pub outbox: Arc<Notify>,
+    pub app: &'a App,
+    /// Who asked, for the audit log.
     pub origin: Origin,
 }
 
@@ -49,7 +44,7 @@ impl EmailChange<'_> {
         if account.personal_email.as_ref() == Some(new) {
             return Ok(Requested::Unchanged);
         }
-        let others = self.directory.find_by_personal_email(new).await?;
+        let others = self.app.directory.find_by_personal_email(new).await?;
         // Another account has this address: every flow that matches by address
         // would stop working for both. The page says the same as for a free
         // address (a signed-in student must not learn whose addresses have
@@ -59,19 +54,19 @@ impl EmailChange<'_> {
                 kind: "email_change_taken".to_owned(),
                 recipient: new.as_str().to_owned(),
                 lang: lang.code().to_owned(),
-                payload: json!({ "help_url": page(self.public_url, "/help") }),
+                payload: json!({ "help_url": page(self.app.public_url(), "/help") }),
                 account_dn: None,
             };
-            let mut tx = self.store.begin().await?;
+            let mut tx = self.app.store.begin().await?;
             tx.enqueue_mail(&mail, at).await?;
             let event = AuditEvent::new("email_change.request", "taken").account(&account.dn);
             tx.audit(&self.origin, event, at).await?;
             tx.commit().await?;
-            self.outbox.notify_one();
+            self.app.wake_workers();
             return Ok(Requested::LinkSent);
         }
         let token = Token::generate();
-        let lifetime = self.profile.links.email_change.as_secs();
+        let lifetime = self.app.profile().links.email_change.as_secs();
         let mail = Outgoing {
             kind: "email_change_link".to_owned(),
             recipient: new.as_str().to_owned(),
@@ -79,12 +74,12 @@ impl EmailChange<'_> {
             payload: json!({
                 "name": account.greeting_name(),
                 "login": account.login.as_str(),
-                "link": link(self.public_url, "/account/email/confirm", &token),
+                "link": link(self.app.public_url(), "/account/email/confirm", &token),
                 "hours": lifetime / 3600,
             }),
             account_dn: Some(account.dn.clone()),
         };
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.app.store.begin().await?;
         tx.issue_link(
             &token.hash(),
             Purpose::EmailChange,
@@ -98,13 +93,14 @@ impl EmailChange<'_> {
         let event = AuditEvent::new("email_change.request", "ok").account(&account.dn);
         tx.audit(&self.origin, event, at).await?;
         tx.commit().await?;
-        self.outbox.notify_one();
+        self.app.wake_workers();
         Ok(Requested::LinkSent)
     }
 
     /// GET: what the link is. Uses nothing up.
     pub async fn peek(&self, token: &Token, now: OffsetDateTime) -> Result<LinkState, FlowError> {
         Ok(self
+            .app
             .store
             .peek_link(&token.hash(), Purpose::EmailChange, now.unix_timestamp())
             .await?)
@@ -117,55 +113,53 @@ impl EmailChange<'_> {
         now: OffsetDateTime,
     ) -> Result<Confirmed, FlowError> {
         let at = now.unix_timestamp();
-        let mut tx = self.store.begin().await?;
-        let Some(record) = tx.use_link(&token.hash(), Purpose::EmailChange, at).await? else {
-            drop(tx);
-            return Ok(Confirmed::Gone(self.peek(token, now).await?));
+        let hash = token.hash();
+        let record = match self
+            .app
+            .store
+            .peek_link(&hash, Purpose::EmailChange, at)
+            .await?
+        {
+            LinkState::Live(record) => record,
+            other => return Ok(Confirmed::Gone(other)),
         };
         let email = record.payload["email"]
             .as_str()
             .and_then(|e| e.parse::<Email>().ok());
-        let account = self.directory.read(&record.account_dn).await?;
+        let account = self.app.directory.read(&record.account_dn).await?;
         let (Some(email), Some(account)) = (email, account) else {
             return Ok(Confirmed::Gone(LinkState::Unknown));
         };
-        if !account
-            .state
-            .as_ref()
-            .is_some_and(|s| s.kind == StateKind::Active)
-        {
-            tx.commit().await?;
-            return Ok(Confirmed::Gone(LinkState::Voided));
-        }
-        // Another account may have taken the address since the link was sent.
-        let others = self.directory.find_by_personal_email(&email).await?;
-        if others.iter().any(|other| other.dn != account.dn) {
+        // Locked since, or another account took the address since the link was
+        // sent: the link is spent, nothing changes.
+        let others = self.app.directory.find_by_personal_email(&email).await?;
+        if !account.is_active() || others.iter().any(|other| other.dn != account.dn) {
+            let mut tx = self.app.store.begin().await?;
+            tx.spend_link(&hash, at).await?;
             tx.commit().await?;
             return Ok(Confirmed::Gone(LinkState::Voided));
         }
         let lang = record.payload["lang"]
             .as_str()
             .and_then(Lang::from_code)
-            .unwrap_or(self.profile.languages.default);
-        // If this fails, `tx` rolls back: the link works again once the directory is back.
-        self.directory
-            .apply(
-                &account.dn,
-                AccountChange::default().set_personal_email(&email),
-            )
-            .await?;
-        // Links already mailed (a reset link to the old address above all) die with
-        // the address: a student changes it when the old mailbox is not theirs any
-        // more.
-        tx.void_links(&account.dn, at).await?;
-        if let Some(old) = &account.personal_email {
-            tx.enqueue_mail(&self.notice(&account, old, &email, lang, now), at)
-                .await?;
+            .unwrap_or(self.app.profile().languages.default);
+        match critical::claim(self.app, &hash, Purpose::EmailChange).await? {
+            Claim::Held(_) => {}
+            Claim::Gone(state) => return Ok(Confirmed::Gone(state)),
         }
-        let event = AuditEvent::new("email_change.confirmed", "ok").account(&account.dn);
-        tx.audit(&self.origin, event, at).await?;
-        tx.commit().await?;
-        self.outbox.notify_one();
+        let write = EmailWrite {
+            app: self.app.clone(),
+            origin: self.origin.clone(),
+            link: hash,
+            account_dn: account.dn.clone(),
+            email: email.clone(),
+            notice: account
+                .personal_email
+                .as_ref()
+                .map(|old| self.notice(&account, old, &email, lang, now)),
+            at,
+        };
+        self.app.finish(write.run()).await?;
         Ok(Confirmed::Changed {
             email: email.as_str().to_owned(),
         })
@@ -189,10 +183,52 @@ impl EmailChange<'_> {
                 "login": account.login.as_str(),
                 "new_email": masked(new),
                 "when": mail_time(now),
-                "help_url": page(self.public_url, "/help"),
+                "help_url": page(self.app.public_url(), "/help"),
             }),
             account_dn: Some(account.dn.clone()),
         }
+    }
+}
+
+/// The new address written to the directory and what must follow it, run to its
+/// end whatever happens to the request (see `critical`).
+struct EmailWrite {
+    app: App,
+    origin: Origin,
+    link: TokenHash,
+    account_dn: String,
+    email: Email,
+    /// To the old address, if there was one.
+    notice: Option<Outgoing>,
+    at: i64,
+}
+
+impl EmailWrite {
+    async fn run(self) -> Result<(), FlowError> {
+        let change = AccountChange::default().set_personal_email(&self.email);
+        if let Err(error) = self.app.directory.apply(&self.account_dn, change).await {
+            critical::release(&self.app, &self.link).await;
+            return Err(error.into());
+        }
+        critical::record(|| self.records()).await?;
+        self.app.wake_workers();
+        Ok(())
+    }
+
+    async fn records(&self) -> Result<(), StoreError> {
+        let (dn, at) = (self.account_dn.as_str(), self.at);
+        let mut tx = self.app.store.begin().await?;
+        tx.spend_link(&self.link, at).await?;
+        // Links already mailed (a reset link to the old address above all) die with
+        // the address: a student changes it when the old mailbox is not theirs any
+        // more.
+        tx.void_links(dn, at).await?;
+        if let Some(notice) = &self.notice {
+            tx.enqueue_mail(notice, at).await?;
+        }
+        let event = AuditEvent::new("email_change.confirmed", "ok").account(dn);
+        tx.audit(&self.origin, event, at).await?;
+        tx.commit().await
     }
 }
 

@@ -4,19 +4,17 @@
 //! page; only the mail tells the owner what to do (set a password, activate first, or
 //! ask the helpdesk).
 
-use std::sync::Arc;
-
 use serde_json::json;
 use time::OffsetDateTime;
-use tokio::sync::Notify;
-use url::Url;
 
 use super::FlowError;
 use super::activation::{ambiguous_mail, link, mail_time, not_eligible, page, personal_data};
-use crate::config::{Lang, Profile, ResetIdentifier};
-use crate::directory::{Account, AccountChange, Directory};
+use super::critical::{self, Claim, PasswordWrite};
+use crate::app::App;
+use crate::config::{Lang, ResetIdentifier};
+use crate::directory::{Account, AccountChange};
 use crate::domain::{Email, Login, PasswordPolicy, StateKind, StudentId, Token, Violation};
-use crate::store::{AuditEvent, LinkState, Origin, Outgoing, Purpose, Store};
+use crate::store::{AuditEvent, LinkState, Origin, Outgoing, Purpose};
 
 /// What the student typed, parsed as the profile allows.
 #[derive(Debug, Clone)]
@@ -69,9 +67,8 @@ pub enum Opened {
 pub enum Changed {
     Done {
         login: String,
-        account_dn: String,
-        /// The sessions the change ended: their applications are to be told.
-        ended_sessions: Vec<String>,
+        /// How many sessions the change ended (their applications are told).
+        sessions_ended: u64,
     },
     Refused(Vec<Violation>),
     Gone(LinkState),
@@ -79,11 +76,8 @@ pub enum Changed {
 
 /// What the reset flow needs, borrowed from the application.
 pub struct Reset<'a> {
-    pub store: &'a Store,
-    pub directory: &'a Directory,
-    pub profile: &'a Profile,
-    pub public_url: &'a Url,
-    pub outbox: Arc<Notify>,
+    pub app: &'a App,
+    /// Who asked, for the audit log.
     pub origin: Origin,
 }
 
@@ -103,17 +97,17 @@ impl Reset<'_> {
         }
         let Some(account) = found.pop() else {
             let event = AuditEvent::new("reset.request", "unknown").account(typed);
-            return Ok(self.store.audit(&self.origin, event).await?);
+            return Ok(self.app.store.audit(&self.origin, event).await?);
         };
         let Some(email) = account.personal_email.clone() else {
             let event = AuditEvent::new("reset.request", "no_personal_email").account(&account.dn);
-            return Ok(self.store.audit(&self.origin, event).await?);
+            return Ok(self.app.store.audit(&self.origin, event).await?);
         };
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.app.store.begin().await?;
         let (mail, outcome) = match account.state.as_ref().map(|s| s.kind) {
             Some(StateKind::Active) => {
                 let token = Token::generate();
-                let expires = at + self.profile.links.reset.as_secs() as i64;
+                let expires = at + self.app.profile().links.reset.as_secs() as i64;
                 tx.issue_link(
                     &token.hash(),
                     Purpose::Reset,
@@ -125,7 +119,7 @@ impl Reset<'_> {
                 .await?;
                 (self.link_mail(&account, &email, &token, lang), "ok")
             }
-            _ if not_eligible(self.profile, &account).is_none() => (
+            _ if not_eligible(self.app.profile(), &account).is_none() => (
                 self.notice(&account, &email, "reset_not_activated", lang),
                 "not_activated",
             ),
@@ -138,20 +132,21 @@ impl Reset<'_> {
         let event = AuditEvent::new("reset.request", outcome).account(&account.dn);
         tx.audit(&self.origin, event, at).await?;
         tx.commit().await?;
-        self.outbox.notify_one();
+        self.app.wake_workers();
         Ok(())
     }
 
     async fn find(&self, identifier: &Identifier) -> Result<Vec<Account>, FlowError> {
         Ok(match identifier {
-            Identifier::Email(email) => self.directory.find_by_personal_email(email).await?,
+            Identifier::Email(email) => self.app.directory.find_by_personal_email(email).await?,
             Identifier::Login(login) => self
+                .app
                 .directory
                 .find_by_login(login)
                 .await?
                 .into_iter()
                 .collect(),
-            Identifier::Student(student) => self.directory.find_by_student_id(student).await?,
+            Identifier::Student(student) => self.app.directory.find_by_student_id(student).await?,
         })
     }
 
@@ -159,15 +154,15 @@ impl Reset<'_> {
     /// person); the helpdesk is told which entries, to sort them out.
     async fn ambiguous(&self, typed: &str, found: &[Account], at: i64) -> Result<(), FlowError> {
         let logins: Vec<&str> = found.iter().map(|a| a.login.as_str()).collect();
-        let mail = ambiguous_mail(self.profile, typed, found);
-        let mut tx = self.store.begin().await?;
+        let mail = ambiguous_mail(self.app.profile(), typed, found);
+        let mut tx = self.app.store.begin().await?;
         tx.enqueue_mail(&mail, at).await?;
         let event = AuditEvent::new("reset.request", "ambiguous")
             .account(typed)
             .detail(json!({ "logins": logins }));
         tx.audit(&self.origin, event, at).await?;
         tx.commit().await?;
-        self.outbox.notify_one();
+        self.app.wake_workers();
         Ok(())
     }
 
@@ -179,8 +174,8 @@ impl Reset<'_> {
             payload: json!({
                 "name": account.greeting_name(),
                 "login": account.login.as_str(),
-                "link": link(self.public_url, "/password/reset", token),
-                "hours": self.profile.links.reset.as_secs() / 3600,
+                "link": link(self.app.public_url(), "/password/reset", token),
+                "hours": self.app.profile().links.reset.as_secs() / 3600,
             }),
             account_dn: Some(account.dn.clone()),
         }
@@ -195,8 +190,8 @@ impl Reset<'_> {
             payload: json!({
                 "name": account.greeting_name(),
                 "login": account.login.as_str(),
-                "activation_url": page(self.public_url, "/activation"),
-                "help_url": page(self.public_url, "/help"),
+                "activation_url": page(self.app.public_url(), "/activation"),
+                "help_url": page(self.app.public_url(), "/help"),
             }),
             account_dn: Some(account.dn.clone()),
         }
@@ -208,7 +203,7 @@ impl Reset<'_> {
             LinkState::Live(record) => record,
             other => return Ok(Opened::Gone(other)),
         };
-        Ok(match self.directory.read(&record.account_dn).await? {
+        Ok(match self.app.directory.read(&record.account_dn).await? {
             Some(account) => Opened::Form {
                 login: account.login.to_string(),
             },
@@ -218,14 +213,17 @@ impl Reset<'_> {
 
     async fn peek(&self, token: &Token, now: OffsetDateTime) -> Result<LinkState, FlowError> {
         Ok(self
+            .app
             .store
             .peek_link(&token.hash(), Purpose::Reset, now.unix_timestamp())
             .await?)
     }
 
-    /// Step 3 (POST): checks the password, uses the link up and writes the password
-    /// at once. Then every other link of the account is voided, its sessions end, and
-    /// the owner is told by mail. A directory failure leaves the link usable.
+    /// Step 3 (POST): checks the password, then writes it at once. Then every other
+    /// link of the account is voided, its credential epoch raised (every session
+    /// and token issued before stops counting, even one being issued right now),
+    /// its sessions end with their applications, and the owner is told by mail. A
+    /// directory failure leaves the link usable.
     pub async fn change(
         &self,
         token: &Token,
@@ -235,81 +233,92 @@ impl Reset<'_> {
         now: OffsetDateTime,
     ) -> Result<Changed, FlowError> {
         let at = now.unix_timestamp();
-        let mut tx = self.store.begin().await?;
-        let Some(record) = tx.use_link(&token.hash(), Purpose::Reset, at).await? else {
-            drop(tx);
-            let state = self.peek(token, now).await?;
-            let event =
-                AuditEvent::new("reset.link", "gone").detail(json!({ "state": state.name() }));
-            self.store.audit(&self.origin, event).await?;
-            return Ok(Changed::Gone(state));
+        let record = match self.peek(token, now).await? {
+            LinkState::Live(record) => record,
+            other => return self.gone(other, at).await,
         };
-        let account = match self.directory.read(&record.account_dn).await? {
-            Some(account)
-                if account
-                    .state
-                    .as_ref()
-                    .is_some_and(|s| s.kind == StateKind::Active) =>
-            {
-                account
-            }
+        let account = match self.app.directory.read(&record.account_dn).await? {
+            Some(account) if account.is_active() => account,
             // Gone from the directory, or locked since the link was sent: the link is spent.
-            _ => {
-                let event = AuditEvent::new("reset.password_changed", "refused")
-                    .account(&record.account_dn);
-                tx.audit(&self.origin, event, at).await?;
-                tx.commit().await?;
-                return Ok(Changed::Gone(LinkState::Voided));
-            }
+            _ => return self.refused(token, &record.account_dn, at).await,
         };
-        let policy = PasswordPolicy::new(self.profile.password.clone());
+        let policy = PasswordPolicy::new(self.app.profile().password.clone());
         let password = match policy.check(candidate, confirmation, &personal_data(&account)) {
             Ok(password) => password,
-            // The transaction rolls back: the link stays usable for a corrected try.
+            // Nothing was claimed: the link stays usable for a corrected try.
             Err(violations) => return Ok(Changed::Refused(violations)),
         };
-        // If this fails, returning drops `tx`: the link is not used up.
-        self.directory
-            .set_password(&account.dn, password.password(), AccountChange::default())
+        let secret = self
+            .app
+            .directory
+            .prepare_password(password.password())
             .await?;
-        tx.void_links(&account.dn, at).await?;
-        let ended_sessions = tx.end_sessions(&account.dn, at).await?;
-        if let Some(email) = &account.personal_email {
-            tx.enqueue_mail(&self.changed_mail(&account, email, lang, now), at)
-                .await?;
+        let hash = token.hash();
+        match critical::claim(self.app, &hash, Purpose::Reset).await? {
+            Claim::Held(_) => {}
+            Claim::Gone(state) => return self.gone(state, at).await,
         }
-        let event = AuditEvent::new("reset.password_changed", "ok")
-            .account(&account.dn)
-            .detail(json!({ "sessions_ended": ended_sessions.len() }));
-        tx.audit(&self.origin, event, at).await?;
-        tx.commit().await?;
-        self.outbox.notify_one();
+        let mail = account
+            .personal_email
+            .as_ref()
+            .map(|email| changed_mail(self.app, &account, email, lang, now));
+        let write = PasswordWrite {
+            app: self.app.clone(),
+            origin: self.origin.clone(),
+            link: Some(hash),
+            account_dn: account.dn.clone(),
+            secret,
+            change: AccountChange::default(),
+            keep_session: None,
+            mail,
+            event: "reset.password_changed",
+            at,
+        };
+        let ended = self.app.finish(write.run()).await?;
         Ok(Changed::Done {
             login: account.login.to_string(),
-            account_dn: account.dn,
-            ended_sessions,
+            sessions_ended: ended.sessions,
         })
     }
 
-    fn changed_mail(
-        &self,
-        account: &Account,
-        to: &Email,
-        lang: Lang,
-        now: OffsetDateTime,
-    ) -> Outgoing {
-        Outgoing {
-            kind: "password_changed".to_owned(),
-            recipient: to.as_str().to_owned(),
-            lang: lang.code().to_owned(),
-            payload: json!({
-                "name": account.greeting_name(),
-                "login": account.login.as_str(),
-                "when": mail_time(now),
-                "help_url": page(self.public_url, "/help"),
-            }),
-            account_dn: Some(account.dn.clone()),
-        }
+    async fn gone(&self, state: LinkState, at: i64) -> Result<Changed, FlowError> {
+        let event = AuditEvent::new("reset.link", "gone").detail(json!({ "state": state.name() }));
+        let mut tx = self.app.store.begin().await?;
+        tx.audit(&self.origin, event, at).await?;
+        tx.commit().await?;
+        Ok(Changed::Gone(state))
+    }
+
+    async fn refused(&self, token: &Token, dn: &str, at: i64) -> Result<Changed, FlowError> {
+        let mut tx = self.app.store.begin().await?;
+        tx.spend_link(&token.hash(), at).await?;
+        let event = AuditEvent::new("reset.password_changed", "refused").account(dn);
+        tx.audit(&self.origin, event, at).await?;
+        tx.commit().await?;
+        Ok(Changed::Gone(LinkState::Voided))
+    }
+}
+
+/// "Your password was changed", with the time and where to get help: the owner
+/// learns of a change they did not make.
+pub(super) fn changed_mail(
+    app: &App,
+    account: &Account,
+    to: &Email,
+    lang: Lang,
+    now: OffsetDateTime,
+) -> Outgoing {
+    Outgoing {
+        kind: "password_changed".to_owned(),
+        recipient: to.as_str().to_owned(),
+        lang: lang.code().to_owned(),
+        payload: json!({
+            "name": account.greeting_name(),
+            "login": account.login.as_str(),
+            "when": mail_time(now),
+            "help_url": page(app.public_url(), "/help"),
+        }),
+        account_dn: Some(account.dn.clone()),
     }
 }
 

@@ -2,7 +2,9 @@
 //! redirect URI are known to be registered, errors are shown as a page; after that
 //! they go back to the client (RFC 6749 §4.1.2.1), with `iss` (RFC 9207).
 
-use axum::extract::{Form, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Form, Query, State};
 use axum::http::header::LOCATION;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +13,7 @@ use url::Url;
 use super::claims;
 use super::keys::{self, Alg};
 use crate::domain::Token;
-use crate::store::{ClientRecord, CodeRecord, unix_now};
+use crate::store::{AuditEvent, ClientRecord, CodeRecord, Origin, unix_now};
 use crate::web::session;
 use crate::web::{AppState, Frame, WebError};
 use minijinja::context;
@@ -43,6 +45,7 @@ pub async fn post(
 /// original request).
 pub async fn consent(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     frame: Frame,
     headers: HeaderMap,
     Form(mut params): Form<Params>,
@@ -52,9 +55,19 @@ pub async fn consent(
     let Ok(decision) = single(&params, "decision") else {
         return page_error("the answer is repeated");
     };
-    let allowed = decision == Some("allow");
+    let answer = Consent {
+        allowed: decision == Some("allow"),
+        origin: frame.origin(peer),
+    };
     params.retain(|(k, _)| k != "decision" && k != "csrf");
-    authorize(state, frame, headers, params, Some(allowed)).await
+    authorize(state, frame, headers, params, Some(answer)).await
+}
+
+/// The student's answer on the consent page, and who gave it (for the audit log).
+#[derive(Debug, Clone)]
+struct Consent {
+    allowed: bool,
+    origin: Origin,
 }
 
 /// One value per parameter: a repeated parameter is an error (RFC 6749 §3.1).
@@ -117,7 +130,7 @@ async fn authorize(
     frame: Frame,
     headers: HeaderMap,
     params: Params,
-    consent: Option<bool>,
+    consent: Option<Consent>,
 ) -> Response {
     match checked_client(&state, &params).await {
         Ok((client, reply)) => {
@@ -177,7 +190,7 @@ async fn grant(
     params: &Params,
     client: &ClientRecord,
     reply: &Reply,
-    consent: Option<bool>,
+    consent: Option<Consent>,
 ) -> Result<Response, WebError> {
     let get = |name: &str| single(params, name);
     let names = [
@@ -291,12 +304,21 @@ async fn grant(
     // A third-party application needs the student's agreement to what it reads.
     if !client.first_party {
         match consent {
-            Some(false) => return Ok(reply.error("access_denied", "the student declined")),
-            Some(true) => {
+            Some(Consent { allowed: false, .. }) => {
+                return Ok(reply.error("access_denied", "the student declined"));
+            }
+            Some(Consent {
+                allowed: true,
+                origin,
+            }) => {
                 state
                     .store
                     .add_consent(&record.account_dn, &client.client_id, &scope, now)
                     .await?;
+                let event = AuditEvent::new("oidc.consent", "given")
+                    .account(&record.account_dn)
+                    .detail(serde_json::json!({ "client_id": client.client_id, "scope": scope }));
+                state.store.audit(&origin, event).await?;
             }
             None => {
                 let agreed = state
@@ -329,6 +351,7 @@ async fn grant(
         code_challenge: challenge.map(str::to_owned),
         auth_time: record.created_at,
         expires_at: now + CODE_SECS,
+        epoch: record.epoch,
     };
     state.store.add_code(&code.hash(), &stored, now).await?;
     Ok(reply.send(&[("code", code.expose())]))

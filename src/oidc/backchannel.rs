@@ -23,21 +23,6 @@ const MAX_ATTEMPTS: i64 = 12;
 /// Deliveries also wait for this poll when no one rings.
 const POLL: Duration = Duration::from_secs(5);
 
-/// Queues a logout for `client_id` and wakes the worker.
-pub async fn enqueue(
-    state: &AppState,
-    client_id: &str,
-    session_hash: &str,
-    subject: &str,
-) -> Result<(), StoreError> {
-    state
-        .store
-        .enqueue_logout(client_id, session_hash, subject, unix_now())
-        .await?;
-    state.backchannel.notify_one();
-    Ok(())
-}
-
 /// Runs until `stop` turns true: delivers what is due, then waits for a wake or
 /// the poll interval.
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
@@ -103,6 +88,14 @@ async fn deliver(
         "sid": super::sid(&delivery.session_hash),
         "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
     });
+    let mut claims = claims;
+    // Sessions opened before Guichet kept the subject with them: `sid` alone names
+    // the session, which Back-Channel Logout §2.4 allows.
+    if delivery.subject.is_empty() {
+        if let Some(fields) = claims.as_object_mut() {
+            fields.remove("sub");
+        }
+    }
     let alg = Alg::parse(&client.id_token_alg).unwrap_or(Alg::Rs256);
     let keys = state.store.published_keys(now).await?;
     let token = match keys::sign_typed(&keys, &state.sealer, alg, "logout+jwt", &claims) {

@@ -1,24 +1,29 @@
 //! Token introspection (RFC 7662: how Dovecot checks the bearer tokens Roundcube
 //! sends) and revocation (RFC 7009). Both require client authentication.
 
+use std::net::SocketAddr;
+
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::OAuthError;
 use super::token::{OAuthForm, Params, authenticate, param};
-use crate::domain::{StateKind, Token};
-use crate::store::unix_now;
-use crate::web::AppState;
+use crate::domain::Token;
+use crate::store::{AuditEvent, Origin, TokenKind, unix_now};
+use crate::web::{AppState, Frame};
 
 pub async fn introspect(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    frame: Frame,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
 ) -> Response {
-    match introspection(&state, &headers, &params).await {
+    let origin = frame.origin(peer);
+    match introspection(&state, &origin, &headers, &params).await {
         Ok(body) => {
             let mut response = Json(body).into_response();
             response.headers_mut().insert(
@@ -33,11 +38,12 @@ pub async fn introspect(
 
 async fn introspection(
     state: &AppState,
+    origin: &Origin,
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<Value, OAuthError> {
     // Only a client with a secret may ask.
-    let asker = authenticate(state, headers, params).await?;
+    let asker = authenticate(state, origin, headers, params).await?;
     if asker.secret_hash.is_none() {
         return Err(OAuthError::invalid_client());
     }
@@ -55,27 +61,26 @@ async fn introspection(
     // with --introspection learns about others' (RFC 7662 §2.2: "active": false
     // when the caller may not know).
     if record.client_id != asker.client_id && !asker.introspection {
+        let event = AuditEvent::new("oidc.introspect", "refused")
+            .account(&record.account_dn)
+            .detail(json!({ "asker": asker.client_id, "client_id": record.client_id }));
+        state.store.audit(origin, event).await?;
         return Ok(inactive);
     }
-    let live = record.revoked_at.is_none()
-        && record.expires_at > now
-        && (record.kind == "access" || record.rotated_at.is_none());
+    let live =
+        record.is_live(now) && (record.kind == TokenKind::Access || record.rotated_at.is_none());
     if !live {
         return Ok(inactive);
     }
     let account = state.directory.read(&record.account_dn).await?;
-    let Some(account) = account.filter(|a| {
-        a.state
-            .as_ref()
-            .is_some_and(|s| s.kind == StateKind::Active)
-    }) else {
+    let Some(account) = account.filter(|a| a.is_active()) else {
         return Ok(inactive);
     };
     let mut body = json!({
         "active": true,
         "scope": record.scope,
         "client_id": record.client_id,
-        "token_type": if record.kind == "access" { "Bearer" } else { "refresh_token" },
+        "token_type": if record.kind == TokenKind::Access { "Bearer" } else { "refresh_token" },
         "exp": record.expires_at,
         "sub": super::claims::subject(&account),
         "aud": record.client_id,
@@ -93,10 +98,13 @@ async fn introspection(
 
 pub async fn revoke(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    frame: Frame,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
 ) -> Response {
-    match revocation(&state, &headers, &params).await {
+    let origin = frame.origin(peer);
+    match revocation(&state, &origin, &headers, &params).await {
         Ok(()) => Json(json!({})).into_response(),
         Err(error) => error.into_response(),
     }
@@ -106,10 +114,11 @@ pub async fn revoke(
 /// token is answered like a revoked one (RFC 7009 §2.2).
 async fn revocation(
     state: &AppState,
+    origin: &Origin,
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<(), OAuthError> {
-    let client = authenticate(state, headers, params).await?;
+    let client = authenticate(state, origin, headers, params).await?;
     let raw =
         param(params, "token")?.ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let Ok(token) = raw.parse::<Token>() else {
@@ -124,10 +133,15 @@ async fn revocation(
             "the token was issued to another client",
         ));
     }
-    if record.kind == "refresh" {
-        state.store.revoke_grant(&record.grant_id, now).await?;
+    let revoked = if record.kind == TokenKind::Refresh {
+        state.store.revoke_grant(&record.grant_id, now).await?
     } else {
         state.store.revoke_token(&token.hash(), now).await?;
-    }
+        1
+    };
+    let event = AuditEvent::new("oidc.revoke", "ok")
+        .account(&record.account_dn)
+        .detail(json!({ "client_id": client.client_id, "tokens_revoked": revoked }));
+    state.store.audit(origin, event).await?;
     Ok(())
 }

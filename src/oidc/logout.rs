@@ -11,32 +11,8 @@ use minijinja::context;
 use serde_json::Value;
 use url::Url;
 
-use crate::store::{ClientRecord, StoreError, unix_now};
+use crate::store::{ClientRecord, unix_now};
 use crate::web::{AppState, Frame, WebError, session};
-
-/// A session ended (sign-out, end-session, reset): the tokens it gave clients
-/// without `offline_access` are revoked, and each client with a back-channel URI
-/// is told (through the delivery queue, `backchannel`).
-pub async fn session_ended(
-    state: &AppState,
-    session_hash: &str,
-    account_dn: &str,
-) -> Result<(), StoreError> {
-    let now = unix_now();
-    let client_ids = state.store.session_clients(session_hash).await?;
-    state.store.revoke_session_tokens(session_hash, now).await?;
-    let subject = match state.directory.read(account_dn).await {
-        Ok(Some(account)) => super::claims::subject(&account),
-        _ => return Ok(()),
-    };
-    for client_id in client_ids {
-        let client = state.store.client(&client_id).await?;
-        if client.is_some_and(|c| c.backchannel_logout_uri.is_some()) {
-            super::backchannel::enqueue(state, &client_id, session_hash, &subject).await?;
-        }
-    }
-    Ok(())
-}
 
 type Params = Vec<(String, String)>;
 
@@ -147,9 +123,8 @@ async fn end_session(
         let html = state.render("logout_confirm.html", &frame, page)?;
         return Ok(crate::web::leaving_page(html));
     }
-    if let Some((record, hash)) = current {
-        state.store.end_session(&hash, unix_now()).await?;
-        session_ended(&state, hash.as_str(), &record.account_dn).await?;
+    if current.is_some() {
+        session::end_current_session(&state, &headers, &frame, None).await?;
     }
     finished(&state, &frame, target)
 }

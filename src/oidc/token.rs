@@ -4,7 +4,9 @@
 //! clients send only their id and rely on PKCE.
 
 use axum::Json;
-use axum::extract::{Form, FromRequest, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Form, FromRequest, Request, State};
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, PRAGMA};
 use axum::response::{IntoResponse, Response};
@@ -17,9 +19,11 @@ use super::OAuthError;
 use super::clients::secret_matches;
 use super::keys::{self, Alg};
 use crate::directory::Account;
-use crate::domain::{StateKind, Token, TokenHash};
-use crate::store::{ClientRecord, NewToken, unix_now};
-use crate::web::AppState;
+use crate::domain::{Token, TokenHash};
+use crate::store::{
+    AuditEvent, ClientRecord, NewToken, Origin, Redemption, StoreTx, TokenKind, unix_now,
+};
+use crate::web::{AppState, Frame};
 
 const ACCESS_SECS: i64 = 3600;
 const REFRESH_SECS: i64 = 30 * 86400;
@@ -61,10 +65,13 @@ pub(super) fn param<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str
 
 pub async fn token(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    frame: Frame,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
 ) -> Response {
-    match exchange(&state, &headers, &params).await {
+    let origin = frame.origin(peer);
+    match exchange(&state, &origin, &headers, &params).await {
         Ok(body) => {
             let mut response = Json(body).into_response();
             let headers = response.headers_mut();
@@ -78,13 +85,14 @@ pub async fn token(
 
 async fn exchange(
     state: &AppState,
+    origin: &Origin,
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<Value, OAuthError> {
-    let client = authenticate(state, headers, params).await?;
+    let client = authenticate(state, origin, headers, params).await?;
     match param(params, "grant_type")? {
-        Some("authorization_code") => from_code(state, &client, params).await,
-        Some("refresh_token") => from_refresh(state, &client, params).await,
+        Some("authorization_code") => from_code(state, origin, &client, params).await,
+        Some("refresh_token") => from_refresh(state, origin, &client, params).await,
         None => Err(OAuthError::invalid_request("grant_type is required")),
         Some(_) => Err(OAuthError::unsupported_grant_type()),
     }
@@ -124,7 +132,26 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     Ok(Some((form_decode(id), form_decode(secret))))
 }
 
+/// The client, authenticated; a failure is audited (who tried which client id).
 pub(super) async fn authenticate(
+    state: &AppState,
+    origin: &Origin,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<ClientRecord, OAuthError> {
+    match authenticated(state, headers, params).await {
+        Err(error) if error.error == "invalid_client" => {
+            let named = param(params, "client_id").ok().flatten().map(str::to_owned);
+            let event = AuditEvent::new("oidc.client_auth", "refused")
+                .detail(json!({ "client_id": named }));
+            state.store.audit(origin, event).await?;
+            Err(error)
+        }
+        other => other,
+    }
+}
+
+async fn authenticated(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
@@ -167,6 +194,7 @@ pub(super) async fn authenticate(
 
 async fn from_code(
     state: &AppState,
+    origin: &Origin,
     client: &ClientRecord,
     params: &Params,
 ) -> Result<Value, OAuthError> {
@@ -178,14 +206,17 @@ async fn from_code(
     let now = unix_now();
     let hash = code.hash();
     let record = match state.store.use_code(&hash, &client.client_id, now).await? {
-        Ok(record) => record,
-        Err(true) => {
+        Redemption::Redeemed(record) => record,
+        Redemption::Replayed => {
             // A replayed code: whatever it issued may be in the wrong hands.
             let revoked = state.store.revoke_grant(hash.as_str(), now).await?;
             tracing::warn!(client = %client.client_id, revoked, "authorization code replayed");
+            let event = AuditEvent::new("oidc.code", "replayed")
+                .detail(json!({ "client_id": client.client_id, "tokens_revoked": revoked }));
+            state.store.audit(origin, event).await?;
             return Err(OAuthError::invalid_grant("code already used"));
         }
-        Err(false) => return Err(OAuthError::invalid_grant("unknown code")),
+        Redemption::Unknown => return Err(OAuthError::invalid_grant("unknown code")),
     };
     if record.expires_at <= now {
         return Err(OAuthError::invalid_grant("code expired"));
@@ -213,6 +244,7 @@ async fn from_code(
         .store
         .session_is_live(&record.session_hash, now)
         .await?
+        || state.store.credential_epoch(&record.account_dn).await? != record.epoch
     {
         return Err(OAuthError::invalid_grant(
             "the session of this code has ended",
@@ -228,12 +260,15 @@ async fn from_code(
         refresh_scope: &record.scope,
         auth_time: record.auth_time,
         nonce: record.nonce.as_deref(),
+        epoch: record.epoch,
+        bound: SessionBound::Live,
     };
     issue(state, &grant, now).await
 }
 
 async fn from_refresh(
     state: &AppState,
+    origin: &Origin,
     client: &ClientRecord,
     params: &Params,
 ) -> Result<Value, OAuthError> {
@@ -248,9 +283,9 @@ async fn from_refresh(
         .store
         .token(&hash)
         .await?
-        .filter(|t| t.kind == "refresh" && t.client_id == client.client_id)
+        .filter(|t| t.kind == TokenKind::Refresh && t.client_id == client.client_id)
         .ok_or_else(|| OAuthError::invalid_grant("unknown refresh token"))?;
-    if record.revoked_at.is_some() || record.expires_at <= now {
+    if !record.is_live(now) {
         return Err(OAuthError::invalid_grant(
             "refresh token expired or revoked",
         ));
@@ -259,6 +294,10 @@ async fn from_refresh(
         // Used before: a stolen copy is in play. End the whole grant.
         let revoked = state.store.revoke_grant(&record.grant_id, now).await?;
         tracing::warn!(client = %client.client_id, revoked, "refresh token reused");
+        let event = AuditEvent::new("oidc.refresh", "reused")
+            .account(&record.account_dn)
+            .detail(json!({ "client_id": client.client_id, "tokens_revoked": revoked }));
+        state.store.audit(origin, event).await?;
         return Err(OAuthError::invalid_grant("refresh token already used"));
     }
     let account = active_account(state, &record.account_dn).await?;
@@ -283,6 +322,8 @@ async fn from_refresh(
         refresh_scope: &record.scope,
         auth_time: record.auth_time,
         nonce: None,
+        epoch: record.epoch,
+        bound: SessionBound::Offline,
     };
     issue(state, &grant, now).await
 }
@@ -290,14 +331,7 @@ async fn from_refresh(
 /// The account behind a grant, if it may still sign in.
 async fn active_account(state: &AppState, dn: &str) -> Result<Account, OAuthError> {
     match state.directory.read(dn).await? {
-        Some(account)
-            if account
-                .state
-                .as_ref()
-                .is_some_and(|s| s.kind == StateKind::Active) =>
-        {
-            Ok(account)
-        }
+        Some(account) if account.is_active() => Ok(account),
         _ => Err(OAuthError::invalid_grant(
             "the account can no longer sign in",
         )),
@@ -315,30 +349,51 @@ struct Grant<'a> {
     refresh_scope: &'a str,
     auth_time: i64,
     nonce: Option<&'a str>,
+    /// The credential epoch it was issued under, which its tokens carry on.
+    epoch: i64,
+    bound: SessionBound,
+}
+
+/// Whether the tokens need their session alive (a code exchange) or outlive it
+/// (a refresh: only `offline_access` grants have refresh tokens).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionBound {
+    Live,
+    Offline,
 }
 
 async fn issue(state: &AppState, grant: &Grant<'_>, now: i64) -> Result<Value, OAuthError> {
     let access = Token::generate();
-    let access_row = (&access.hash(), "access", grant.scope, now + ACCESS_SECS);
-    store_token(state, grant, access_row, now).await?;
     // The refresh token keeps the grant's whole scope, even after a narrowing refresh.
-    let refresh = if grant
+    let refresh = grant
         .refresh_scope
         .split(' ')
         .any(|s| s == "offline_access")
-    {
-        let refresh = Token::generate();
+        .then(Token::generate);
+    let mut tx = state.store.begin().await?;
+    let access_row = (
+        &access.hash(),
+        TokenKind::Access,
+        grant.scope,
+        now + ACCESS_SECS,
+    );
+    store_token(&mut tx, grant, access_row, now).await?;
+    if let Some(refresh) = &refresh {
         let refresh_row = (
             &refresh.hash(),
-            "refresh",
+            TokenKind::Refresh,
             grant.refresh_scope,
             now + REFRESH_SECS,
         );
-        store_token(state, grant, refresh_row, now).await?;
-        Some(refresh)
-    } else {
-        None
-    };
+        store_token(&mut tx, grant, refresh_row, now).await?;
+    }
+    // Signed out while this exchange ran: its tokens are never committed.
+    if grant.bound == SessionBound::Live && !tx.hold_session(grant.session_hash, now).await? {
+        return Err(OAuthError::invalid_grant(
+            "the session of this code has ended",
+        ));
+    }
+    tx.commit().await?;
     // A replay that raced this redemption revoked the grant before these tokens
     // existed: they die with it (the replay's revocation or this one, whichever
     // comes last, sees them).
@@ -361,16 +416,16 @@ async fn issue(state: &AppState, grant: &Grant<'_>, now: i64) -> Result<Value, O
         "id_token": id_token,
         "scope": grant.scope,
     });
-    if let (Some(refresh), Some(fields)) = (refresh, body.as_object_mut()) {
+    if let (Some(refresh), Some(fields)) = (&refresh, body.as_object_mut()) {
         fields.insert("refresh_token".into(), json!(refresh.expose()));
     }
     Ok(body)
 }
 
 async fn store_token(
-    state: &AppState,
+    tx: &mut StoreTx,
     grant: &Grant<'_>,
-    (hash, kind, scope, expires_at): (&TokenHash, &str, &str, i64),
+    (hash, kind, scope, expires_at): (&TokenHash, TokenKind, &str, i64),
     now: i64,
 ) -> Result<(), OAuthError> {
     let token = NewToken {
@@ -383,8 +438,9 @@ async fn store_token(
         scope,
         auth_time: grant.auth_time,
         expires_at,
+        epoch: grant.epoch,
     };
-    Ok(state.store.add_token(&token, now).await?)
+    Ok(tx.add_token(&token, now).await?)
 }
 
 /// `at_hash`: the left half of the access token's hash, with the hash of the

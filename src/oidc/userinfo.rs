@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{OAuthError, claims, keys};
-use crate::domain::{StateKind, Token};
-use crate::store::unix_now;
+use crate::domain::Token;
+use crate::store::{TokenKind, unix_now};
 use crate::web::AppState;
 
 /// The bearer token from the header, else from a form body; both is an error.
@@ -59,17 +59,13 @@ async fn userinfo(state: &AppState, headers: &HeaderMap, body: &str) -> Result<V
         .store
         .token(&token.hash())
         .await?
-        .filter(|t| t.kind == "access" && t.revoked_at.is_none() && t.expires_at > now)
+        .filter(|t| t.kind == TokenKind::Access && t.is_live(now))
         .ok_or_else(OAuthError::invalid_token)?;
     let account = state
         .directory
         .read(&record.account_dn)
         .await?
-        .filter(|a| {
-            a.state
-                .as_ref()
-                .is_some_and(|s| s.kind == StateKind::Active)
-        })
+        .filter(|a| a.is_active())
         .ok_or_else(OAuthError::invalid_token)?;
     Ok(claims::userinfo(
         &account,

@@ -17,27 +17,6 @@ pub struct LogoutDelivery {
 }
 
 impl Store {
-    pub async fn enqueue_logout(
-        &self,
-        client_id: &str,
-        session_hash: &str,
-        subject: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO oidc_logout_deliveries (id, client_id, session_hash, subject, created_at, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(client_id)
-        .bind(session_hash)
-        .bind(subject)
-        .bind(now)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
     /// Claims the oldest due logout for `lease_secs` (the outer conditions repeat
     /// the inner ones so that a row another worker took meanwhile is skipped).
     pub async fn claim_logout(

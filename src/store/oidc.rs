@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, StoreTx};
 use crate::domain::TokenHash;
 
 /// A signing key as stored. `private_der` is base64 DER (PKCS#1 for RSA, PKCS#8
@@ -57,12 +57,48 @@ pub struct CodeRecord {
     pub code_challenge: Option<String>,
     pub auth_time: i64,
     pub expires_at: i64,
+    /// The credential epoch of the session it came from.
+    pub epoch: i64,
+}
+
+/// What presenting a code gave.
+#[derive(Debug, Clone)]
+pub enum Redemption {
+    Redeemed(CodeRecord),
+    /// Used before by its client: whatever it issued may be in the wrong hands.
+    Replayed,
+    /// Never issued, or issued to another client.
+    Unknown,
+}
+
+/// What a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+impl TokenKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Access => "access",
+            TokenKind::Refresh => "refresh",
+        }
+    }
+
+    fn parse(raw: &str) -> Result<TokenKind, StoreError> {
+        match raw {
+            "access" => Ok(TokenKind::Access),
+            "refresh" => Ok(TokenKind::Refresh),
+            other => Err(StoreError::Query(format!("unknown token kind {other:?}"))),
+        }
+    }
 }
 
 /// A token's grant.
 #[derive(Debug, Clone)]
 pub struct TokenRecord {
-    pub kind: String,
+    pub kind: TokenKind,
     pub grant_id: String,
     pub client_id: String,
     pub account_dn: String,
@@ -72,13 +108,24 @@ pub struct TokenRecord {
     pub expires_at: i64,
     pub rotated_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The credential epoch it was issued under; tokens issued from it carry it on.
+    pub epoch: i64,
+    /// Whether that epoch is still the account's: a password changed since ends it.
+    pub current: bool,
+}
+
+impl TokenRecord {
+    /// Neither revoked, expired, nor overtaken by a change of password.
+    pub fn is_live(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now && self.current
+    }
 }
 
 /// A token to store.
 #[derive(Debug, Clone)]
 pub struct NewToken<'a> {
     pub hash: &'a TokenHash,
-    pub kind: &'a str,
+    pub kind: TokenKind,
     pub grant_id: &'a str,
     pub client_id: &'a str,
     pub account_dn: &'a str,
@@ -86,6 +133,7 @@ pub struct NewToken<'a> {
     pub scope: &'a str,
     pub auth_time: i64,
     pub expires_at: i64,
+    pub epoch: i64,
 }
 
 fn uris(raw: String) -> Result<Vec<String>, StoreError> {
@@ -256,7 +304,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO oidc_codes (code_hash, client_id, account_dn, session_hash, redirect_uri, scope, nonce, \
-             code_challenge, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             code_challenge, auth_time, created_at, expires_at, epoch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(hash.as_str())
         .bind(&code.client_id)
@@ -269,24 +317,23 @@ impl Store {
         .bind(code.auth_time)
         .bind(now)
         .bind(code.expires_at)
+        .bind(code.epoch)
         .execute(self.pool())
         .await?;
         Ok(())
     }
 
-    /// Uses a code up. `Err(true)` if it was used before (a replay), `Err(false)` if
-    /// it never existed.
-    /// Only the client the code was issued to can use it up: someone else holding a
-    /// leaked code cannot burn it.
+    /// Uses a code up. Only the client the code was issued to can use it up:
+    /// someone else holding a leaked code cannot burn it.
     pub async fn use_code(
         &self,
         hash: &TokenHash,
         client_id: &str,
         now: i64,
-    ) -> Result<Result<CodeRecord, bool>, StoreError> {
+    ) -> Result<Redemption, StoreError> {
         let row = sqlx::query(
             "UPDATE oidc_codes SET used_at = $1 WHERE code_hash = $2 AND client_id = $3 AND used_at IS NULL \
-             RETURNING client_id, account_dn, session_hash, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at",
+             RETURNING client_id, account_dn, session_hash, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at, epoch",
         )
         .bind(now)
         .bind(hash.as_str())
@@ -303,9 +350,12 @@ impl Store {
                 .bind(client_id)
                     .fetch_optional(self.pool())
                     .await?;
-            return Ok(Err(exists.is_some()));
+            return Ok(match exists {
+                Some(_) => Redemption::Replayed,
+                None => Redemption::Unknown,
+            });
         };
-        Ok(Ok(CodeRecord {
+        Ok(Redemption::Redeemed(CodeRecord {
             client_id: row.try_get("client_id")?,
             account_dn: row.try_get("account_dn")?,
             session_hash: row.try_get("session_hash")?,
@@ -315,40 +365,23 @@ impl Store {
             code_challenge: row.try_get("code_challenge")?,
             auth_time: row.try_get("auth_time")?,
             expires_at: row.try_get("expires_at")?,
+            epoch: row.try_get("epoch")?,
         }))
     }
 
-    pub async fn add_token(&self, token: &NewToken<'_>, now: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO oidc_tokens (token_hash, kind, grant_id, client_id, account_dn, session_hash, scope, auth_time, \
-             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(token.hash.as_str())
-        .bind(token.kind)
-        .bind(token.grant_id)
-        .bind(token.client_id)
-        .bind(token.account_dn)
-        .bind(token.session_hash)
-        .bind(token.scope)
-        .bind(token.auth_time)
-        .bind(now)
-        .bind(token.expires_at)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
     pub async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT kind, grant_id, client_id, account_dn, session_hash, scope, auth_time, expires_at, rotated_at, revoked_at \
-             FROM oidc_tokens WHERE token_hash = $1",
-        )
-        .bind(hash.as_str())
-        .fetch_optional(self.pool())
-        .await?;
+        let sql = format!(
+            "SELECT kind, grant_id, client_id, account_dn, session_hash, scope, auth_time, expires_at, rotated_at, revoked_at, \
+             epoch, CASE WHEN {} THEN 1 ELSE 0 END AS current FROM oidc_tokens WHERE token_hash = $1",
+            super::sessions::current_epoch("oidc_tokens")
+        );
+        let row = sqlx::query(&sql)
+            .bind(hash.as_str())
+            .fetch_optional(self.pool())
+            .await?;
         row.map(|row| {
             Ok(TokenRecord {
-                kind: row.try_get("kind")?,
+                kind: TokenKind::parse(&row.try_get::<String, _>("kind")?)?,
                 grant_id: row.try_get("grant_id")?,
                 client_id: row.try_get("client_id")?,
                 account_dn: row.try_get("account_dn")?,
@@ -358,6 +391,8 @@ impl Store {
                 expires_at: row.try_get("expires_at")?,
                 rotated_at: row.try_get("rotated_at")?,
                 revoked_at: row.try_get("revoked_at")?,
+                epoch: row.try_get("epoch")?,
+                current: row.try_get::<i64, _>("current")? == 1,
             })
         })
         .transpose()
@@ -385,34 +420,6 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
-    }
-
-    /// The clients a session signed into (that hold tokens from it).
-    pub async fn session_clients(&self, session_hash: &str) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT client_id FROM oidc_tokens WHERE session_hash = $1 ORDER BY client_id",
-        )
-        .bind(session_hash)
-        .fetch_all(self.pool())
-        .await?)
-    }
-
-    /// Revokes a session's tokens, except those granted for use while the student is
-    /// away (`offline_access`).
-    pub async fn revoke_session_tokens(
-        &self,
-        session_hash: &str,
-        now: i64,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE oidc_tokens SET revoked_at = $1 WHERE session_hash = $2 AND revoked_at IS NULL \
-             AND scope NOT LIKE '%offline_access%'",
-        )
-        .bind(now)
-        .bind(session_hash)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected())
     }
 
     /// Whether the student agreed to share `scope` (every scope in it) with the client.
@@ -485,5 +492,46 @@ impl Store {
                 .fetch_optional(self.pool())
                 .await?;
         Ok(found.is_some())
+    }
+}
+
+impl StoreTx {
+    pub async fn add_token(&mut self, token: &NewToken<'_>, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO oidc_tokens (token_hash, kind, grant_id, client_id, account_dn, session_hash, scope, auth_time, \
+             created_at, expires_at, epoch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(token.hash.as_str())
+        .bind(token.kind.as_str())
+        .bind(token.grant_id)
+        .bind(token.client_id)
+        .bind(token.account_dn)
+        .bind(token.session_hash)
+        .bind(token.scope)
+        .bind(token.auth_time)
+        .bind(now)
+        .bind(token.expires_at)
+        .bind(token.epoch)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Locks the session's row if it is live and of the current epoch; false if it
+    /// is not. Tokens stored in the same transaction are then either seen by a
+    /// sign-out that commits later (revoked, their client told), or never committed:
+    /// a sign-out racing a code exchange cannot leave the exchange's tokens alive.
+    pub async fn hold_session(&mut self, id_hash: &str, now: i64) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE sso_sessions SET last_seen_at = last_seen_at \
+             WHERE id_hash = $1 AND ended_at IS NULL AND expires_at > $2 AND {}",
+            super::sessions::current_epoch("sso_sessions")
+        );
+        let done = sqlx::query(&sql)
+            .bind(id_hash)
+            .bind(now)
+            .execute(self.conn())
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

@@ -161,6 +161,72 @@ impl Store {
         row.as_ref().map(record_of).transpose()
     }
 
+    /// Claims a live link for `lease_secs` before the directory write it authorises.
+    /// `None` when it is not live, or another request holds a claim on it.
+    pub async fn claim_link(
+        &self,
+        hash: &TokenHash,
+        purpose: Purpose,
+        now: i64,
+        lease_secs: i64,
+    ) -> Result<Option<LinkRecord>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE one_time_tokens SET claimed_until = $1 \
+             WHERE token_hash = $2 AND purpose = $3 AND used_at IS NULL AND voided_at IS NULL \
+               AND expires_at > $4 AND (claimed_until IS NULL OR claimed_until <= $4) \
+             RETURNING account_dn, payload, expires_at",
+        )
+        .bind(now + lease_secs)
+        .bind(hash.as_str())
+        .bind(purpose.as_str())
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(record_of).transpose()
+    }
+
+    /// Whether a live link is held by a claim (another request is writing).
+    pub async fn link_is_claimed(&self, hash: &TokenHash, now: i64) -> Result<bool, StoreError> {
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT claimed_until FROM one_time_tokens WHERE token_hash = $1 AND used_at IS NULL \
+             AND voided_at IS NULL AND claimed_until > $2",
+        )
+        .bind(hash.as_str())
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(held.is_some())
+    }
+
+    /// Lets go of a claim: the directory write failed and the link stays usable.
+    pub async fn release_link(&self, hash: &TokenHash) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE one_time_tokens SET claimed_until = NULL WHERE token_hash = $1 AND used_at IS NULL",
+        )
+        .bind(hash.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Uses up a claimed link after its write, whatever happened to it meanwhile
+    /// (the write is done), and wipes what it carried.
+    pub async fn spend_link(
+        conn: &mut AnyConnection,
+        hash: &TokenHash,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE one_time_tokens SET used_at = $1, claimed_until = NULL, payload = '{}' \
+             WHERE token_hash = $2 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(hash.as_str())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
     /// Voids every live link of the account (after a password change).
     pub async fn void_links(
         conn: &mut AnyConnection,
@@ -168,7 +234,7 @@ impl Store {
         now: i64,
     ) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "UPDATE one_time_tokens SET voided_at = $1 \
+            "UPDATE one_time_tokens SET voided_at = $1, payload = '{}' \
              WHERE account_dn = $2 AND used_at IS NULL AND voided_at IS NULL",
         )
         .bind(now)

@@ -59,6 +59,10 @@ impl StoreTx {
         Store::use_link(&mut self.tx, hash, purpose, now).await
     }
 
+    pub async fn spend_link(&mut self, hash: &TokenHash, now: i64) -> Result<(), StoreError> {
+        Store::spend_link(&mut self.tx, hash, now).await
+    }
+
     pub async fn void_links(&mut self, account_dn: &str, now: i64) -> Result<u64, StoreError> {
         Store::void_links(&mut self.tx, account_dn, now).await
     }
@@ -108,33 +112,6 @@ impl StoreTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    /// Ends every SSO session of the account (a password change, a reset) and revokes
-    /// its OIDC tokens: both are checked on each use, so it takes effect at once.
-    /// Returns the ended sessions' hashes, so their applications can be told.
-    pub async fn end_sessions(
-        &mut self,
-        account_dn: &str,
-        now: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        let ended: Vec<String> = sqlx::query_scalar(
-            "UPDATE sso_sessions SET ended_at = $1 WHERE account_dn = $2 AND ended_at IS NULL \
-             RETURNING id_hash",
-        )
-        .bind(now)
-        .bind(account_dn)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        // OIDC access and refresh tokens die with the sessions they came from.
-        sqlx::query(
-            "UPDATE oidc_tokens SET revoked_at = $1 WHERE account_dn = $2 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(account_dn)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(ended)
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {

@@ -1,6 +1,7 @@
-//! The signed-in student's pages: their account, and the change of personal e-mail
-//! (requested signed in; confirmed by the link sent to the new address, signed in or
-//! not, since students often open mail on another device).
+//! The signed-in student's pages: their account, the change of password, and the
+//! change of personal e-mail (requested signed in; confirmed by the link sent to
+//! the new address, signed in or not, since students often open mail on another
+//! device).
 
 use std::net::SocketAddr;
 
@@ -13,20 +14,17 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::error::WebError;
-use super::link_pages::{self, LinkQuery, private};
+use super::link_pages::{self, LinkQuery, private, rule_lines, violation_lines};
 use super::session::Student;
 use super::{AppState, Frame, limits};
-use crate::domain::{Email, Token};
+use crate::domain::{Email, Password, PasswordPolicy, Token};
 use crate::flows::email_change::{Confirmed, EmailChange, Requested};
+use crate::flows::password_change::{PasswordChange, PasswordChanged};
 use crate::store::{LinkState, Origin};
 
 fn flow(state: &AppState, origin: Origin) -> EmailChange<'_> {
     EmailChange {
-        store: &state.store,
-        directory: &state.directory,
-        profile: &state.settings.profile,
-        public_url: &state.settings.server.public_url,
-        outbox: state.outbox.waker(),
+        app: &state.app,
         origin,
     }
 }
@@ -176,4 +174,89 @@ pub async fn confirm(
         }
         Confirmed::Gone(link) => gone(&state, &frame, &link),
     }
+}
+
+fn password_page(
+    state: &AppState,
+    frame: &Frame,
+    student: &Student,
+    wrong_current: bool,
+    violations: Vec<minijinja::Value>,
+) -> Result<Html<String>, WebError> {
+    let policy = PasswordPolicy::new(state.settings.profile.password.clone());
+    let page = context! {
+        login => student.account.login.as_str(),
+        wrong_current,
+        violations,
+        rules => rule_lines(&policy),
+        specials => policy.allowed_specials(),
+    };
+    state.render("password_change.html", frame, page)
+}
+
+pub async fn password_form(
+    State(state): State<AppState>,
+    frame: Frame,
+    student: Student,
+) -> Result<Response, WebError> {
+    let html = password_page(&state, &frame, &student, false, Vec::new())?;
+    Ok(private(StatusCode::OK, html))
+}
+
+#[derive(Deserialize)]
+pub struct PasswordChangeForm {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirmation: String,
+}
+
+/// Never prints the passwords.
+impl std::fmt::Debug for PasswordChangeForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordChangeForm").finish_non_exhaustive()
+    }
+}
+
+pub async fn password_change(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    frame: Frame,
+    student: Student,
+    Form(form): Form<PasswordChangeForm>,
+) -> Result<Response, WebError> {
+    let login = student.account.login.as_str();
+    // Wrong current passwords count like wrong sign-ins: whoever finds a session
+    // open on a shared computer may not guess the password here either.
+    limits::check(&state, "login", client.ip(), login).await?;
+    let change = PasswordChange {
+        app: &state.app,
+        origin: frame.origin(client),
+    };
+    let outcome = change
+        .change(
+            &student.account,
+            &student.session,
+            &Password::new(form.current),
+            (&form.password, &form.confirmation),
+            frame.0.lang,
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+    let (wrong, violations) = match outcome {
+        PasswordChanged::Done => {
+            limits::refund(&state, "login", client.ip(), login).await?;
+            let html = state.render("password_changed.html", &frame, context! { login })?;
+            return Ok(private(StatusCode::OK, html));
+        }
+        PasswordChanged::WrongPassword => (true, Vec::new()),
+        PasswordChanged::Refused(violations) => {
+            limits::refund(&state, "login", client.ip(), login).await?;
+            (false, violation_lines(violations))
+        }
+    };
+    let html = password_page(&state, &frame, &student, wrong, violations)?;
+    Ok(private(StatusCode::BAD_REQUEST, html))
 }

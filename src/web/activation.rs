@@ -29,12 +29,8 @@ const EVEN_ANSWER: Duration = Duration::from_millis(300);
 
 fn flow(state: &AppState, origin: Origin) -> Activation<'_> {
     Activation {
+        app: &state.app,
         origin,
-        store: &state.store,
-        directory: &state.directory,
-        profile: &state.settings.profile,
-        public_url: &state.settings.server.public_url,
-        outbox: state.outbox.waker(),
     }
 }
 
@@ -314,7 +310,8 @@ fn choose_page(
     state.render("activation_choose.html", frame, page)
 }
 
-#[derive(Debug, Deserialize)]
+/// A password and a token: no `Debug`, so neither can reach a log.
+#[derive(Deserialize)]
 pub struct ChooseForm {
     #[serde(default)]
     t: String,
@@ -422,7 +419,8 @@ pub async fn confirmation(
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A token: no `Debug`, so it cannot reach a log.
+#[derive(Deserialize)]
 pub struct ConfirmForm {
     #[serde(default)]
     t: String,

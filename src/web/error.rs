@@ -29,6 +29,9 @@ pub enum WebError {
     Internal(String),
     #[error("too many attempts")]
     TooManyAttempts,
+    /// Nothing was done; trying again in a moment will work.
+    #[error("busy")]
+    Busy,
     #[error("form refused: CSRF token missing or wrong")]
     Csrf,
     /// An authorization request whose client or redirect URI cannot be trusted: no
@@ -42,6 +45,8 @@ impl From<FlowError> for WebError {
         match error {
             FlowError::Directory(e) => WebError::Directory(e),
             FlowError::Store(e) => WebError::Store(e),
+            FlowError::LinkBusy => WebError::Busy,
+            FlowError::Interrupted => WebError::Internal("critical section interrupted".into()),
         }
     }
 }
@@ -56,6 +61,7 @@ impl WebError {
             WebError::NotFound => (StatusCode::NOT_FOUND, "error.not_found"),
             WebError::BadRequest(_) => (StatusCode::BAD_REQUEST, "error.bad_request"),
             WebError::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "error.too_many"),
+            WebError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "error.busy"),
             WebError::Csrf => (StatusCode::FORBIDDEN, "error.csrf"),
             WebError::Authorize(_) => (StatusCode::BAD_REQUEST, "error.authorize"),
             WebError::Directory(e)

@@ -12,7 +12,8 @@ use super::{AppState, Frame};
 use crate::domain::{PasswordPolicy, Token, Violation};
 use crate::store::LinkState;
 
-#[derive(Debug, Deserialize)]
+/// The link's token: no `Debug`, so it cannot reach a log.
+#[derive(Deserialize)]
 pub struct LinkQuery {
     #[serde(default)]
     pub t: String,

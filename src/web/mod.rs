@@ -33,10 +33,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::config::Settings;
-use crate::directory::Directory;
-use crate::mail::OutboxWorker;
-use crate::store::Store;
+use crate::app::App;
 use crate::templates::Templates;
 pub use error::WebError;
 use i18n::Locale;
@@ -45,39 +42,25 @@ use pages::PageFrame;
 /// Forms are small; anything bigger is refused before it is read.
 const BODY_LIMIT: usize = 64 * 1024;
 
-/// What handlers share. Cheap to clone.
+/// What handlers share: the application core and the page templates. Cheap to
+/// clone; derefs to [`App`].
 #[derive(Clone, Debug)]
 pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub store: Store,
-    pub directory: Directory,
+    pub app: App,
     templates: Arc<Templates>,
-    /// Sends what flows put in the outbox; `server::run` runs it.
-    pub outbox: OutboxWorker,
-    /// Rung when a back-channel logout is queued (`oidc::backchannel`).
-    pub backchannel: Arc<tokio::sync::Notify>,
-    /// Opens the stored signing keys; built once at start from the settings.
-    pub sealer: Arc<crate::oidc::keys::Sealer>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.app
+    }
 }
 
 impl AppState {
-    pub fn new(
-        settings: Arc<Settings>,
-        store: Store,
-        directory: Directory,
-        templates: Arc<Templates>,
-        outbox: OutboxWorker,
-        sealer: Arc<crate::oidc::keys::Sealer>,
-    ) -> AppState {
-        AppState {
-            settings,
-            store,
-            directory,
-            templates,
-            outbox,
-            backchannel: Arc::new(tokio::sync::Notify::new()),
-            sealer,
-        }
+    pub fn new(app: App, templates: Arc<Templates>) -> AppState {
+        AppState { app, templates }
     }
 
     pub fn render(&self, name: &str, frame: &Frame, page: Value) -> Result<Html<String>, WebError> {
@@ -135,7 +118,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Frame {
 
 impl Frame {
     /// Who is asking, for the audit log.
-    fn origin(&self, client: std::net::SocketAddr) -> crate::store::Origin {
+    pub(crate) fn origin(&self, client: std::net::SocketAddr) -> crate::store::Origin {
         crate::store::Origin {
             client_ip: Some(client.ip()),
             request_id: self.0.request_id.clone(),
@@ -153,7 +136,12 @@ impl Frame {
 /// The current page for the language switch: a GET keeps its query but `lang`; any
 /// other method leads back to its path.
 fn here(method: &axum::http::Method, uri: &axum::http::Uri) -> String {
-    let path = uri.path();
+    // `//host/x` (or `/\host`) would be another site to a browser: the switch of
+    // a 404 page at such an address must not lead there.
+    let path = match uri.path() {
+        p if p.starts_with("//") || p.starts_with("/\\") => "/",
+        p => p,
+    };
     let query = match (method, uri.query()) {
         (&axum::http::Method::GET | &axum::http::Method::HEAD, Some(q)) => {
             url::form_urlencoded::Serializer::new(String::new())
@@ -199,6 +187,10 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", axum::routing::post(session::logout))
         .route("/account", get(account::show))
+        .route(
+            "/account/password",
+            get(account::password_form).post(account::password_change),
+        )
         .route(
             "/account/email",
             get(account::email_form).post(account::email_request),
@@ -302,4 +294,23 @@ async fn security_headers(State(state): State<AppState>, request: Request, next:
         );
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{Method, Uri};
+
+    #[test]
+    fn the_language_switch_never_leads_off_site() {
+        for hostile in [
+            "//evil.example/x",
+            "/\\evil.example/x",
+            "//evil.example/x?lang=en",
+        ] {
+            let uri: Uri = hostile.parse().unwrap();
+            assert_eq!(super::here(&Method::GET, &uri), "/", "{hostile}");
+        }
+        let uri: Uri = "/password/reset?t=abc&lang=fr".parse().unwrap();
+        assert_eq!(super::here(&Method::GET, &uri), "/password/reset?t=abc");
+    }
 }

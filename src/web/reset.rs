@@ -27,11 +27,7 @@ const EVEN_ANSWER: Duration = Duration::from_millis(300);
 
 fn flow<'a>(state: &'a AppState, client: SocketAddr, frame: &Frame) -> Reset<'a> {
     Reset {
-        store: &state.store,
-        directory: &state.directory,
-        profile: &state.settings.profile,
-        public_url: &state.settings.server.public_url,
-        outbox: state.outbox.waker(),
+        app: &state.app,
         origin: frame.origin(client),
     }
 }
@@ -160,15 +156,7 @@ pub async fn change(
         )
         .await?
     {
-        Changed::Done {
-            login,
-            account_dn,
-            ended_sessions,
-        } => {
-            // The applications those sessions signed into hear of it (back-channel).
-            for session in &ended_sessions {
-                crate::oidc::logout::session_ended(&state, session, &account_dn).await?;
-            }
+        Changed::Done { login, .. } => {
             let html = state.render("password_done.html", &frame, context! { login })?;
             Ok(private(StatusCode::OK, html))
         }

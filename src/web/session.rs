@@ -47,10 +47,7 @@ fn session_cookie(state: &AppState, value: &str, max_age: u64) -> Option<HeaderV
 
 pub fn flow(state: &AppState, origin: Origin) -> SignIn<'_> {
     SignIn {
-        store: &state.store,
-        directory: &state.directory,
-        profile: &state.settings.profile,
-        sessions: &state.settings.sessions,
+        app: &state.app,
         origin,
     }
 }
@@ -100,6 +97,8 @@ pub async fn current(
 #[derive(Debug)]
 pub struct Student {
     pub account: Account,
+    /// The session's stored hash (a change of password keeps this one open).
+    pub session: TokenHash,
 }
 
 impl FromRequestParts<AppState> for Student {
@@ -117,11 +116,14 @@ impl FromRequestParts<AppState> for Student {
         let session = current(state, &parts.headers)
             .await
             .map_err(IntoResponse::into_response)?;
-        let Some((session, _)) = session else {
+        let Some((session, hash)) = session else {
             return Err(to_login());
         };
         match state.directory.read(&session.account_dn).await {
-            Ok(Some(account)) => Ok(Student { account }),
+            Ok(Some(account)) => Ok(Student {
+                account,
+                session: hash,
+            }),
             Ok(None) => Err(to_login()),
             Err(e) => Err(WebError::from(e).into_response()),
         }
@@ -192,8 +194,14 @@ pub async fn login(
     let outcome = match typed.parse::<Login>() {
         Ok(login) => {
             let password = Password::new(form.password);
+            let previous = browser_session(&state, &headers);
             flow(&state, frame.origin(client))
-                .sign_in(&login, &password, OffsetDateTime::now_utc())
+                .sign_in(
+                    &login,
+                    &password,
+                    previous.as_ref(),
+                    OffsetDateTime::now_utc(),
+                )
                 .await?
         }
         Err(_) => SignedIn::Refused(Refusal::BadCredentials),
@@ -201,7 +209,6 @@ pub async fn login(
     let refusal = match outcome {
         SignedIn::Session(secret) => {
             limits::refund(&state, "login", client.ip(), &form.login).await?;
-            end_current_session(&state, &headers, &frame, client).await?;
             let mut response = see_other(&next);
             let max_age = state.settings.sessions.absolute.as_secs();
             if let Some(cookie) = session_cookie(&state, secret.expose(), max_age) {
@@ -220,37 +227,28 @@ pub async fn login(
     Ok(response)
 }
 
+/// The stored hash of the session cookie the browser sends, live or not.
+fn browser_session(state: &AppState, headers: &axum::http::HeaderMap) -> Option<TokenHash> {
+    super::cookie(headers, cookie_name(state))
+        .and_then(|value| value.parse::<Token>().ok())
+        .map(|secret| secret.hash())
+}
+
 /// Ends the browser's session, with its applications (back-channel logout, tokens
-/// revoked). At sign-out; and at a sign-in on a browser that still holds a
-/// session, so that on a shared computer the next student
-/// must not inherit the previous one's ENT or webmail. (The same student signing
-/// in again, for prompt=login, gets the same treatment: the applications sign in
-/// again silently on the new session, and a later sign-out reaches them all.)
-async fn end_current_session(
+/// revoked), at sign-out.
+pub async fn end_current_session(
     state: &AppState,
     headers: &axum::http::HeaderMap,
     frame: &Frame,
-    client: SocketAddr,
+    client: Option<SocketAddr>,
 ) -> Result<(), WebError> {
-    let Some(secret) =
-        super::cookie(headers, cookie_name(state)).and_then(|v| v.parse::<Token>().ok())
-    else {
+    let Some(id) = browser_session(state, headers) else {
         return Ok(());
     };
-    // Idle or not: a session left idle on a shared computer still has applications
-    // signed in, which must hear of its end.
-    let now = OffsetDateTime::now_utc();
-    let Some(record) = state
-        .store
-        .live_session(&secret.hash(), now.unix_timestamp(), i64::MAX / 2)
-        .await?
-    else {
-        return Ok(());
-    };
-    flow(state, frame.origin(client))
-        .sign_out(&secret, now)
+    let origin = client.map_or_else(Origin::default, |client| frame.origin(client));
+    flow(state, origin)
+        .sign_out(&id, OffsetDateTime::now_utc())
         .await?;
-    crate::oidc::logout::session_ended(state, secret.hash().as_str(), &record.account_dn).await?;
     Ok(())
 }
 
@@ -284,7 +282,7 @@ pub async fn logout(
         form.post_logout_redirect_uri.as_deref(),
         form.state.as_deref(),
     )?;
-    end_current_session(&state, &headers, &frame, client).await?;
+    end_current_session(&state, &headers, &frame, Some(client)).await?;
     if target.is_none() && application.is_none() {
         let mut response = see_other("/");
         if let Some(cookie) = cleared_cookie(&state) {

@@ -122,15 +122,42 @@ async fn signing_in_opens_a_session_that_signing_out_ends(backend: Backend) {
     app.shutdown().await;
 }
 
+/// A pending account's login answers like a wrong password: logins are
+/// predictable, and "not activated" would tell a stranger who has just enrolled.
+/// The page always offers activation; a profile that reveals account status says
+/// it outright. A locked account is told only to whoever gives its password.
 async fn pending_and_locked_accounts_are_told_why(backend: Backend) {
     let (app, _smtp) = start(backend).await;
     let pending = sign_in(&app, common::PENDING_UID, "anything-at-all").await;
     assert_eq!(pending.status(), StatusCode::UNAUTHORIZED);
     let page = pending.text().await.unwrap();
     assert!(
+        page.contains("Identifiant ou mot de passe incorrect")
+            && !page.contains("pas encore activé")
+            && page.contains("href=\"/activation\""),
+        "{page}"
+    );
+    let outcome: String = sqlx::query_scalar(
+        "SELECT outcome FROM audit_events WHERE kind = 'login' AND account LIKE 'uid=ldurand,%'",
+    )
+    .fetch_one(app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(outcome, "not_activated", "the helpdesk still sees why");
+    let revealing = TestApp::start_tweaked(backend, "paris-cite", |t| {
+        t.replace(
+            "[profile.identity]\n",
+            "[profile.identity]\nreveal_account_status = true\n",
+        )
+    })
+    .await;
+    let told = sign_in(&revealing, common::PENDING_UID, "anything-at-all").await;
+    let page = told.text().await.unwrap();
+    assert!(
         page.contains("pas encore activé") && page.contains("href=\"/activation\""),
         "{page}"
     );
+    revealing.shutdown().await;
     let locked_wrong = sign_in(&app, "mpetit", "not-the-password").await;
     assert!(
         locked_wrong

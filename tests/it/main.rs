@@ -19,3 +19,4 @@ mod oidc;
 mod reset;
 mod server;
 mod store;
+mod trust;

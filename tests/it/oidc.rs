@@ -2,7 +2,11 @@
 //! discovery, the code flow with PKCE, tokens checked against the published keys,
 //! UserInfo, refresh rotation, replays, and hostile requests.
 
-use crate::common::oidc::{confidential, issuer, login_next, registered, signs_in_and_returns};
+use crate::common::oidc::{
+    REDIRECT, authorize_url, backchannel_receiver, confidential, issuer, location, login_next,
+    param, query_of, redeem_code, registered, sign_in_and_authorize, signs_in_and_returns,
+    token_request, userinfo,
+};
 use crate::common::{self, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, both_backends};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,8 +17,6 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-const REDIRECT: &str = "https://moodle.univ-demo.fr/admin/oauth2callback.php";
-
 async fn client(app: &TestApp, id: &str, public: bool, alg: &str) -> Option<String> {
     let new = NewClient {
         public,
@@ -22,87 +24,6 @@ async fn client(app: &TestApp, id: &str, public: bool, alg: &str) -> Option<Stri
         ..confidential(id, REDIRECT)
     };
     registered(app, new).await
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response.headers()["location"].to_str().unwrap().to_owned()
-}
-
-fn query_of(location: &str) -> Vec<(String, String)> {
-    url::Url::parse(location)
-        .unwrap()
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-fn get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
-/// An authorization request; `extra` overrides or adds parameters.
-fn authorize_url(client_id: &str, extra: &[(&str, &str)]) -> String {
-    let defaults = [
-        ("response_type", "code"),
-        ("client_id", client_id),
-        ("redirect_uri", REDIRECT),
-        ("scope", "openid profile email"),
-        ("state", "st-123"),
-        ("nonce", "n-456"),
-    ];
-    let mut query = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in defaults {
-        if !extra.iter().any(|(key, _)| *key == k) {
-            query.append_pair(k, v);
-        }
-    }
-    for (k, v) in extra {
-        query.append_pair(k, v);
-    }
-    format!("/authorize?{}", query.finish())
-}
-
-/// Signs in through the login page the authorization endpoint sends to, and
-/// returns the query the client gets back.
-async fn sign_in_and_authorize(app: &TestApp, url: &str) -> Vec<(String, String)> {
-    let first = app.get(url).await;
-    assert_eq!(first.status(), StatusCode::SEE_OTHER, "to the login page");
-    let login = location(&first);
-    let to_client = signs_in_and_returns(app, &login_next(&login)).await;
-    assert!(to_client.starts_with(REDIRECT), "{to_client}");
-    query_of(&to_client)
-}
-
-async fn token_request(
-    app: &TestApp,
-    basic: Option<(&str, &str)>,
-    form: &[(&str, &str)],
-) -> (StatusCode, Value) {
-    let mut request = app.http.post(app.url("/token")).form(form);
-    if let Some((id, secret)) = basic {
-        request = request.basic_auth(id, Some(secret));
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    assert_eq!(response.headers()["cache-control"], "no-store");
-    (status, response.json().await.unwrap())
-}
-
-/// Redeems `code` for `client` (client_secret_basic) with the test's redirect URI.
-async fn redeem_code(app: &TestApp, client: (&str, &str), code: &str) -> (StatusCode, Value) {
-    token_request(
-        app,
-        Some(client),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-        ],
-    )
-    .await
 }
 
 async fn verified_claims(app: &TestApp, id_token: &str, audience: &str) -> Value {
@@ -119,18 +40,6 @@ async fn verified_claims(app: &TestApp, id_token: &str, audience: &str) -> Value
         .claims
 }
 
-async fn userinfo(app: &TestApp, access: &str) -> (StatusCode, Value) {
-    let response = app
-        .http
-        .get(app.url("/userinfo"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 async fn the_code_flow_gives_verifiable_tokens_and_claims(backend: Backend) {
     let app = TestApp::start(backend).await;
     let discovery: Value = app
@@ -144,9 +53,9 @@ async fn the_code_flow_gives_verifiable_tokens_and_claims(backend: Backend) {
     assert_eq!(discovery["token_endpoint"], format!("{issuer}/token"));
     let secret = client(&app, "moodle", false, "RS256").await.unwrap();
     let back = sign_in_and_authorize(&app, &authorize_url("moodle", &[])).await;
-    assert_eq!(get(&back, "state"), Some("st-123"));
-    assert_eq!(get(&back, "iss"), Some(issuer.as_str()));
-    let code = get(&back, "code").unwrap().to_owned();
+    assert_eq!(param(&back, "state"), Some("st-123"));
+    assert_eq!(param(&back, "iss"), Some(issuer.as_str()));
+    let code = param(&back, "code").unwrap().to_owned();
     assert!(
         URL_SAFE_NO_PAD.decode(&code).unwrap().len() >= 16,
         "at least 128 bits"
@@ -218,8 +127,8 @@ async fn public_clients_need_pkce_and_refresh_tokens_rotate(backend: Backend) {
     let response = app.get(&authorize_url("webmail", &[])).await;
     assert_eq!(response.status(), StatusCode::FOUND);
     let back = query_of(&location(&response));
-    assert_eq!(get(&back, "error"), Some("invalid_request"));
-    assert_eq!(get(&back, "code"), None);
+    assert_eq!(param(&back, "error"), Some("invalid_request"));
+    assert_eq!(param(&back, "code"), None);
     let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     let url = authorize_url(
@@ -231,7 +140,7 @@ async fn public_clients_need_pkce_and_refresh_tokens_rotate(backend: Backend) {
         ],
     );
     let back = sign_in_and_authorize(&app, &url).await;
-    let code = get(&back, "code").expect("a code").to_owned();
+    let code = param(&back, "code").expect("a code").to_owned();
     let exchange = |verifier: &'static str, code: String| {
         let app = &app;
         async move {
@@ -306,7 +215,7 @@ async fn public_clients_need_pkce_and_refresh_tokens_rotate(backend: Backend) {
     );
     // A wrong verifier gets nothing.
     let response = app.get(&url).await;
-    let code = get(&query_of(&location(&response)), "code")
+    let code = param(&query_of(&location(&response)), "code")
         .unwrap()
         .to_owned();
     let (status, error) = exchange("wrong-verifier-wrong-verifier-wrong-verifier", code).await;
@@ -368,7 +277,7 @@ async fn hostile_requests_get_the_errors_the_specs_prescribe(backend: Backend) {
         let response = app.get(&authorize_url("ent", &extra)).await;
         assert_eq!(response.status(), StatusCode::FOUND, "{extra:?}");
         let back = query_of(&location(&response));
-        assert_eq!(get(&back, "error"), Some(error), "{extra:?}");
+        assert_eq!(param(&back, "error"), Some(error), "{extra:?}");
     }
     // The token endpoint answers in JSON, with 401 for a bad client.
     let code_form = [
@@ -472,7 +381,7 @@ async fn a_password_reset_revokes_oidc_tokens(backend: Backend) {
     let secret = registered(&app, new).await.unwrap();
     let url = authorize_url("moodle", &[("scope", "openid offline_access")]);
     let back = sign_in_and_authorize(&app, &url).await;
-    let code = get(&back, "code").unwrap().to_owned();
+    let code = param(&back, "code").unwrap().to_owned();
     let (_, tokens) = redeem_code(&app, ("moodle", &secret), &code).await;
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(userinfo(&app, access).await.0, StatusCode::OK);
@@ -541,7 +450,7 @@ async fn introspection_and_revocation_follow_the_token(backend: Backend) {
         "roundcube",
         &[("scope", "openid profile email offline_access")],
     );
-    let code = get(&sign_in_and_authorize(&app, &url).await, "code")
+    let code = param(&sign_in_and_authorize(&app, &url).await, "code")
         .unwrap()
         .to_owned();
     let (_, tokens) = redeem_code(&app, ("roundcube", &roundcube), &code).await;
@@ -623,32 +532,6 @@ async fn introspection_and_revocation_follow_the_token(backend: Backend) {
     app.shutdown().await;
 }
 
-/// A client's back-channel endpoint: a real HTTP server recording logout tokens.
-async fn backchannel_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use axum::extract::{Form, State};
-    type Seen = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
-    let seen: Seen = Default::default();
-    async fn record(
-        State(seen): State<Seen>,
-        Form(form): Form<Vec<(String, String)>>,
-    ) -> &'static str {
-        let token = form
-            .into_iter()
-            .find(|(k, _)| k == "logout_token")
-            .map(|(_, v)| v)
-            .unwrap_or_default();
-        seen.lock().unwrap().push(token);
-        "ok"
-    }
-    let app = axum::Router::new()
-        .route("/bcl", axum::routing::post(record))
-        .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/bcl"), seen)
-}
-
 /// RP-initiated logout with a proof of session ends it at once, sends the student
 /// back to the registered page with the client's state, and tells every client of
 /// the session over the back channel; without proof, the student confirms.
@@ -668,7 +551,7 @@ async fn logout_ends_the_session_everywhere(backend: Backend) {
         } else {
             sign_in_and_authorize(&app, &authorize_url("ent", &[])).await
         };
-        let code = get(&back, "code").unwrap().to_owned();
+        let code = param(&back, "code").unwrap().to_owned();
         let (_, tokens) = redeem_code(&app, ("ent", &secret), &code).await;
         tokens
     };
@@ -776,7 +659,7 @@ async fn hints_shape_the_login_and_guard_the_session(backend: Backend) {
     assert!(page.contains("<html lang=\"en\""), "{page}");
     assert!(page.contains(&format!("value=\"{ACTIVE_UID}\"")), "{page}");
     let back = sign_in_and_authorize(&app, &authorize_url("moodle", &[])).await;
-    let code = get(&back, "code").unwrap().to_owned();
+    let code = param(&back, "code").unwrap().to_owned();
     let (_, tokens) = redeem_code(&app, ("moodle", &secret), &code).await;
     let id_token = tokens["id_token"].as_str().unwrap();
     // The right hint, silently: a code.
@@ -786,7 +669,7 @@ async fn hints_shape_the_login_and_guard_the_session(backend: Backend) {
             &[("prompt", "none"), ("id_token_hint", id_token)],
         ))
         .await;
-    assert!(get(&query_of(&location(&silent)), "code").is_some());
+    assert!(param(&query_of(&location(&silent)), "code").is_some());
     // Another student signs in on this browser: the hint names someone else.
     let page = app.get("/account").await.text().await.unwrap();
     app.http
@@ -809,7 +692,7 @@ async fn hints_shape_the_login_and_guard_the_session(backend: Backend) {
         ))
         .await;
     assert_eq!(
-        get(&query_of(&location(&refused)), "error"),
+        param(&query_of(&location(&refused)), "error"),
         Some("login_required")
     );
     let asked = app
@@ -829,7 +712,7 @@ async fn hints_shape_the_login_and_guard_the_session(backend: Backend) {
         ))
         .await;
     assert_eq!(
-        get(&query_of(&location(&refused)), "error"),
+        param(&query_of(&location(&refused)), "error"),
         Some("invalid_request")
     );
     app.shutdown().await;
@@ -851,7 +734,7 @@ async fn third_party_clients_ask_for_consent(backend: Backend) {
         .get(&authorize_url("planner", &[("prompt", "none")]))
         .await;
     assert_eq!(
-        get(&query_of(&location(&silent)), "error"),
+        param(&query_of(&location(&silent)), "error"),
         Some("consent_required")
     );
     let asked = app.get(&authorize_url("planner", &[])).await;
@@ -892,7 +775,7 @@ async fn third_party_clients_ask_for_consent(backend: Backend) {
     };
     let denied = answer("deny", page.clone()).await;
     assert_eq!(
-        get(&query_of(&location(&denied)), "error"),
+        param(&query_of(&location(&denied)), "error"),
         Some("access_denied")
     );
     // A client that slips `decision=allow` into its request cannot answer for the
@@ -924,13 +807,13 @@ async fn third_party_clients_ask_for_consent(backend: Backend) {
     assert!(doubled.headers().get("location").is_none());
     let allowed = answer("allow", page).await;
     let back = query_of(&location(&allowed));
-    assert!(get(&back, "code").is_some(), "{back:?}");
-    assert_eq!(get(&back, "state"), Some("st-123"));
+    assert!(param(&back, "code").is_some(), "{back:?}");
+    assert_eq!(param(&back, "state"), Some("st-123"));
     // Asked once: the next sign-in is silent.
     let again = app
         .get(&authorize_url("planner", &[("prompt", "none")]))
         .await;
-    assert!(get(&query_of(&location(&again)), "code").is_some());
+    assert!(param(&query_of(&location(&again)), "code").is_some());
     // Without the CSRF value, an answer is refused.
     let forged = app
         .http
@@ -964,7 +847,7 @@ async fn codes_and_refreshes_resist_downgrade_and_misuse(backend: Backend) {
         }
     };
     let url = authorize_url("moodle", &[("scope", "openid profile offline_access")]);
-    let code = get(&sign_in_and_authorize(&app, &url).await, "code")
+    let code = param(&sign_in_and_authorize(&app, &url).await, "code")
         .unwrap()
         .to_owned();
     // A verifier for a code issued without a challenge.
@@ -981,7 +864,7 @@ async fn codes_and_refreshes_resist_downgrade_and_misuse(backend: Backend) {
         (StatusCode::BAD_REQUEST, Some("invalid_grant"))
     );
     // Another (public) client presenting Moodle's code does not burn it.
-    let code = get(&query_of(&location(&app.get(&url).await)), "code")
+    let code = param(&query_of(&location(&app.get(&url).await)), "code")
         .unwrap()
         .to_owned();
     let (status, _) = token_request(
@@ -1027,7 +910,7 @@ async fn codes_and_refreshes_resist_downgrade_and_misuse(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(widened["scope"], "openid profile offline_access");
     // A code issued just before sign-out gives nothing after it.
-    let code = get(&query_of(&location(&app.get(&url).await)), "code")
+    let code = param(&query_of(&location(&app.get(&url).await)), "code")
         .unwrap()
         .to_owned();
     let page = app.get("/account").await.text().await.unwrap();
@@ -1086,7 +969,7 @@ async fn the_claims_mapping_comes_from_the_settings(backend: Backend) {
     let url = authorize_url("moodle", &[("scope", "openid profile campus")]);
     let back = sign_in_and_authorize(&app, &url).await;
     let (status, tokens) =
-        redeem_code(&app, ("moodle", &secret), get(&back, "code").unwrap()).await;
+        redeem_code(&app, ("moodle", &secret), param(&back, "code").unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let (status, claims) = userinfo(&app, tokens["access_token"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::OK);
@@ -1123,7 +1006,7 @@ async fn prompt_login_cannot_be_skipped(backend: Backend) {
     let secret = client(&app, "moodle", false, "RS256").await.unwrap();
     let redeem = async |back: &[(String, String)]| {
         let (status, tokens) =
-            redeem_code(&app, ("moodle", &secret), get(back, "code").unwrap()).await;
+            redeem_code(&app, ("moodle", &secret), param(back, "code").unwrap()).await;
         assert_eq!(status, StatusCode::OK, "{tokens}");
         verified_claims(&app, tokens["id_token"].as_str().unwrap(), "moodle").await
     };
@@ -1182,7 +1065,7 @@ async fn a_replay_racing_the_first_redemption_leaves_nothing_alive(backend: Back
     let app = TestApp::start(backend).await;
     let secret = client(&app, "moodle", false, "RS256").await.unwrap();
     let back = sign_in_and_authorize(&app, &authorize_url("moodle", &[])).await;
-    let code = get(&back, "code").unwrap();
+    let code = param(&back, "code").unwrap();
     let grant = code.parse::<guichet::domain::Token>().unwrap().hash();
     app.state
         .store
@@ -1235,7 +1118,7 @@ async fn a_back_channel_logout_reaches_a_client_that_was_down(backend: Backend) 
     };
     let secret = registered(&app, new).await.unwrap();
     let back = sign_in_and_authorize(&app, &authorize_url("ent", &[])).await;
-    let (status, _) = redeem_code(&app, ("ent", &secret), get(&back, "code").unwrap()).await;
+    let (status, _) = redeem_code(&app, ("ent", &secret), param(&back, "code").unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     let out = app.post_form_response("/logout", &[]).await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
@@ -1280,7 +1163,7 @@ async fn signing_keys_are_sealed_in_the_database(backend: Backend) {
     let secret = client(&app, "moodle", false, "ES256").await.unwrap();
     let back = sign_in_and_authorize(&app, &authorize_url("moodle", &[])).await;
     let (status, tokens) =
-        redeem_code(&app, ("moodle", &secret), get(&back, "code").unwrap()).await;
+        redeem_code(&app, ("moodle", &secret), param(&back, "code").unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let claims = verified_claims(&app, tokens["id_token"].as_str().unwrap(), "moodle").await;
     assert_eq!(claims["nonce"], "n-456");

@@ -1,0 +1,160 @@
+//! Ending sessions (DESIGN §7): the session row, the tokens that go with it and the
+//! back-channel logouts its applications are owed, in the caller's transaction, so
+//! that they commit together or not at all. The session row holds the `sub` the
+//! logout tokens need: ending a session never reads the directory.
+
+use sqlx::Row;
+
+use super::{StoreError, StoreTx};
+
+/// What ended, for the audit log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ended {
+    pub sessions: u64,
+    pub logouts_queued: u64,
+}
+
+/// One session that ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedSession {
+    pub account_dn: String,
+    pub logouts_queued: u64,
+}
+
+impl StoreTx {
+    /// Ends one session (sign-out, end-session, a new sign-in on the same browser).
+    /// Its tokens are revoked except the refresh tokens granted for use while the
+    /// student is away (`offline_access`); their access tokens go too. Ending a
+    /// session that has already ended does nothing.
+    pub async fn end_session(
+        &mut self,
+        id_hash: &str,
+        now: i64,
+    ) -> Result<Option<EndedSession>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE sso_sessions SET ended_at = $1 WHERE id_hash = $2 AND ended_at IS NULL \
+             RETURNING account_dn, subject",
+        )
+        .bind(now)
+        .bind(id_hash)
+        .fetch_optional(self.conn())
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let account_dn: String = row.try_get("account_dn")?;
+        let subject: Option<String> = row.try_get("subject")?;
+        sqlx::query(
+            "UPDATE oidc_tokens SET revoked_at = $1 WHERE session_hash = $2 AND revoked_at IS NULL \
+             AND NOT (kind = 'refresh' AND scope LIKE '%offline_access%')",
+        )
+        .bind(now)
+        .bind(id_hash)
+        .execute(self.conn())
+        .await?;
+        let logouts_queued = self.queue_logouts(id_hash, subject.as_deref(), now).await?;
+        Ok(Some(EndedSession {
+            account_dn,
+            logouts_queued,
+        }))
+    }
+
+    /// Ends every session of the account and revokes all its tokens, offline ones
+    /// included (a password reset or change), except the session `keep` (the one
+    /// the student changed their password in).
+    pub async fn end_account_sessions(
+        &mut self,
+        account_dn: &str,
+        keep: Option<&str>,
+        now: i64,
+    ) -> Result<Ended, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE sso_sessions SET ended_at = $1 \
+             WHERE account_dn = $2 AND ended_at IS NULL AND id_hash <> $3 \
+             RETURNING id_hash, subject",
+        )
+        .bind(now)
+        .bind(account_dn)
+        .bind(keep.unwrap_or(""))
+        .fetch_all(self.conn())
+        .await?;
+        sqlx::query(
+            "UPDATE oidc_tokens SET revoked_at = $1 WHERE account_dn = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(account_dn)
+        .execute(self.conn())
+        .await?;
+        let mut ended = Ended::default();
+        for row in rows {
+            let id_hash: String = row.try_get("id_hash")?;
+            let subject: Option<String> = row.try_get("subject")?;
+            ended.sessions += 1;
+            ended.logouts_queued += self
+                .queue_logouts(&id_hash, subject.as_deref(), now)
+                .await?;
+        }
+        Ok(ended)
+    }
+
+    /// Queues a back-channel logout for each client with a back-channel URI that the
+    /// session gave tokens to. Sessions opened before the subject was kept have
+    /// none: their logout tokens carry `sid` only, which the specification allows.
+    async fn queue_logouts(
+        &mut self,
+        id_hash: &str,
+        subject: Option<&str>,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let clients: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT t.client_id FROM oidc_tokens t \
+             JOIN oidc_clients c ON c.client_id = t.client_id \
+             WHERE t.session_hash = $1 AND c.backchannel_logout_uri IS NOT NULL \
+             ORDER BY t.client_id",
+        )
+        .bind(id_hash)
+        .fetch_all(self.conn())
+        .await?;
+        for client_id in &clients {
+            sqlx::query(
+                "INSERT INTO oidc_logout_deliveries (id, client_id, session_hash, subject, created_at, next_attempt_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5)",
+            )
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(client_id)
+            .bind(id_hash)
+            .bind(subject.unwrap_or(""))
+            .bind(now)
+            .execute(self.conn())
+            .await?;
+        }
+        Ok(clients.len() as u64)
+    }
+
+    /// Raises the account's credential epoch: every session, code and token issued
+    /// before stops counting when this commits, even one being issued right now.
+    /// Returns the new epoch.
+    pub async fn raise_epoch(&mut self, account_dn: &str, now: i64) -> Result<i64, StoreError> {
+        let epoch: i64 = sqlx::query_scalar(
+            "INSERT INTO account_epochs (account_dn, epoch, raised_at) VALUES ($1, 1, $2) \
+             ON CONFLICT (account_dn) DO UPDATE SET epoch = account_epochs.epoch + 1, raised_at = $2 \
+             RETURNING epoch",
+        )
+        .bind(account_dn)
+        .bind(now)
+        .fetch_one(self.conn())
+        .await?;
+        Ok(epoch)
+    }
+
+    /// Moves a session to the account's new epoch (the one the student changed
+    /// their password in stays signed in).
+    pub async fn restamp_session(&mut self, id_hash: &str, epoch: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sso_sessions SET epoch = $1 WHERE id_hash = $2 AND ended_at IS NULL")
+            .bind(epoch)
+            .bind(id_hash)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+}

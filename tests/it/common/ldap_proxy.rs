@@ -1,0 +1,154 @@
+//! A TCP proxy in front of the test slapd that can hold back the directory's answer
+//! to a write: the write is applied, but Guichet hears of it late. With the
+//! request's timeout shorter than the delay, the request is dropped while the
+//! write is in flight, which is how a client hanging up or a timeout cuts a
+//! request off half-way.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixStream};
+
+/// LDAP answers to writes (RFC 4511 §4.6 ModifyResponse, §4.12 ExtendedResponse).
+const WRITE_ANSWERS: [u8; 2] = [0x67, 0x78];
+
+pub struct LdapProxy {
+    pub port: u16,
+    delay: Arc<Mutex<Option<Duration>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LdapProxy {
+    /// Listens on a free TCP port in front of the slapd at `ldapi_url` (the test
+    /// directory's Unix socket). Synchronous, so that a settings tweak can start it.
+    pub fn in_front_of(ldapi_url: &str) -> LdapProxy {
+        let encoded = ldapi_url.trim_start_matches("ldapi://");
+        let socket: String = url::form_urlencoded::parse(format!("p={encoded}").as_bytes())
+            .next()
+            .map(|(_, path)| path.into_owned())
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let listener = TcpListener::from_std(listener).unwrap();
+        let delay = Arc::new(Mutex::new(None));
+        let shared = delay.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (socket, delay) = (socket.clone(), shared.clone());
+                tokio::spawn(async move {
+                    if let Ok(server) = UnixStream::connect(&socket).await {
+                        relay(client, server, delay).await;
+                    }
+                });
+            }
+        });
+        LdapProxy { port, delay, task }
+    }
+
+    /// From now on, answers to writes reach Guichet `delay` late (`None`: at once).
+    pub fn hold_write_answers(&self, delay: Option<Duration>) {
+        *self.delay.lock().unwrap() = delay;
+    }
+
+    pub fn url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for LdapProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn relay(client: TcpStream, server: UnixStream, delay: Arc<Mutex<Option<Duration>>>) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let upstream = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+        let _ = server_write.shutdown().await;
+    });
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buffer = [0u8; 16 * 1024];
+    while let Ok(read) = server_read.read(&mut buffer).await {
+        if read == 0 {
+            break;
+        }
+        pending.extend_from_slice(&buffer[..read]);
+        while let Some(size) = message_size(&pending) {
+            let message: Vec<u8> = pending.drain(..size).collect();
+            let held = *delay.lock().unwrap();
+            if let (Some(held), true) = (held, is_write_answer(&message)) {
+                tokio::time::sleep(held).await;
+            }
+            if client_write.write_all(&message).await.is_err() {
+                upstream.abort();
+                return;
+            }
+        }
+    }
+    upstream.abort();
+}
+
+/// The length of the first whole BER message in `bytes`, if it has arrived.
+fn message_size(bytes: &[u8]) -> Option<usize> {
+    let (length, header) = ber_length(bytes.get(1..)?)?;
+    let size = 1 + header + length;
+    (bytes.len() >= size).then_some(size)
+}
+
+/// A BER length: its value and how many bytes it took.
+fn ber_length(bytes: &[u8]) -> Option<(usize, usize)> {
+    let first = *bytes.first()?;
+    if first < 0x80 {
+        return Some((usize::from(first), 1));
+    }
+    let count = usize::from(first & 0x7f);
+    let digits = bytes.get(1..=count)?;
+    let value = digits
+        .iter()
+        .fold(0usize, |value, b| (value << 8) | usize::from(*b));
+    Some((value, 1 + count))
+}
+
+/// LDAPMessage ::= SEQUENCE { messageID INTEGER, protocolOp CHOICE … }
+fn is_write_answer(message: &[u8]) -> bool {
+    let Some((_, header)) = message.get(1..).and_then(ber_length) else {
+        return false;
+    };
+    let id = 1 + header;
+    let Some((id_length, id_header)) = message.get(id + 1..).and_then(ber_length) else {
+        return false;
+    };
+    let op = id + 1 + id_header + id_length;
+    message
+        .get(op)
+        .is_some_and(|tag| WRITE_ANSWERS.contains(tag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_ldap_message_boundaries_and_answers() {
+        // messageID 2, ModifyResponse { resultCode success, "", "" }
+        let modify = [
+            0x30, 0x0c, 0x02, 0x01, 0x02, 0x67, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
+        ];
+        assert_eq!(message_size(&modify), Some(14));
+        assert!(is_write_answer(&modify));
+        assert_eq!(message_size(&modify[..5]), None);
+        let bind = [
+            0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
+        ];
+        assert!(!is_write_answer(&bind));
+        // A long-form length: 0x81 then one byte; five bytes announced, three here.
+        let long = [0x30, 0x81, 0x05, 0x02, 0x01, 0x05];
+        assert_eq!(message_size(&long), None);
+        let whole = [0x30, 0x81, 0x03, 0x02, 0x01, 0x05];
+        assert_eq!(message_size(&whole), Some(6));
+    }
+}

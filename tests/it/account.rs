@@ -1,14 +1,16 @@
-//! Signing in, the session, and the change of personal e-mail, end to end over HTTP:
-//! real slapd, real SMTP server process, SQLite and PostgreSQL.
+//! Signing in, the session, the change of password and the change of personal
+//! e-mail, end to end over HTTP: real slapd, real SMTP server process, SQLite and
+//! PostgreSQL.
 
 use crate::common::{
-    self, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends, csrf_of,
-    link_token, people_dn, with_transport,
+    self, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends, browser, csrf_of,
+    is_signed_in, link_token, people_dn, signs_in, with_transport,
 };
 use reqwest::StatusCode;
 
 const ACTIVE_EMAIL: &str = "chloe.bernard@example.org";
 const NEW_EMAIL: &str = "chloe.nouvelle@example.org";
+const NEW_PASSWORD: &str = "Magnolia-au-vent-42";
 
 async fn start(backend: Backend) -> (TestApp, TestSmtp) {
     let smtp = TestSmtp::start();
@@ -444,7 +446,85 @@ async fn changing_the_personal_email_confirms_the_new_and_tells_the_old(backend:
     app.shutdown().await;
 }
 
+/// `/account/password`: the current password first; a wrong one changes nothing.
+/// The new one is written at once; the student's other sessions end, this one
+/// stays; the personal address is told.
+async fn a_signed_in_student_changes_their_password(backend: Backend) {
+    let (app, smtp) = start(backend).await;
+    let dn = people_dn(ACTIVE_UID);
+    let (here, elsewhere) = (browser(), browser());
+    assert!(signs_in(&app, &here, ACTIVE_UID, DEMO_PASSWORD).await);
+    assert!(signs_in(&app, &elsewhere, ACTIVE_UID, DEMO_PASSWORD).await);
+    let account = here.get(app.url("/account")).send().await.unwrap();
+    assert!(
+        account
+            .text()
+            .await
+            .unwrap()
+            .contains("href=\"/account/password\"")
+    );
+    let change = async |current: &str, new: &str| {
+        let page = here.get(app.url("/account/password")).send().await.unwrap();
+        assert_eq!(page.headers()["cache-control"], "no-store");
+        let csrf = csrf_of(&page.text().await.unwrap());
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("current", current),
+            ("password", new),
+            ("confirmation", new),
+        ];
+        let response = here
+            .post(app.url("/account/password"))
+            .form(&fields)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.text().await.unwrap())
+    };
+    let (status, page) = change("not-my-password", NEW_PASSWORD).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("Le mot de passe actuel n’est pas le bon"),
+        "{page}"
+    );
+    assert_eq!(
+        app.directory.whoami(&dn, DEMO_PASSWORD),
+        0,
+        "nothing changed"
+    );
+    let (status, page) = change(DEMO_PASSWORD, "court").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the profile's rules apply");
+    assert!(page.contains("aria-invalid=\"true\""), "{page}");
+    let (status, page) = change(DEMO_PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Mot de passe changé"), "{page}");
+    assert_eq!(
+        app.directory.whoami(&dn, NEW_PASSWORD),
+        0,
+        "written at once"
+    );
+    assert_eq!(app.directory.whoami(&dn, DEMO_PASSWORD), 49);
+    assert!(is_signed_in(&app, &here).await, "this session stays");
+    assert!(!is_signed_in(&app, &elsewhere).await, "the other one ended");
+    let mails = smtp.wait_for(1, 20).await;
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains(&format!("To: {ACTIVE_EMAIL}"))),
+        "the personal address is told"
+    );
+    let audited: Vec<String> = sqlx::query_scalar(
+        "SELECT outcome FROM audit_events WHERE kind = 'account.password_changed' ORDER BY at, outcome",
+    )
+    .fetch_all(app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(audited, ["bad_credentials", "ok"]);
+    app.shutdown().await;
+}
+
 both_backends!(
+    a_signed_in_student_changes_their_password,
     signing_in_opens_a_session_that_signing_out_ends,
     pending_and_locked_accounts_are_told_why,
     sign_in_goes_back_only_to_local_pages_and_is_rate_limited,

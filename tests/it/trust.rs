@@ -13,8 +13,8 @@ use crate::common::oidc::{
     redeem_code, registered, sign_in_and_authorize, token_request, userinfo,
 };
 use crate::common::{
-    ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends, csrf_of, free_port,
-    link_token, people_dn, with_transport,
+    ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends, browser, csrf_of,
+    free_port, is_signed_in, link_token, people_dn, signs_in, with_transport,
 };
 use guichet::oidc::clients::NewClient;
 use reqwest::StatusCode;
@@ -54,37 +54,6 @@ async fn reset(app: &TestApp, token: &str) -> (StatusCode, String) {
         ("confirmation", NEW_PASSWORD),
     ];
     app.post_form("/password/reset", &fields).await
-}
-
-/// A browser of its own (its own cookies), as another student's computer.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// Signs in with `browser`; true if Guichet opened a session.
-async fn signs_in(app: &TestApp, browser: &reqwest::Client, password: &str) -> bool {
-    let page = browser.get(app.url("/login")).send().await.unwrap();
-    let csrf = csrf_of(&page.text().await.unwrap());
-    let response = browser
-        .post(app.url("/login"))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("login", ACTIVE_UID),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap();
-    response.status() == StatusCode::SEE_OTHER
-}
-
-async fn is_signed_in(app: &TestApp, browser: &reqwest::Client) -> bool {
-    let account = browser.get(app.url("/account")).send().await.unwrap();
-    account.status() == StatusCode::OK
 }
 
 async fn refresh(app: &TestApp, secret: &str, token: &str) -> (StatusCode, Value) {
@@ -133,7 +102,7 @@ async fn credentials_issued_while_a_reset_commits_die_with_it(backend: Backend) 
             let mut opened = Vec::new();
             while !done.load(Ordering::SeqCst) {
                 let browser = browser();
-                if signs_in(&app, &browser, DEMO_PASSWORD).await {
+                if signs_in(&app, &browser, ACTIVE_UID, DEMO_PASSWORD).await {
                     opened.push(browser);
                 }
             }
@@ -214,7 +183,7 @@ async fn a_reset_cut_off_after_the_directory_write_still_finishes(backend: Backe
     let proxy = proxy.unwrap();
     let dn = people_dn(ACTIVE_UID);
     let student = browser();
-    assert!(signs_in(&app, &student, DEMO_PASSWORD).await);
+    assert!(signs_in(&app, &student, ACTIVE_UID, DEMO_PASSWORD).await);
     // A link of another kind is live: the change of personal e-mail.
     let page = student.get(app.url("/account/email")).send().await.unwrap();
     let csrf = csrf_of(&page.text().await.unwrap());

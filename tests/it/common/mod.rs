@@ -720,3 +720,39 @@ pub fn with_transport(text: String, transport: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// A browser of its own (its own cookies), as another student's computer.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs in on the login page with `browser`; true if Guichet opened a session.
+pub async fn signs_in(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    login: &str,
+    password: &str,
+) -> bool {
+    let page = browser.get(app.url("/login")).send().await.unwrap();
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let response = browser
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("login", login),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    response.status() == reqwest::StatusCode::SEE_OTHER
+}
+
+pub async fn is_signed_in(app: &TestApp, browser: &reqwest::Client) -> bool {
+    let account = browser.get(app.url("/account")).send().await.unwrap();
+    account.status() == reqwest::StatusCode::OK
+}

@@ -13,7 +13,7 @@ use url::Url;
 use super::claims;
 use super::keys::{self, Alg};
 use crate::domain::Token;
-use crate::store::{AuditEvent, ClientRecord, CodeRecord, Origin, unix_now};
+use crate::store::{AuditEvent, ClientRecord, CodeRecord, Origin, StoreError, unix_now};
 use crate::web::session;
 use crate::web::{AppState, Frame, WebError};
 use minijinja::context;
@@ -261,14 +261,26 @@ async fn grant(
     };
     let now = unix_now();
     let session = session::current(state, headers).await?;
-    let fresh_enough = |created: i64| max_age.is_none_or(|age| now - created <= age);
     let login_asked = prompts.contains(&"login");
+    // prompt=login and max_age are met only by a sign-in after Guichet asked for it
+    // (a signed statement carried through the login page): opening the login page's
+    // return address without signing in meets neither.
+    let needs_statement = login_asked || max_age.is_some();
     let asked_at = match value(LOGIN_ASKED) {
-        Some(raw) if login_asked => login_asked_at(state, raw, &client.client_id, now).await,
+        Some(raw) if needs_statement => {
+            match login_asked_at(state, raw, &client.client_id, now).await {
+                Ok(at) => at,
+                Err(_) => {
+                    return Ok(reply.error("temporarily_unavailable", "try again in a moment"));
+                }
+            }
+        }
         _ => None,
     };
-    // prompt=login is met only by a sign-in after Guichet asked for it.
-    let signed_in_since = |created: i64| !login_asked || asked_at.is_some_and(|t| created >= t);
+    let since_asked = |created: i64| asked_at.is_some_and(|t| created >= t);
+    let fresh_enough =
+        |created: i64| max_age.is_none_or(|age| now - created <= age) || since_asked(created);
+    let signed_in_since = |created: i64| !login_asked || since_asked(created);
     let live = session.filter(|(record, _)| {
         fresh_enough(record.created_at) && signed_in_since(record.created_at)
     });
@@ -276,7 +288,7 @@ async fn grant(
         if prompts.contains(&"none") {
             return Ok(reply.error("login_required", "the student must sign in"));
         }
-        let asked = match login_asked {
+        let asked = match needs_statement {
             true => Some(login_request(state, &client.client_id, now).await?),
             false => None,
         };
@@ -285,7 +297,10 @@ async fn grant(
     // The client names whom it expects: another student signed in here must not be
     // handed to it silently.
     if let Some(hint) = value("id_token_hint") {
-        let Some(claims) = super::logout::hint_claims(state, hint).await else {
+        let Ok(hinted) = super::logout::hint_claims(state, hint).await else {
+            return Ok(reply.error("temporarily_unavailable", "try again in a moment"));
+        };
+        let Some(claims) = hinted else {
             return Ok(reply.error(
                 "invalid_request",
                 "id_token_hint is not an ID token of ours",
@@ -391,25 +406,31 @@ async fn login_request(state: &AppState, client_id: &str, now: i64) -> Result<St
 }
 
 /// When Guichet asked for the sign-in, if `raw` is its own unexpired statement.
-async fn login_asked_at(state: &AppState, raw: &str, client_id: &str, now: i64) -> Option<i64> {
-    let keys = state.store.published_keys(now).await.ok()?;
+/// When Guichet asked for the sign-in, from its signed statement; `None` if the
+/// statement is not one of ours for this client, or has expired.
+async fn login_asked_at(
+    state: &AppState,
+    raw: &str,
+    client_id: &str,
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
+    let keys = state.store.published_keys(now).await?;
     let claims = keys::verify_own(&keys, raw, LOGIN_ASKED_TYP, |validation| {
         // Only for the client that asked, and not a second past its lifetime.
         validation.set_audience(&[client_id]);
         validation.set_issuer(&[super::issuer(state)]);
         validation.leeway = 0;
-    })?;
-    claims["iat"].as_i64()
+    });
+    Ok(claims.and_then(|claims| claims["iat"].as_i64()))
 }
 
 /// To the login page, back here afterwards. `asked` is the signed login request
-/// when prompt=login sent the student there; without it, `login` leaves `prompt`.
+/// when prompt=login or max_age sent the student there (the sign-in after it meets
+/// both); without it, `login` leaves `prompt`.
 fn to_login(params: &Params, asked: Option<&str>) -> Response {
     let mut back = url::form_urlencoded::Serializer::new(String::new());
     for (key, value) in params {
-        // The sign-in about to happen satisfies max_age; kept, a small max_age would
-        // send the student back to the login page forever.
-        if key == "max_age" || key == LOGIN_ASKED {
+        if key == LOGIN_ASKED {
             continue;
         }
         if key == "prompt" && asked.is_none() {

@@ -11,7 +11,7 @@ use minijinja::context;
 use serde_json::Value;
 use url::Url;
 
-use crate::store::{ClientRecord, unix_now};
+use crate::store::{ClientRecord, StoreError, unix_now};
 use crate::web::{AppState, Frame, WebError, session};
 
 type Params = Vec<(String, String)>;
@@ -46,15 +46,17 @@ pub async fn post(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-/// The claims of an ID token we signed (expired or not: a hint may be old).
-pub(super) async fn hint_claims(state: &AppState, hint: &str) -> Option<Value> {
-    let keys = state.store.published_keys(unix_now()).await.ok()?;
+/// The claims of an ID token we signed (expired or not: a hint may be old); `None`
+/// if it is not one. A database that cannot give the keys is an error, not a bad
+/// hint: the client is told to try again, not that its hint is wrong.
+pub(super) async fn hint_claims(state: &AppState, hint: &str) -> Result<Option<Value>, StoreError> {
+    let keys = state.store.published_keys(unix_now()).await?;
     // Only an ID token: never a logout token or a login request.
-    super::keys::verify_own(&keys, hint, "JWT", |validation| {
+    Ok(super::keys::verify_own(&keys, hint, "JWT", |validation| {
         validation.validate_exp = false;
         validation.validate_aud = false;
         validation.set_issuer(&[super::issuer(state)]);
-    })
+    }))
 }
 
 /// RP-initiated logout. The session ends at once when the client proves which
@@ -67,7 +69,7 @@ async fn end_session(
     params: Params,
 ) -> Result<Response, WebError> {
     let hint = match value(&params, "id_token_hint") {
-        Some(raw) => match hint_claims(&state, raw).await {
+        Some(raw) => match hint_claims(&state, raw).await? {
             Some(claims) => Some(claims),
             None => {
                 return Err(WebError::Authorize(

@@ -1057,6 +1057,39 @@ async fn prompt_login_cannot_be_skipped(backend: Backend) {
     app.shutdown().await;
 }
 
+/// max_age, like prompt=login, is met only by a sign-in Guichet asked for: the
+/// login page's return address keeps max_age with a signed statement, and opening
+/// it without signing in gives no code.
+async fn max_age_cannot_be_skipped(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let secret = client(&app, "moodle", false, "RS256").await.unwrap();
+    let first = sign_in_and_authorize(&app, &authorize_url("moodle", &[])).await;
+    let (status, _) = redeem_code(&app, ("moodle", &secret), param(&first, "code").unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let again = app.get(&authorize_url("moodle", &[("max_age", "1")])).await;
+    let next = login_next(&location(&again));
+    assert!(
+        next.contains("max_age=1") && next.contains("guichet_login_asked="),
+        "{next}"
+    );
+    let skipped = app.get(&next).await;
+    assert_eq!(skipped.status(), StatusCode::SEE_OTHER);
+    assert!(
+        location(&skipped).starts_with("/login?"),
+        "no code without a new sign-in"
+    );
+    let back = signs_in_and_returns(&app, &next).await;
+    let (status, tokens) = redeem_code(
+        &app,
+        ("moodle", &secret),
+        param(&query_of(&back), "code").unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    app.shutdown().await;
+}
+
 /// A replay that lands between the first redemption's use of the code and the
 /// storing of its tokens revokes a grant that has no token yet; the tokens stored
 /// afterwards must die too. The replay's revocation is played here first, then the
@@ -1175,6 +1208,7 @@ both_backends!(
     a_back_channel_logout_reaches_a_client_that_was_down,
     a_replay_racing_the_first_redemption_leaves_nothing_alive,
     prompt_login_cannot_be_skipped,
+    max_age_cannot_be_skipped,
     the_claims_mapping_comes_from_the_settings,
     codes_and_refreshes_resist_downgrade_and_misuse,
     third_party_clients_ask_for_consent,

@@ -2,11 +2,14 @@
 -- or a change of password raises it in the transaction that records the change.
 -- Sessions, codes and tokens carry the epoch they were issued under and count only
 -- while it is the account's current one, so a credential being issued at the very
--- moment of a reset dies with the others. No row means epoch 0.
+-- moment of a reset dies with the others. No row means epoch 0. A password write
+-- claims the account (claimed_until, a lease) so that two writes to one account
+-- (a reset and a change signed in) never interleave.
 CREATE TABLE account_epochs (
-    account_dn TEXT PRIMARY KEY,
-    epoch      BIGINT NOT NULL,
-    raised_at  BIGINT NOT NULL
+    account_dn    TEXT PRIMARY KEY,
+    epoch         BIGINT NOT NULL,
+    raised_at     BIGINT NOT NULL,
+    claimed_until BIGINT
 );
 
 ALTER TABLE sso_sessions ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;

@@ -261,8 +261,9 @@ impl PasswordPolicy {
 /// characters are ignored (a name like `Li` would forbid too much).
 fn contains_personal_data(candidate: &str, personal: &PersonalData<'_>) -> bool {
     let haystack = fold(candidate);
-    let names = personal
-        .names
+    // Names in NFC too, or a decomposed accent would split them into short pieces.
+    let names: Vec<String> = personal.names.iter().map(|name| nfc(name)).collect();
+    let names = names
         .iter()
         .flat_map(|name| name.split(|c: char| !c.is_alphanumeric()));
     personal

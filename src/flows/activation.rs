@@ -246,6 +246,7 @@ impl Activation<'_> {
                 .as_ref()
                 .map(|email| activated_mail(&account, email.as_str(), lang)),
             event: "activation.activated",
+            expected_epoch: None,
             at,
         };
         self.app.finish(write.run()).await?;

@@ -283,6 +283,7 @@ impl Activation<'_> {
             keep_session: None,
             mail: Some(activated_mail(&account, email.as_str(), lang)),
             event: "activation.activated",
+            expected_epoch: None,
             at,
         };
         // A directory failure lets the claim go: the link works once it is back.

@@ -20,7 +20,7 @@ use crate::app::App;
 use crate::directory::{AccountChange, NewSecret};
 use crate::domain::TokenHash;
 use crate::store::{
-    AuditEvent, Ended, LinkRecord, LinkState, Origin, Outgoing, Purpose, StoreError,
+    AccountClaim, AuditEvent, Ended, LinkRecord, LinkState, Origin, Outgoing, Purpose, StoreError,
 };
 
 use super::FlowError;
@@ -28,12 +28,13 @@ use super::FlowError;
 /// How long a claim holds a link: more than a directory write can take (its
 /// timeout is a few seconds) with the records after it.
 const LEASE_SECS: i64 = 120;
+/// Records after a write are retried for at most this long, well inside the lease:
+/// the link cannot be claimed again while they may still commit.
+const RECORD_BUDGET: Duration = Duration::from_secs(60);
 /// A request that finds the link claimed by another (a double submission) waits
 /// this long for the other to finish, then sees what it did.
 const WAIT_FOR_OTHER: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(100);
-/// Records that must follow a write are retried for about a minute.
-const RECORD_ATTEMPTS: u32 = 30;
 const RECORD_RETRY: Duration = Duration::from_secs(2);
 
 /// The link, claimed for this request's write, or what it is instead.
@@ -58,7 +59,11 @@ pub(super) async fn claim(
             return Ok(Claim::Held(record));
         }
         if !app.store.link_is_claimed(hash, now).await? {
-            return Ok(Claim::Gone(app.store.peek_link(hash, purpose, now).await?));
+            match app.store.peek_link(hash, purpose, now).await? {
+                // The other request let go just now (its write failed): try again.
+                LinkState::Live(_) => continue,
+                other => return Ok(Claim::Gone(other)),
+            }
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(FlowError::LinkBusy);
@@ -76,17 +81,18 @@ pub(super) async fn release(app: &App, hash: &TokenHash) {
 }
 
 /// Runs `attempt` (one transaction of records) until it commits, retrying while
-/// the database is unreachable.
+/// the database is unreachable or busy, for at most [`RECORD_BUDGET`].
 pub(super) async fn record<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
 {
+    let deadline = tokio::time::Instant::now() + RECORD_BUDGET;
     let mut tries = 0;
     loop {
         tries += 1;
         match attempt().await {
-            Err(StoreError::Unavailable(error)) if tries < RECORD_ATTEMPTS => {
+            Err(error) if error.is_transient() && tokio::time::Instant::now() < deadline => {
                 tracing::warn!(%error, tries, "records after a directory write: database unreachable, retrying");
                 tokio::time::sleep(RECORD_RETRY).await;
             }
@@ -100,11 +106,16 @@ where
 }
 
 /// A new password written to the directory, with the account change that goes
-/// with it (activation's state and terms), and what must follow: the link spent,
-/// the account's other links voided, its credential epoch raised (every session
-/// and token issued before stops counting, even one being issued right now), its
-/// sessions ended with their applications, the mail, the audit row. Run it with
-/// [`App::finish`].
+/// with it (activation's state and terms), run with [`App::finish`]:
+///
+/// 1. the account is claimed (no other password write to it meanwhile) and its
+///    credential epoch raised, its sessions ended with their applications: before
+///    the write, so that they end even if the write's answer is lost;
+/// 2. the directory is written;
+/// 3. the link is spent, the account's other links voided, the epoch raised again
+///    (a sign-in that checked the old password while the write ran dies too), the
+///    sessions opened meanwhile ended, the mail queued, the audit row written, the
+///    account let go.
 pub(super) struct PasswordWrite {
     pub app: App,
     pub origin: Origin,
@@ -118,25 +129,100 @@ pub(super) struct PasswordWrite {
     pub mail: Option<Outgoing>,
     /// The audit event's kind.
     pub event: &'static str,
+    /// A change signed in: the epoch read before the current password was checked.
+    /// If a reset moved it since, the change is overtaken and nothing is written.
+    pub expected_epoch: Option<i64>,
     pub at: i64,
 }
 
+/// What became of a password write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Written {
+    Done(Ended),
+    /// A reset came between the password check and the write: nothing written.
+    Overtaken,
+}
+
 impl PasswordWrite {
-    pub async fn run(self) -> Result<Ended, FlowError> {
+    pub async fn run(self) -> Result<Written, FlowError> {
+        let before = match self.claim_account().await {
+            Ok(Some(ended)) => ended,
+            Ok(None) => {
+                self.release_link().await;
+                return Ok(Written::Overtaken);
+            }
+            Err(error) => {
+                self.release_link().await;
+                return Err(error);
+            }
+        };
         let written = self
             .app
             .directory
             .write_password(&self.account_dn, &self.secret, self.change.clone())
             .await;
         if let Err(error) = written {
-            if let Some(link) = &self.link {
-                release(&self.app, link).await;
-            }
+            self.release_link().await;
+            self.release_account().await;
             return Err(error.into());
         }
-        let ended = record(|| self.records()).await?;
+        let after = record(|| self.records()).await?;
         self.app.wake_workers();
-        Ok(ended)
+        Ok(Written::Done(Ended {
+            sessions: before.sessions + after.sessions,
+            logouts_queued: before.logouts_queued + after.logouts_queued,
+        }))
+    }
+
+    /// Step 1; `None` when overtaken by a reset.
+    async fn claim_account(&self) -> Result<Option<Ended>, FlowError> {
+        let (dn, keep) = (self.account_dn.as_str(), self.keep_session.as_ref());
+        let deadline = tokio::time::Instant::now() + WAIT_FOR_OTHER;
+        loop {
+            let now = crate::store::unix_now();
+            let mut tx = self.app.store.begin().await?;
+            match tx
+                .claim_account(dn, self.expected_epoch, now, LEASE_SECS)
+                .await?
+            {
+                AccountClaim::Claimed(epoch) => {
+                    let ended = tx
+                        .end_account_sessions(dn, keep.map(TokenHash::as_str), now)
+                        .await?;
+                    if let Some(keep) = keep {
+                        tx.restamp_session(keep.as_str(), epoch).await?;
+                    }
+                    tx.commit().await?;
+                    self.app.wake_workers();
+                    return Ok(Some(ended));
+                }
+                AccountClaim::Moved => return Ok(None),
+                AccountClaim::Held => drop(tx),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(FlowError::LinkBusy);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn release_link(&self) {
+        if let Some(link) = &self.link {
+            release(&self.app, link).await;
+        }
+    }
+
+    /// After a failed write; failing to let go only delays the next write until
+    /// the lease ends.
+    async fn release_account(&self) {
+        let released = async {
+            let mut tx = self.app.store.begin().await?;
+            tx.release_account(&self.account_dn).await?;
+            tx.commit().await
+        };
+        if let Err(error) = released.await {
+            tracing::warn!(%error, "account claim not released; it lapses with its lease");
+        }
     }
 
     async fn records(&self) -> Result<Ended, StoreError> {
@@ -159,6 +245,7 @@ impl PasswordWrite {
             json!({ "sessions_ended": ended.sessions, "logouts_queued": ended.logouts_queued });
         let event = AuditEvent::new(self.event, "ok").account(dn).detail(detail);
         tx.audit(&self.origin, event, at).await?;
+        tx.release_account(dn).await?;
         tx.commit().await?;
         Ok(ended)
     }

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::FlowError;
 use super::activation::personal_data;
-use super::critical::PasswordWrite;
+use super::critical::{PasswordWrite, Written};
 use super::reset::changed_mail;
 use crate::app::App;
 use crate::config::Lang;
@@ -44,6 +44,8 @@ impl PasswordChange<'_> {
         if !account.is_active() {
             return self.wrong(account, at).await;
         }
+        // Read before the check: a reset committed after it overtakes this change.
+        let epoch = self.app.store.credential_epoch(&account.dn).await?;
         let bound = self
             .app
             .directory
@@ -75,10 +77,14 @@ impl PasswordChange<'_> {
                 .as_ref()
                 .map(|email| changed_mail(self.app, account, email, lang, now)),
             event: "account.password_changed",
+            expected_epoch: Some(epoch),
             at,
         };
-        self.app.finish(write.run()).await?;
-        Ok(PasswordChanged::Done)
+        match self.app.finish(write.run()).await? {
+            Written::Done(_) => Ok(PasswordChanged::Done),
+            // The password was reset meanwhile: this session has ended with it.
+            Written::Overtaken => self.wrong(account, at).await,
+        }
     }
 
     async fn wrong(&self, account: &Account, at: i64) -> Result<PasswordChanged, FlowError> {

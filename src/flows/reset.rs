@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::FlowError;
 use super::activation::{ambiguous_mail, link, mail_time, not_eligible, page, personal_data};
-use super::critical::{self, Claim, PasswordWrite};
+use super::critical::{self, Claim, PasswordWrite, Written};
 use crate::app::App;
 use crate::config::{Lang, ResetIdentifier};
 use crate::directory::{Account, AccountChange};
@@ -272,9 +272,13 @@ impl Reset<'_> {
             keep_session: None,
             mail,
             event: "reset.password_changed",
+            expected_epoch: None,
             at,
         };
-        let ended = self.app.finish(write.run()).await?;
+        let Written::Done(ended) = self.app.finish(write.run()).await? else {
+            // Only a change signed in expects an epoch: a reset is never overtaken.
+            return Err(FlowError::Interrupted);
+        };
         Ok(Changed::Done {
             login: account.login.to_string(),
             sessions_ended: ended.sessions,

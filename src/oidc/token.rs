@@ -141,7 +141,11 @@ pub(super) async fn authenticate(
 ) -> Result<ClientRecord, OAuthError> {
     match authenticated(state, headers, params).await {
         Err(error) if error.error == "invalid_client" => {
-            let named = param(params, "client_id").ok().flatten().map(str::to_owned);
+            // The id the caller gave, from the form or the Basic credentials, cut
+            // short: a flood of made-up ids must not fill the log.
+            let basic = basic_credentials(headers).ok().flatten().map(|(id, _)| id);
+            let posted = param(params, "client_id").ok().flatten().map(str::to_owned);
+            let named: Option<String> = basic.or(posted).map(|id| id.chars().take(64).collect());
             let event = AuditEvent::new("oidc.client_auth", "refused")
                 .detail(json!({ "client_id": named }));
             state.store.audit(origin, event).await?;
@@ -290,6 +294,9 @@ async fn from_refresh(
             "refresh token expired or revoked",
         ));
     }
+    // The directory first: an outage must fail the refresh before the token is
+    // rotated, or the client's retry would look like reuse and end its grant.
+    let account = active_account(state, &record.account_dn).await?;
     if !state.store.rotate_token(&hash, now).await? {
         // Used before: a stolen copy is in play. End the whole grant.
         let revoked = state.store.revoke_grant(&record.grant_id, now).await?;
@@ -300,7 +307,6 @@ async fn from_refresh(
         state.store.audit(origin, event).await?;
         return Err(OAuthError::invalid_grant("refresh token already used"));
     }
-    let account = active_account(state, &record.account_dn).await?;
     // A refresh may narrow the scope, never widen it (RFC 6749 §6).
     let scope = match param(params, "scope")? {
         Some(asked) => {

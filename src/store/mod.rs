@@ -31,7 +31,7 @@ pub use logout_deliveries::LogoutDelivery;
 pub use oidc::{ClientRecord, CodeRecord, NewToken, Redemption, StoredKey, TokenKind, TokenRecord};
 pub use outbox::{Claimed, Outgoing};
 pub use retention::Retention;
-pub use session_end::{Ended, EndedSession};
+pub use session_end::{AccountClaim, Ended, EndedSession};
 pub use sessions::{NewSession, SessionRecord};
 pub use tokens::{LinkRecord, LinkState, Purpose};
 pub use transaction::StoreTx;
@@ -51,6 +51,18 @@ pub enum StoreError {
     Migration(String),
     #[error("database query failed: {0}")]
     Query(String),
+    /// Lost to a concurrent transaction (SQLite busy or locked past its timeout, a
+    /// PostgreSQL serialization failure or deadlock, a read-only server after a
+    /// failover): trying again is right.
+    #[error("database busy: {0}")]
+    Busy(String),
+}
+
+impl StoreError {
+    /// Whether the same work may succeed if tried again shortly.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Busy(_))
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -63,6 +75,9 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(ref db) if db.code().is_some_and(|c| is_outage_code(&c)) => {
                 StoreError::Unavailable(error.to_string())
             }
+            sqlx::Error::Database(ref db) if db.code().is_some_and(|c| is_busy_code(&c)) => {
+                StoreError::Busy(error.to_string())
+            }
             other => StoreError::Query(other.to_string()),
         }
     }
@@ -72,6 +87,14 @@ impl From<sqlx::Error> for StoreError {
 /// exceptions (08…), shutdown or termination (57…), database dropped (3D000).
 fn is_outage_code(code: &str) -> bool {
     code.starts_with("08") || code.starts_with("57") || code == "3D000"
+}
+
+/// SQLite's SQLITE_BUSY (5, 517 and the other extended forms end in 5 or 6 below
+/// 256) and SQLITE_LOCKED (6); PostgreSQL's serialization failure (40001),
+/// deadlock (40P01) and read-only transaction (25006, a standby after failover).
+fn is_busy_code(code: &str) -> bool {
+    let sqlite = code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+    sqlite || matches!(code, "40001" | "40P01" | "25006")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +204,16 @@ fn redact(message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn lost_races_are_told_from_broken_queries() {
+        for busy in ["5", "517", "6", "262", "40001", "40P01", "25006"] {
+            assert!(super::is_busy_code(busy), "{busy}");
+        }
+        for other in ["1", "19", "2067", "23505", "42P01"] {
+            assert!(!super::is_busy_code(other), "{other}");
+        }
+    }
+
     #[test]
     fn redacts_credentials_in_urls() {
         let text = super::redact("cannot reach postgres://guichet:hunter2@db:5432/guichet now");

@@ -14,6 +14,17 @@ pub struct Ended {
     pub logouts_queued: u64,
 }
 
+/// What claiming an account for a password write gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountClaim {
+    /// Claimed; its credential epoch is now this one.
+    Claimed(i64),
+    /// Another password write holds it.
+    Held,
+    /// The epoch is no longer the one expected.
+    Moved,
+}
+
 /// One session that ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndedSession {
@@ -145,6 +156,63 @@ impl StoreTx {
         .fetch_one(self.conn())
         .await?;
         Ok(epoch)
+    }
+
+    /// Claims the account for a password write and raises its epoch at once: every
+    /// credential issued before ends now, whatever becomes of the write. Two writes
+    /// to one account never interleave: the claim holds until `release_account` or
+    /// its lease ends. `expected` (a change signed in) refuses the claim if the
+    /// epoch moved since the current password was checked (a reset came between).
+    pub async fn claim_account(
+        &mut self,
+        account_dn: &str,
+        expected: Option<i64>,
+        now: i64,
+        lease_secs: i64,
+    ) -> Result<AccountClaim, StoreError> {
+        sqlx::query(
+            "INSERT INTO account_epochs (account_dn, epoch, raised_at) VALUES ($1, 0, $2) \
+             ON CONFLICT (account_dn) DO NOTHING",
+        )
+        .bind(account_dn)
+        .bind(now)
+        .execute(self.conn())
+        .await?;
+        let raised: Option<i64> = sqlx::query_scalar(
+            "UPDATE account_epochs SET epoch = epoch + 1, raised_at = $2, claimed_until = $3 \
+             WHERE account_dn = $1 AND (claimed_until IS NULL OR claimed_until <= $2) \
+               AND ($4 < 0 OR epoch = $4) \
+             RETURNING epoch",
+        )
+        .bind(account_dn)
+        .bind(now)
+        .bind(now + lease_secs)
+        .bind(expected.unwrap_or(-1))
+        .fetch_optional(self.conn())
+        .await?;
+        if let Some(epoch) = raised {
+            return Ok(AccountClaim::Claimed(epoch));
+        }
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT claimed_until FROM account_epochs WHERE account_dn = $1 AND claimed_until > $2",
+        )
+        .bind(account_dn)
+        .bind(now)
+        .fetch_optional(self.conn())
+        .await?;
+        Ok(match held {
+            Some(_) => AccountClaim::Held,
+            None => AccountClaim::Moved,
+        })
+    }
+
+    /// Lets go of the account after its password write (or its failure).
+    pub async fn release_account(&mut self, account_dn: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE account_epochs SET claimed_until = NULL WHERE account_dn = $1")
+            .bind(account_dn)
+            .execute(self.conn())
+            .await?;
+        Ok(())
     }
 
     /// Moves a session to the account's new epoch (the one the student changed

@@ -37,12 +37,22 @@ impl Purpose {
 }
 
 /// A live link, as read back.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LinkRecord {
     pub account_dn: String,
     /// What the flow stored with the link (e.g. the e-mail to confirm), as JSON.
     pub payload: serde_json::Value,
     pub expires_at: i64,
+}
+
+/// The payload may hold a password hash (Perpignan's order): never printed.
+impl std::fmt::Debug for LinkRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkRecord")
+            .field("account_dn", &self.account_dn)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a link is, for the page that answers it.

@@ -75,6 +75,7 @@ impl WebError {
             WebError::Store(StoreError::Unavailable(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "error.database_down")
             }
+            WebError::Store(StoreError::Busy(_)) => (StatusCode::SERVICE_UNAVAILABLE, "error.busy"),
             WebError::Directory(_) | WebError::Store(_) | WebError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "error.internal")
             }
@@ -92,6 +93,13 @@ impl IntoResponse for WebError {
         }
         let mut response = status.into_response();
         response.extensions_mut().insert(ErrorPage(page));
+        // Overload and outages are answered at once with when to come back.
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("30"),
+            );
+        }
         response
     }
 }

@@ -232,7 +232,9 @@ impl PasswordWrite {
         if let Some(link) = &self.link {
             tx.spend_link(link, at).await?;
         }
-        tx.void_links(dn, at).await?;
+        // Signed in, the owner's reset links stay: see `void_links`.
+        let spare = self.keep_session.is_some().then_some(Purpose::Reset);
+        tx.void_links(dn, spare, at).await?;
         let epoch = tx.raise_epoch(dn, at).await?;
         let ended = tx.end_account_sessions(dn, keep, at).await?;
         if let Some(keep) = keep {

@@ -222,7 +222,7 @@ impl EmailWrite {
         // Links already mailed (a reset link to the old address above all) die with
         // the address: a student changes it when the old mailbox is not theirs any
         // more.
-        tx.void_links(dn, at).await?;
+        tx.void_links(dn, None, at).await?;
         if let Some(notice) = &self.notice {
             tx.enqueue_mail(notice, at).await?;
         }

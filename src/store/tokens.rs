@@ -238,17 +238,22 @@ impl Store {
     }
 
     /// Voids every live link of the account (after a password change).
+    /// `spare`: a purpose whose links stay (a change signed in spares the reset
+    /// links mailed to the owner, or whoever knows the password could void every
+    /// reset the owner asks for).
     pub async fn void_links(
         conn: &mut AnyConnection,
         account_dn: &str,
+        spare: Option<Purpose>,
         now: i64,
     ) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE one_time_tokens SET voided_at = $1, payload = '{}' \
-             WHERE account_dn = $2 AND used_at IS NULL AND voided_at IS NULL",
+             WHERE account_dn = $2 AND used_at IS NULL AND voided_at IS NULL AND purpose <> $3",
         )
         .bind(now)
         .bind(account_dn)
+        .bind(spare.map_or("", Purpose::as_str))
         .execute(&mut *conn)
         .await?;
         Ok(done.rows_affected())

@@ -63,8 +63,13 @@ impl StoreTx {
         Store::spend_link(&mut self.tx, hash, now).await
     }
 
-    pub async fn void_links(&mut self, account_dn: &str, now: i64) -> Result<u64, StoreError> {
-        Store::void_links(&mut self.tx, account_dn, now).await
+    pub async fn void_links(
+        &mut self,
+        account_dn: &str,
+        spare: Option<Purpose>,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        Store::void_links(&mut self.tx, account_dn, spare, now).await
     }
 
     pub async fn enqueue_mail(&mut self, mail: &Outgoing, now: i64) -> Result<String, StoreError> {

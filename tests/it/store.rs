@@ -199,7 +199,10 @@ async fn a_password_change_voids_every_live_link(backend: Backend) {
     let token = Token::generate();
     issue(&store, &token, 1_000, 3_600).await;
     let mut conn = store.pool().acquire().await.unwrap();
-    assert_eq!(Store::void_links(&mut conn, DN, 1_100).await.unwrap(), 1);
+    assert_eq!(
+        Store::void_links(&mut conn, DN, None, 1_100).await.unwrap(),
+        1
+    );
     assert!(matches!(
         store
             .peek_link(&token.hash(), Purpose::Activation, 1_101)

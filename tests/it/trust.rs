@@ -159,6 +159,67 @@ async fn credentials_issued_while_a_reset_commits_die_with_it(backend: Backend) 
     );
 }
 
+/// Guarantee 1 again, from the other side: whoever knows the password keeps
+/// changing it, signed in, while the owner resets it. The reset has the last word:
+/// the directory ends with the reset's password and the other session is over.
+async fn a_reset_wins_over_changes_made_while_it_runs(backend: Backend) {
+    let (app, smtp) = start(backend, |t| t).await;
+    let app = Arc::new(app);
+    let intruder = browser();
+    assert!(signs_in(&app, &intruder, ACTIVE_UID, DEMO_PASSWORD).await);
+    let token = reset_link(&app, &smtp, 0).await;
+    let changes = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let (mut current, mut made) = (DEMO_PASSWORD.to_owned(), 0);
+            for round in 0.. {
+                let new = format!("Intrus-{round}-Passw0rd!");
+                let page = intruder
+                    .get(app.url("/account/password"))
+                    .send()
+                    .await
+                    .unwrap();
+                if page.status() != StatusCode::OK {
+                    break;
+                }
+                let csrf = csrf_of(&page.text().await.unwrap());
+                let fields = [
+                    ("csrf", csrf.as_str()),
+                    ("current", current.as_str()),
+                    ("password", new.as_str()),
+                    ("confirmation", new.as_str()),
+                ];
+                let response = intruder
+                    .post(app.url("/account/password"))
+                    .form(&fields)
+                    .send()
+                    .await
+                    .unwrap();
+                if response.status() != StatusCode::OK {
+                    break;
+                }
+                (current, made) = (new, made + 1);
+            }
+            (intruder, made)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, page) = reset(&app, &token).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let (intruder, made) = changes.await.unwrap();
+    assert!(made > 0, "changes ran before the reset");
+    let dn = people_dn(ACTIVE_UID);
+    assert_eq!(
+        app.directory.whoami(&dn, NEW_PASSWORD),
+        0,
+        "the reset's password holds"
+    );
+    assert!(
+        !is_signed_in(&app, &intruder).await,
+        "the other session is over"
+    );
+}
+
 /// Guarantee 3: the request times out while the directory applies the new password
 /// (its answer held back longer than the request may last). The write happened,
 /// so everything that must follow it happens too: the link is spent, the other
@@ -304,6 +365,7 @@ async fn logouts_queued_by_a_reset_survive_a_crash(backend: Backend) {
 
 both_backends!(
     credentials_issued_while_a_reset_commits_die_with_it,
+    a_reset_wins_over_changes_made_while_it_runs,
     a_reset_cut_off_after_the_directory_write_still_finishes,
     sign_out_with_the_directory_down_still_tells_the_applications,
     logouts_queued_by_a_reset_survive_a_crash,

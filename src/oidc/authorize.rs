@@ -330,7 +330,7 @@ async fn grant(
                     .store
                     .add_consent(&record.account_dn, &client.client_id, &scope, now)
                     .await?;
-                let event = AuditEvent::new("oidc.consent", "given")
+                let event = AuditEvent::new("oidc.consent", "ok")
                     .account(&record.account_dn)
                     .detail(serde_json::json!({ "client_id": client.client_id, "scope": scope }));
                 state.store.audit(&origin, event).await?;

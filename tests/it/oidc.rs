@@ -1057,6 +1057,71 @@ async fn prompt_login_cannot_be_skipped(backend: Backend) {
     app.shutdown().await;
 }
 
+/// The provider's security events reach the audit log with the account and the
+/// client: a failed client authentication, a replayed code, a reused refresh
+/// token, a revocation. None carries a token or a secret.
+async fn the_provider_audits_its_security_events(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let secret = client(&app, "moodle", false, "RS256").await.unwrap();
+    let url = authorize_url("moodle", &[("scope", "openid offline_access")]);
+    let back = sign_in_and_authorize(&app, &url).await;
+    let code = param(&back, "code").unwrap().to_owned();
+    let (status, tokens) = redeem_code(&app, ("moodle", &secret), &code).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = redeem_code(&app, ("moodle", &secret), &code).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a replayed code");
+    let (status, _) = redeem_code(&app, ("moodle", "not-the-secret"), &code).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a wrong secret");
+    // Still signed in: the SSO hop gives a second code at once.
+    let back = query_of(&location(&app.get(&url).await));
+    let (_, tokens) = redeem_code(&app, ("moodle", &secret), param(&back, "code").unwrap()).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh.as_str()),
+    ];
+    let (status, rotated) = token_request(&app, Some(("moodle", &secret)), &form).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = token_request(&app, Some(("moodle", &secret)), &form).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a reused refresh token");
+    let revoked = app
+        .http
+        .post(app.url("/revoke"))
+        .basic_auth("moodle", Some(&secret))
+        .form(&[("token", rotated["access_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    let events: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
+        "SELECT kind, outcome, account, detail FROM audit_events WHERE kind LIKE 'oidc.%' ORDER BY at, kind",
+    )
+    .fetch_all(app.state.store.pool())
+    .await
+    .unwrap();
+    let seen = |kind: &str, outcome: &str| {
+        events
+            .iter()
+            .find(|(k, o, _, _)| k == kind && o == outcome)
+            .unwrap_or_else(|| panic!("no {kind} {outcome} in {events:?}"))
+    };
+    assert!(seen("oidc.code", "replayed").3.contains("moodle"));
+    assert_eq!(
+        seen("oidc.client_auth", "refused").3,
+        r#"{"client_id":"moodle"}"#
+    );
+    let dn = common::people_dn(ACTIVE_UID);
+    assert_eq!(
+        seen("oidc.refresh", "reused").2.as_deref(),
+        Some(dn.as_str())
+    );
+    assert_eq!(seen("oidc.revoke", "ok").2.as_deref(), Some(dn.as_str()));
+    for (_, _, _, detail) in &events {
+        assert!(!detail.contains(&secret) && !detail.contains(&refresh) && !detail.contains(&code));
+    }
+    app.shutdown().await;
+}
+
 /// max_age, like prompt=login, is met only by a sign-in Guichet asked for: the
 /// login page's return address keeps max_age with a signed statement, and opening
 /// it without signing in gives no code.
@@ -1209,6 +1274,7 @@ both_backends!(
     a_replay_racing_the_first_redemption_leaves_nothing_alive,
     prompt_login_cannot_be_skipped,
     max_age_cannot_be_skipped,
+    the_provider_audits_its_security_events,
     the_claims_mapping_comes_from_the_settings,
     codes_and_refreshes_resist_downgrade_and_misuse,
     third_party_clients_ask_for_consent,

@@ -1066,7 +1066,7 @@ async fn the_provider_audits_its_security_events(backend: Backend) {
     let url = authorize_url("moodle", &[("scope", "openid offline_access")]);
     let back = sign_in_and_authorize(&app, &url).await;
     let code = param(&back, "code").unwrap().to_owned();
-    let (status, tokens) = redeem_code(&app, ("moodle", &secret), &code).await;
+    let (status, _) = redeem_code(&app, ("moodle", &secret), &code).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = redeem_code(&app, ("moodle", &secret), &code).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "a replayed code");

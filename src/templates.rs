@@ -118,10 +118,6 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../templates/password_change.html"),
     ),
     (
-        "password_changed.html",
-        include_str!("../templates/password_changed.html"),
-    ),
-    (
         "password_done.html",
         include_str!("../templates/password_done.html"),
     ),

@@ -65,11 +65,18 @@ pub(super) async fn claim(
                 other => return Ok(Claim::Gone(other)),
             }
         }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(FlowError::LinkBusy);
-        }
-        tokio::time::sleep(POLL).await;
+        wait_for_other(deadline).await?;
     }
+}
+
+/// Another request holds what this one needs: waits a moment, or gives up at
+/// `deadline` (nothing was changed by this request).
+async fn wait_for_other(deadline: tokio::time::Instant) -> Result<(), FlowError> {
+    if tokio::time::Instant::now() >= deadline {
+        return Err(FlowError::LinkBusy);
+    }
+    tokio::time::sleep(POLL).await;
+    Ok(())
 }
 
 /// Lets go of the claim after a failed write, so the same link works again; a
@@ -199,10 +206,7 @@ impl PasswordWrite {
                 AccountClaim::Moved => return Ok(None),
                 AccountClaim::Held => drop(tx),
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(FlowError::LinkBusy);
-            }
-            tokio::time::sleep(POLL).await;
+            wait_for_other(deadline).await?;
         }
     }
 

@@ -42,7 +42,7 @@ impl PasswordChange<'_> {
     ) -> Result<PasswordChanged, FlowError> {
         let at = now.unix_timestamp();
         if !account.is_active() {
-            return self.wrong(account, at).await;
+            return self.wrong(account).await;
         }
         // Read before the check: a reset committed after it overtakes this change.
         let epoch = self.app.store.credential_epoch(&account.dn).await?;
@@ -52,7 +52,7 @@ impl PasswordChange<'_> {
             .verify_password(&account.dn, current)
             .await?;
         if bound != BindOutcome::Accepted {
-            return self.wrong(account, at).await;
+            return self.wrong(account).await;
         }
         let policy = PasswordPolicy::new(self.app.profile().password.clone());
         let password = match policy.check(candidate, confirmation, &personal_data(account)) {
@@ -83,16 +83,14 @@ impl PasswordChange<'_> {
         match self.app.finish(write.run()).await? {
             Written::Done(_) => Ok(PasswordChanged::Done),
             // The password was reset meanwhile: this session has ended with it.
-            Written::Overtaken => self.wrong(account, at).await,
+            Written::Overtaken => self.wrong(account).await,
         }
     }
 
-    async fn wrong(&self, account: &Account, at: i64) -> Result<PasswordChanged, FlowError> {
+    async fn wrong(&self, account: &Account) -> Result<PasswordChanged, FlowError> {
         let event =
             AuditEvent::new("account.password_changed", "bad_credentials").account(&account.dn);
-        let mut tx = self.app.store.begin().await?;
-        tx.audit(&self.origin, event, at).await?;
-        tx.commit().await?;
+        self.app.store.audit(&self.origin, event).await?;
         Ok(PasswordChanged::WrongPassword)
     }
 }

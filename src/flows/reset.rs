@@ -235,7 +235,7 @@ impl Reset<'_> {
         let at = now.unix_timestamp();
         let record = match self.peek(token, now).await? {
             LinkState::Live(record) => record,
-            other => return self.gone(other, at).await,
+            other => return self.gone(other).await,
         };
         let account = match self.app.directory.read(&record.account_dn).await? {
             Some(account) if account.is_active() => account,
@@ -256,7 +256,7 @@ impl Reset<'_> {
         let hash = token.hash();
         match critical::claim(self.app, &hash, Purpose::Reset).await? {
             Claim::Held(_) => {}
-            Claim::Gone(state) => return self.gone(state, at).await,
+            Claim::Gone(state) => return self.gone(state).await,
         }
         let mail = account
             .personal_email
@@ -285,11 +285,9 @@ impl Reset<'_> {
         })
     }
 
-    async fn gone(&self, state: LinkState, at: i64) -> Result<Changed, FlowError> {
+    async fn gone(&self, state: LinkState) -> Result<Changed, FlowError> {
         let event = AuditEvent::new("reset.link", "gone").detail(json!({ "state": state.name() }));
-        let mut tx = self.app.store.begin().await?;
-        tx.audit(&self.origin, event, at).await?;
-        tx.commit().await?;
+        self.app.store.audit(&self.origin, event).await?;
         Ok(Changed::Gone(state))
     }
 

@@ -78,7 +78,7 @@ async fn deliver(
         let reason = "the client or its back-channel URI is gone";
         return state.store.logout_failed(delivery, reason, None, now).await;
     };
-    let claims = json!({
+    let mut claims = json!({
         "iss": super::issuer(state),
         "aud": client.client_id,
         "iat": now,
@@ -88,7 +88,6 @@ async fn deliver(
         "sid": super::sid(&delivery.session_hash),
         "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
     });
-    let mut claims = claims;
     // Sessions opened before Guichet kept the subject with them: `sid` alone names
     // the session, which Back-Channel Logout §2.4 allows.
     if delivery.subject.is_empty() {

@@ -248,7 +248,11 @@ pub async fn password_change(
     let (wrong, violations) = match outcome {
         PasswordChanged::Done => {
             limits::refund(&state, "login", client.ip(), login).await?;
-            let html = state.render("password_changed.html", &frame, context! { login })?;
+            let html = state.render(
+                "password_done.html",
+                &frame,
+                context! { login, signed_in => true },
+            )?;
             return Ok(private(StatusCode::OK, html));
         }
         PasswordChanged::WrongPassword => (true, Vec::new()),

@@ -157,7 +157,11 @@ pub async fn change(
         .await?
     {
         Changed::Done { login, .. } => {
-            let html = state.render("password_done.html", &frame, context! { login })?;
+            let html = state.render(
+                "password_done.html",
+                &frame,
+                context! { login, signed_in => false },
+            )?;
             Ok(private(StatusCode::OK, html))
         }
         Changed::Refused(violations) => {

@@ -61,6 +61,14 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../templates/email_change_confirm.html"),
     ),
     (
+        "email_change_cancel.html",
+        include_str!("../templates/email_change_cancel.html"),
+    ),
+    (
+        "email_change_cancelled.html",
+        include_str!("../templates/email_change_cancelled.html"),
+    ),
+    (
         "email_change_done.html",
         include_str!("../templates/email_change_done.html"),
     ),
@@ -79,6 +87,14 @@ const BUILTIN: &[(&str, &str)] = &[
     (
         "mail_email_change_taken.html",
         include_str!("../templates/mail_email_change_taken.html"),
+    ),
+    (
+        "mail_email_change_requested.txt",
+        include_str!("../templates/mail_email_change_requested.txt"),
+    ),
+    (
+        "mail_email_change_requested.html",
+        include_str!("../templates/mail_email_change_requested.html"),
     ),
     (
         "mail_email_changed.txt",

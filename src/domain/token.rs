@@ -45,6 +45,12 @@ impl TokenHash {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A hash as stored (64 lowercase hex digits), read back from a link's payload.
+    pub fn from_stored(raw: &str) -> Option<TokenHash> {
+        let hex = raw.len() == 64 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        hex.then(|| TokenHash(raw.to_owned()))
+    }
 }
 
 impl FromStr for Token {

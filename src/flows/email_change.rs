@@ -1,5 +1,11 @@
 //! Change of the personal (back-up) e-mail, for a signed-in student: a link goes to
 //! the new address; following it writes `supannMailPerso` and tells the old address.
+//!
+//! The personal address is where reset links go: whoever changes it owns the
+//! account. So the change asks for the current password unless the student signed
+//! in moments ago, and the old address is told as soon as the change is asked for,
+//! with a link that cancels it (someone who found a session open on a shared
+//! computer cannot take the account over quietly).
 
 use serde_json::json;
 use time::OffsetDateTime;
@@ -9,15 +15,60 @@ use super::activation::{link, mail_time, page};
 use super::critical::{self, Claim};
 use crate::app::App;
 use crate::config::Lang;
+use crate::directory::BindOutcome;
 use crate::directory::{Account, AccountChange};
-use crate::domain::{Email, Token, TokenHash};
-use crate::store::{AuditEvent, LinkState, Origin, Outgoing, Purpose, StoreError};
+use crate::domain::{Email, Password, Token, TokenHash};
+use crate::store::{AuditEvent, LinkRecord, LinkState, Origin, Outgoing, Purpose, StoreError};
+
+/// A sign-in this recent stands for the password: the student typed it moments ago.
+pub const RECENT_SIGN_IN_SECS: i64 = 5 * 60;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Requested {
     LinkSent,
     /// The address is the one on record already.
     Unchanged,
+    /// The sign-in is not recent and no current password was given.
+    PasswordNeeded,
+    /// The current password given is not the account's: nothing was sent.
+    WrongPassword,
+}
+
+/// What stands for the owner asking: a recent sign-in, or the current password.
+pub struct Proof<'a> {
+    /// When the session's sign-in happened (Unix seconds).
+    pub signed_in_at: i64,
+    /// As typed; may be empty when the sign-in is recent.
+    pub current: &'a Password,
+}
+
+impl Proof<'_> {
+    /// Whether the form must ask for the current password at `now`.
+    pub fn needs_password(signed_in_at: i64, now: OffsetDateTime) -> bool {
+        now.unix_timestamp() - signed_in_at >= RECENT_SIGN_IN_SECS
+    }
+}
+
+/// What the old address's cancel link finds.
+#[derive(Debug)]
+pub enum CancelView {
+    /// A change to this (masked) address waits for its confirmation.
+    Pending {
+        new_email: String,
+    },
+    Settled(Cancelled),
+}
+
+#[derive(Debug)]
+pub enum Cancelled {
+    /// The change will not happen: its confirmation link is void.
+    Cancelled,
+    /// Too late: the new address was confirmed first.
+    AlreadyChanged,
+    /// The change had expired or been replaced; nothing waits.
+    NothingPending,
+    /// The cancel link itself no longer works.
+    Gone(LinkState),
 }
 
 #[derive(Debug)]
@@ -36,11 +87,15 @@ impl EmailChange<'_> {
     pub async fn request(
         &self,
         account: &Account,
+        proof: Proof<'_>,
         new: &Email,
         lang: Lang,
         now: OffsetDateTime,
     ) -> Result<Requested, FlowError> {
         let at = now.unix_timestamp();
+        if let Some(refused) = self.refused_proof(account, &proof, now).await? {
+            return Ok(refused);
+        }
         if account.personal_email.as_ref() == Some(new) {
             return Ok(Requested::Unchanged);
         }
@@ -65,8 +120,49 @@ impl EmailChange<'_> {
             self.app.wake_workers();
             return Ok(Requested::LinkSent);
         }
+        self.send_link(account, new, lang, now).await?;
+        Ok(Requested::LinkSent)
+    }
+
+    /// `None` when the proof holds; otherwise why not (a wrong password is audited).
+    async fn refused_proof(
+        &self,
+        account: &Account,
+        proof: &Proof<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Option<Requested>, FlowError> {
+        if !Proof::needs_password(proof.signed_in_at, now) {
+            return Ok(None);
+        }
+        if proof.current.is_empty() {
+            return Ok(Some(Requested::PasswordNeeded));
+        }
+        let bound = self
+            .app
+            .directory
+            .verify_password(&account.dn, proof.current)
+            .await?;
+        if bound == BindOutcome::Accepted {
+            return Ok(None);
+        }
+        let event = AuditEvent::new("email_change.request", "wrong_password").account(&account.dn);
+        self.app.store.audit(&self.origin, event).await?;
+        Ok(Some(Requested::WrongPassword))
+    }
+
+    /// The confirmation link to the new address and, to the old one, the notice
+    /// with its cancel link, in one commit.
+    async fn send_link(
+        &self,
+        account: &Account,
+        new: &Email,
+        lang: Lang,
+        now: OffsetDateTime,
+    ) -> Result<(), FlowError> {
+        let at = now.unix_timestamp();
         let token = Token::generate();
         let lifetime = self.app.profile().links.email_change.as_secs();
+        let expires_at = at + lifetime as i64;
         let mail = Outgoing {
             kind: "email_change_link".to_owned(),
             recipient: new.as_str().to_owned(),
@@ -86,15 +182,157 @@ impl EmailChange<'_> {
             &account.dn,
             &json!({ "email": new.as_str(), "lang": lang.code() }),
             at,
-            at + lifetime as i64,
+            expires_at,
         )
         .await?;
         tx.enqueue_mail(&mail, at).await?;
+        if let Some(old) = &account.personal_email {
+            let cancel = Token::generate();
+            let payload = json!({ "change": token.hash().as_str(), "email": masked(new) });
+            tx.issue_link(
+                &cancel.hash(),
+                Purpose::EmailChangeCancel,
+                &account.dn,
+                &payload,
+                at,
+                expires_at,
+            )
+            .await?;
+            let warning = self.requested_mail(account, old, new, &cancel, lang, now);
+            tx.enqueue_mail(&warning, at).await?;
+        }
         let event = AuditEvent::new("email_change.request", "ok").account(&account.dn);
         tx.audit(&self.origin, event, at).await?;
         tx.commit().await?;
         self.app.wake_workers();
-        Ok(Requested::LinkSent)
+        Ok(())
+    }
+
+    /// To the old address, at once: a change was asked for; if it was not the
+    /// owner, the link cancels it and the help page says what to do next.
+    fn requested_mail(
+        &self,
+        account: &Account,
+        old: &Email,
+        new: &Email,
+        cancel: &Token,
+        lang: Lang,
+        now: OffsetDateTime,
+    ) -> Outgoing {
+        let public_url = self.app.public_url();
+        Outgoing {
+            kind: "email_change_requested".to_owned(),
+            recipient: old.as_str().to_owned(),
+            lang: lang.code().to_owned(),
+            payload: json!({
+                "name": account.greeting_name(),
+                "login": account.login.as_str(),
+                "new_email": masked(new),
+                "when": mail_time(now),
+                "link": link(public_url, "/account/email/cancel", cancel),
+                "hours": self.app.profile().links.email_change.as_secs() / 3600,
+                "help_url": page(public_url, "/help"),
+            }),
+            account_dn: Some(account.dn.clone()),
+        }
+    }
+
+    /// GET on the cancel link: what it would cancel. Uses nothing up.
+    pub async fn peek_cancel(
+        &self,
+        token: &Token,
+        now: OffsetDateTime,
+    ) -> Result<CancelView, FlowError> {
+        let at = now.unix_timestamp();
+        let (record, change) = match self.cancel_link(token, at).await? {
+            Ok(found) => found,
+            Err(gone) => return Ok(CancelView::Settled(gone)),
+        };
+        let state = self
+            .app
+            .store
+            .peek_link(&change, Purpose::EmailChange, at)
+            .await?;
+        Ok(match state {
+            LinkState::Live(_) => CancelView::Pending {
+                new_email: record.payload["email"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            },
+            LinkState::Used => CancelView::Settled(Cancelled::AlreadyChanged),
+            _ => CancelView::Settled(Cancelled::NothingPending),
+        })
+    }
+
+    /// POST on the cancel link. The change's link is claimed as a confirmation
+    /// would claim it, so a cancel and a confirmation at the same moment end one
+    /// way only: either the address changed and the cancel says too late, or the
+    /// confirmation finds its link void and nothing was written.
+    pub async fn cancel(&self, token: &Token, now: OffsetDateTime) -> Result<Cancelled, FlowError> {
+        let at = now.unix_timestamp();
+        let cancel = token.hash();
+        let (record, change) = match self.cancel_link(token, at).await? {
+            Ok(found) => found,
+            Err(gone) => return Ok(gone),
+        };
+        match critical::claim(self.app, &change, Purpose::EmailChange).await? {
+            Claim::Held(_) => {}
+            // The cancel link stays: opened again, it says the same.
+            Claim::Gone(LinkState::Used) => return Ok(Cancelled::AlreadyChanged),
+            Claim::Gone(_) => {
+                let mut tx = self.app.store.begin().await?;
+                tx.spend_link(&cancel, at).await?;
+                tx.commit().await?;
+                return Ok(Cancelled::NothingPending);
+            }
+        }
+        let recorded = self
+            .cancelled(&record.account_dn, &cancel, &change, at)
+            .await;
+        if recorded.is_err() {
+            critical::release(self.app, &change).await;
+        }
+        recorded?;
+        Ok(Cancelled::Cancelled)
+    }
+
+    async fn cancelled(
+        &self,
+        dn: &str,
+        cancel: &TokenHash,
+        change: &TokenHash,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.app.store.begin().await?;
+        tx.void_link(change, at).await?;
+        tx.spend_link(cancel, at).await?;
+        let event = AuditEvent::new("email_change.cancelled", "ok").account(dn);
+        tx.audit(&self.origin, event, at).await?;
+        tx.commit().await
+    }
+
+    /// The live cancel link and the change it points at, or why there is none.
+    async fn cancel_link(
+        &self,
+        token: &Token,
+        at: i64,
+    ) -> Result<Result<(LinkRecord, TokenHash), Cancelled>, FlowError> {
+        let state = self
+            .app
+            .store
+            .peek_link(&token.hash(), Purpose::EmailChangeCancel, at)
+            .await?;
+        let LinkState::Live(record) = state else {
+            return Ok(Err(Cancelled::Gone(state)));
+        };
+        let change = record.payload["change"]
+            .as_str()
+            .and_then(TokenHash::from_stored);
+        match change {
+            Some(change) => Ok(Ok((record, change))),
+            None => Ok(Err(Cancelled::Gone(LinkState::Unknown))),
+        }
     }
 
     /// GET: what the link is. Uses nothing up.
@@ -221,8 +459,9 @@ impl EmailWrite {
         tx.spend_link(&self.link, at).await?;
         // Links already mailed (a reset link to the old address above all) die with
         // the address: a student changes it when the old mailbox is not theirs any
-        // more.
-        tx.void_links(dn, None, at).await?;
+        // more. The cancel link stays, to say the change was made (and whom to ask).
+        tx.void_links(dn, Some(Purpose::EmailChangeCancel), at)
+            .await?;
         if let Some(notice) = &self.notice {
             tx.enqueue_mail(notice, at).await?;
         }

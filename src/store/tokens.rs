@@ -16,6 +16,9 @@ pub enum Purpose {
     Activation,
     Reset,
     EmailChange,
+    /// Mailed to the old address when a change of address is asked for: it cancels
+    /// that change while it waits for its confirmation.
+    EmailChangeCancel,
 }
 
 impl Purpose {
@@ -32,6 +35,7 @@ impl Purpose {
             Purpose::Activation => "activation",
             Purpose::Reset => "reset",
             Purpose::EmailChange => "email_change",
+            Purpose::EmailChangeCancel => "email_change_cancel",
         }
     }
 }
@@ -229,6 +233,23 @@ impl Store {
         sqlx::query(
             "UPDATE one_time_tokens SET used_at = $1, claimed_until = NULL, payload = '{}' \
              WHERE token_hash = $2 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(hash.as_str())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Voids one link, claimed or not, unless it was used: a cancelled request.
+    pub async fn void_link(
+        conn: &mut AnyConnection,
+        hash: &TokenHash,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE one_time_tokens SET voided_at = $1, claimed_until = NULL, payload = '{}' \
+             WHERE token_hash = $2 AND used_at IS NULL AND voided_at IS NULL",
         )
         .bind(now)
         .bind(hash.as_str())

@@ -63,6 +63,10 @@ impl StoreTx {
         Store::spend_link(&mut self.tx, hash, now).await
     }
 
+    pub async fn void_link(&mut self, hash: &TokenHash, now: i64) -> Result<(), StoreError> {
+        Store::void_link(&mut self.tx, hash, now).await
+    }
+
     pub async fn void_links(
         &mut self,
         account_dn: &str,

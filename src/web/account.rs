@@ -18,7 +18,7 @@ use super::link_pages::{self, LinkQuery, private, rule_lines, violation_lines};
 use super::session::Student;
 use super::{AppState, Frame, limits};
 use crate::domain::{Email, Password, PasswordPolicy, Token};
-use crate::flows::email_change::{Confirmed, EmailChange, Requested};
+use crate::flows::email_change::{CancelView, Cancelled, Confirmed, EmailChange, Proof, Requested};
 use crate::flows::password_change::{PasswordChange, PasswordChanged};
 use crate::store::{LinkState, Origin};
 
@@ -57,18 +57,21 @@ pub async fn show(
     ))
 }
 
+/// `error`: a text key, and the field it is about (`email` or `current`).
 fn email_page(
     state: &AppState,
     frame: &Frame,
     student: &Student,
     typed: &str,
-    error: Option<&str>,
+    error: Option<(&str, &str)>,
 ) -> Result<Html<String>, WebError> {
     let current = student.account.personal_email.as_ref().map(|e| e.as_str());
+    let ask_password = Proof::needs_password(student.signed_in_at, OffsetDateTime::now_utc());
+    let (error, field) = error.unzip();
     state.render(
         "email_change.html",
         frame,
-        context! { current, typed, error },
+        context! { current, typed, error, field, ask_password },
     )
 }
 
@@ -80,10 +83,20 @@ pub async fn email_form(
     email_page(&state, &frame, &student, "", None)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct EmailForm {
     #[serde(default)]
     email: String,
+    /// Asked for when the sign-in is not recent.
+    #[serde(default)]
+    current: String,
+}
+
+/// Never prints the password.
+impl std::fmt::Debug for EmailForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailForm").finish_non_exhaustive()
+    }
 }
 
 pub async fn email_request(
@@ -104,29 +117,94 @@ pub async fn email_request(
     let email = match typed.parse::<Email>() {
         Ok(email) => email,
         Err(e) => {
-            let html = email_page(&state, &frame, &student, typed, Some(e.code()))?;
+            let html = email_page(&state, &frame, &student, typed, Some((e.code(), "email")))?;
             return Ok((StatusCode::BAD_REQUEST, html).into_response());
         }
     };
+    let now = OffsetDateTime::now_utc();
+    let login = student.account.login.as_str();
+    // A current password typed here counts like a sign-in's: a session found open
+    // on a shared computer is no place to guess it either.
+    let checks_password = Proof::needs_password(student.signed_in_at, now);
+    if checks_password {
+        limits::check(&state, "login", client.ip(), login).await?;
+    }
+    let current = Password::new(form.current);
+    let proof = Proof {
+        signed_in_at: student.signed_in_at,
+        current: &current,
+    };
     let outcome = flow(&state, frame.origin(client))
-        .request(
-            &student.account,
-            &email,
-            frame.0.lang,
-            OffsetDateTime::now_utc(),
-        )
+        .request(&student.account, proof, &email, frame.0.lang, now)
         .await?;
+    if checks_password && outcome != Requested::WrongPassword {
+        limits::refund(&state, "login", client.ip(), login).await?;
+    }
     let error = match outcome {
         Requested::LinkSent => {
             let page = context! { email => email.as_str(), hours => hours(&state).to_string() };
-            return Ok(state
-                .render("email_change_sent.html", &frame, page)?
-                .into_response());
+            let html = state.render("email_change_sent.html", &frame, page)?;
+            return Ok(private(StatusCode::OK, html));
         }
-        Requested::Unchanged => "email_change.unchanged",
+        Requested::Unchanged => ("email_change.unchanged", "email"),
+        Requested::PasswordNeeded => ("email_change.password_needed", "current"),
+        Requested::WrongPassword => ("password_change.wrong_current", "current"),
     };
     let html = email_page(&state, &frame, &student, typed, Some(error))?;
-    Ok((StatusCode::BAD_REQUEST, html).into_response())
+    Ok(private(StatusCode::BAD_REQUEST, html))
+}
+
+/// The old address's link: what it would cancel, and a button to cancel it.
+pub async fn cancellation(
+    State(state): State<AppState>,
+    frame: Frame,
+    Query(query): Query<LinkQuery>,
+) -> Result<Response, WebError> {
+    let Ok(token) = query.t.parse::<Token>() else {
+        return cancel_outcome(&state, &frame, &Cancelled::Gone(LinkState::Unknown));
+    };
+    match flow(&state, Origin::default())
+        .peek_cancel(&token, OffsetDateTime::now_utc())
+        .await?
+    {
+        CancelView::Pending { new_email } => {
+            let page = context! { token => token.expose(), new_email };
+            let html = state.render("email_change_cancel.html", &frame, page)?;
+            Ok(private(StatusCode::OK, html))
+        }
+        CancelView::Settled(outcome) => cancel_outcome(&state, &frame, &outcome),
+    }
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    frame: Frame,
+    Form(form): Form<LinkQuery>,
+) -> Result<Response, WebError> {
+    let Ok(token) = form.t.parse::<Token>() else {
+        return cancel_outcome(&state, &frame, &Cancelled::Gone(LinkState::Unknown));
+    };
+    limits::check(&state, "email-confirm", client.ip(), &form.t).await?;
+    let outcome = flow(&state, frame.origin(client))
+        .cancel(&token, OffsetDateTime::now_utc())
+        .await?;
+    cancel_outcome(&state, &frame, &outcome)
+}
+
+fn cancel_outcome(
+    state: &AppState,
+    frame: &Frame,
+    outcome: &Cancelled,
+) -> Result<Response, WebError> {
+    let (status, outcome) = match outcome {
+        Cancelled::Cancelled => (StatusCode::OK, "cancelled"),
+        Cancelled::AlreadyChanged => (StatusCode::CONFLICT, "already_changed"),
+        Cancelled::NothingPending => (StatusCode::OK, "nothing_pending"),
+        Cancelled::Gone(link) => return gone(state, frame, link),
+    };
+    let html = state.render("email_change_cancelled.html", frame, context! { outcome })?;
+    Ok(private(status, html))
 }
 
 pub async fn confirmation(

@@ -199,6 +199,10 @@ pub fn router(state: AppState) -> Router {
             "/account/email/confirm",
             get(account::confirmation).post(account::confirm),
         )
+        .route(
+            "/account/email/cancel",
+            get(account::cancellation).post(account::cancel),
+        )
         .route("/password/reset", get(reset::open).post(reset::change))
         .route_layer(middleware::from_fn_with_state(state.clone(), csrf::protect));
     let mut app = Router::new()

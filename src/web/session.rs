@@ -99,6 +99,8 @@ pub struct Student {
     pub account: Account,
     /// The session's stored hash (a change of password keeps this one open).
     pub session: TokenHash,
+    /// When the password was typed to open it (Unix seconds).
+    pub signed_in_at: i64,
 }
 
 impl FromRequestParts<AppState> for Student {
@@ -123,6 +125,7 @@ impl FromRequestParts<AppState> for Student {
             Ok(Some(account)) => Ok(Student {
                 account,
                 session: hash,
+                signed_in_at: session.created_at,
             }),
             Ok(None) => Err(to_login()),
             Err(e) => Err(WebError::from(e).into_response()),

@@ -4,7 +4,7 @@
 
 use crate::common::{
     self, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends, browser, csrf_of,
-    is_signed_in, link_token, people_dn, signs_in, with_transport,
+    follow_and_submit, is_signed_in, link_token, people_dn, signs_in, with_transport,
 };
 use reqwest::StatusCode;
 
@@ -31,6 +31,14 @@ async fn sign_in(app: &TestApp, login: &str, password: &str) -> reqwest::Respons
         ],
     )
     .await
+}
+
+/// The mail to `to` that holds a link to `path`.
+fn mail_to<'a>(mails: &'a [String], to: &str, path: &str) -> &'a str {
+    mails
+        .iter()
+        .find(|m| m.contains(&format!("To: {to}")) && m.contains(path))
+        .unwrap_or_else(|| panic!("a mail to {to} with a link to {path}"))
 }
 
 fn location(response: &reqwest::Response) -> String {
@@ -340,21 +348,21 @@ async fn changing_the_personal_email_confirms_the_new_and_tells_the_old(backend:
         .post_form("/account/email", &[("email", NEW_EMAIL)])
         .await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    let mails = smtp.wait_for(1, 20).await;
-    assert!(
-        mails[0].contains(&format!("To: {NEW_EMAIL}")),
-        "the link goes to the new address"
-    );
+    let mails = smtp.wait_for(2, 20).await;
+    let link = mail_to(&mails, NEW_EMAIL, "/account/email/confirm");
+    let token = link_token(link, "/account/email/confirm");
+    // The old address is told at once, with a link that would cancel the change.
+    let warning = mail_to(&mails, ACTIVE_EMAIL, "/account/email/cancel");
+    assert!(!warning.contains(NEW_EMAIL), "the new address is masked");
     assert_eq!(
         app.directory.read(&dn, "supannMailPerso"),
         vec![ACTIVE_EMAIL],
         "nothing written yet"
     );
-    let token = link_token(&mails[0], "/account/email/confirm");
     // A reset link sent to the old address before the change...
     app.post_form("/password/forgot", &[("identifier", ACTIVE_EMAIL)])
         .await;
-    let mails = smtp.wait_for(2, 20).await;
+    let mails = smtp.wait_for(3, 20).await;
     let old_reset = mails
         .iter()
         .find(|m| m.contains(&format!("To: {ACTIVE_EMAIL}")) && m.contains("/password/reset"))
@@ -393,10 +401,14 @@ async fn changing_the_personal_email_confirms_the_new_and_tells_the_old(backend:
         StatusCode::GONE,
         "the old address's reset link is void"
     );
-    let mails = smtp.wait_for(3, 20).await;
+    let mails = smtp.wait_for(4, 20).await;
     let notice = mails
         .iter()
-        .find(|m| m.contains(&format!("To: {ACTIVE_EMAIL}")) && !m.contains("/password/reset"))
+        .find(|m| {
+            m.contains(&format!("To: {ACTIVE_EMAIL}"))
+                && !m.contains("/password/reset")
+                && !m.contains("/account/email/cancel")
+        })
         .expect("a notice to the old address");
     let text = mail_parser::MessageParser::default()
         .parse(notice.as_bytes())
@@ -418,7 +430,7 @@ async fn changing_the_personal_email_confirms_the_new_and_tells_the_old(backend:
     // The new address is the one forgot-password now uses.
     app.post_form("/password/forgot", &[("identifier", NEW_EMAIL)])
         .await;
-    let mails = smtp.wait_for(4, 20).await;
+    let mails = smtp.wait_for(5, 20).await;
     assert!(
         mails
             .iter()
@@ -431,7 +443,7 @@ async fn changing_the_personal_email_confirms_the_new_and_tells_the_old(backend:
         .post_form("/account/email", &[("email", common::PENDING_EMAIL)])
         .await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    let mails = smtp.wait_for(5, 20).await;
+    let mails = smtp.wait_for(6, 20).await;
     let notice = mails
         .iter()
         .find(|m| m.contains(&format!("To: {}", common::PENDING_EMAIL)))
@@ -523,7 +535,148 @@ async fn a_signed_in_student_changes_their_password(backend: Backend) {
     app.shutdown().await;
 }
 
+/// The personal address is where reset links go: once the sign-in is more than
+/// five minutes old, changing it needs the current password (a session left open
+/// on a shared computer is not enough), and the old address is told at once, with
+/// a link that cancels the change until it is confirmed.
+async fn the_recovery_address_needs_the_password_and_the_old_one_can_cancel(backend: Backend) {
+    let (app, smtp) = start(backend).await;
+    let dn = people_dn(ACTIVE_UID);
+    sign_in(&app, ACTIVE_UID, DEMO_PASSWORD).await;
+    let form = app.get("/account/email").await.text().await.unwrap();
+    assert!(
+        !form.contains("name=\"current\""),
+        "a sign-in moments ago stands for the password"
+    );
+    // Six minutes later, someone else at the same computer.
+    sqlx::query("UPDATE sso_sessions SET created_at = created_at - 360")
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    let form = app.get("/account/email").await.text().await.unwrap();
+    assert!(form.contains("name=\"current\""), "{form}");
+    let (status, page) = app
+        .post_form("/account/email", &[("email", NEW_EMAIL)])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("Saisissez votre mot de passe actuel"),
+        "{page}"
+    );
+    let (status, page) = app
+        .post_form(
+            "/account/email",
+            &[("email", NEW_EMAIL), ("current", "Pas-le-bon-2026")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("n’est pas le bon"), "{page}");
+    let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(queued, 0, "nothing is sent without the password");
+    let (status, page) = app
+        .post_form(
+            "/account/email",
+            &[("email", NEW_EMAIL), ("current", DEMO_PASSWORD)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let mails = smtp.wait_for(2, 20).await;
+    let confirm = link_token(
+        mail_to(&mails, NEW_EMAIL, "/account/email/confirm"),
+        "/account/email/confirm",
+    );
+    let cancel = link_token(
+        mail_to(&mails, ACTIVE_EMAIL, "/account/email/cancel"),
+        "/account/email/cancel",
+    );
+    // The owner reads the old mailbox on their phone, and cancels.
+    let phone = browser();
+    let (status, page) = follow_and_submit(&app, &phone, "/account/email/cancel", &cancel).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Changement annulé"), "{page}");
+    let dead = phone
+        .get(app.url(&format!("/account/email/confirm?t={confirm}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dead.status(), StatusCode::GONE, "the change's link is void");
+    assert_eq!(
+        app.directory.read(&dn, "supannMailPerso"),
+        vec![ACTIVE_EMAIL]
+    );
+    let spent = phone
+        .get(app.url(&format!("/account/email/cancel?t={cancel}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spent.status(), StatusCode::GONE, "a cancel link works once");
+
+    // Confirmed before the old address cancels: too late, and the page says whom
+    // to write to.
+    let (status, _) = app
+        .post_form(
+            "/account/email",
+            &[("email", NEW_EMAIL), ("current", DEMO_PASSWORD)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let earlier = mails;
+    let mails: Vec<String> = smtp
+        .wait_for(4, 20)
+        .await
+        .into_iter()
+        .filter(|m| !earlier.contains(m))
+        .collect();
+    let confirm = link_token(
+        mail_to(&mails, NEW_EMAIL, "/account/email/confirm"),
+        "/account/email/confirm",
+    );
+    let cancel = link_token(
+        mail_to(&mails, ACTIVE_EMAIL, "/account/email/cancel"),
+        "/account/email/cancel",
+    );
+    let (status, _) = follow_and_submit(&app, &browser(), "/account/email/confirm", &confirm).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.directory.read(&dn, "supannMailPerso"), vec![NEW_EMAIL]);
+    let late = phone
+        .get(app.url(&format!("/account/email/cancel?t={cancel}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), StatusCode::CONFLICT);
+    let page = late.text().await.unwrap();
+    assert!(
+        page.contains("déjà eu lieu") && page.contains("/help"),
+        "{page}"
+    );
+    let audited: Vec<(String, String)> = sqlx::query_as(
+        "SELECT kind, outcome FROM audit_events WHERE kind LIKE 'email_change.%' ORDER BY kind, outcome",
+    )
+    .fetch_all(app.state.store.pool())
+    .await
+    .unwrap();
+    let audited: Vec<(&str, &str)> = audited
+        .iter()
+        .map(|(k, o)| (k.as_str(), o.as_str()))
+        .collect();
+    assert_eq!(
+        audited,
+        [
+            ("email_change.cancelled", "ok"),
+            ("email_change.confirmed", "ok"),
+            ("email_change.request", "ok"),
+            ("email_change.request", "ok"),
+            ("email_change.request", "wrong_password"),
+        ]
+    );
+    app.shutdown().await;
+}
+
 both_backends!(
+    the_recovery_address_needs_the_password_and_the_old_one_can_cancel,
     a_signed_in_student_changes_their_password,
     signing_in_opens_a_session_that_signing_out_ends,
     pending_and_locked_accounts_are_told_why,

@@ -14,7 +14,8 @@ use crate::common::oidc::{
 };
 use crate::common::{
     ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends, browser, csrf_of,
-    free_port, is_signed_in, link_token, people_dn, signs_in, with_transport,
+    free_port, is_signed_in, link_token, open_link, people_dn, signs_in, submit_link,
+    with_transport,
 };
 use guichet::oidc::clients::NewClient;
 use reqwest::StatusCode;
@@ -363,7 +364,72 @@ async fn logouts_queued_by_a_reset_survive_a_crash(backend: Backend) {
     app.shutdown().await;
 }
 
+/// Guarantee 5: the old address's cancel and the new address's confirmation,
+/// pressed at the same moment, end one way only. Either the address changed and
+/// the cancel says it is too late, or the change was cancelled and the
+/// confirmation finds its link void, with nothing written.
+async fn a_cancel_and_a_confirmation_at_once_end_one_way(backend: Backend) {
+    let (app, smtp) = start(backend, |t| t).await;
+    let dn = people_dn(ACTIVE_UID);
+    assert!(signs_in(&app, &app.http, ACTIVE_UID, DEMO_PASSWORD).await);
+    let mut seen: Vec<String> = Vec::new();
+    let (mut changed, mut cancelled) = (0, 0);
+    // Four rounds: a student may ask for five changes an hour.
+    for round in 0..4 {
+        let old = app.directory.read(&dn, "supannMailPerso")[0].clone();
+        let new = format!("chloe.tour{round}@example.org");
+        let (status, _) = app.post_form("/account/email", &[("email", &new)]).await;
+        assert_eq!(status, StatusCode::OK);
+        let mails: Vec<String> = smtp
+            .wait_for(seen.len() + 2, 20)
+            .await
+            .into_iter()
+            .filter(|m| !seen.contains(m))
+            .collect();
+        let link_in = |to: &str, path: &str| {
+            let mail = mails
+                .iter()
+                .find(|m| m.contains(&format!("To: {to}")) && m.contains(path))
+                .unwrap_or_else(|| panic!("a mail to {to} with {path}"));
+            link_token(mail, path)
+        };
+        let confirm = link_in(&new, "/account/email/confirm");
+        let cancel = link_in(&old, "/account/email/cancel");
+        seen.extend(mails.iter().cloned());
+        let (laptop, phone) = (browser(), browser());
+        let confirm_csrf = open_link(&app, &laptop, "/account/email/confirm", &confirm).await;
+        let cancel_csrf = open_link(&app, &phone, "/account/email/cancel", &cancel).await;
+        let ((confirmed, _), (cancel_status, cancel_page)) = tokio::join!(
+            submit_link(
+                &app,
+                &laptop,
+                "/account/email/confirm",
+                &confirm,
+                &confirm_csrf
+            ),
+            submit_link(&app, &phone, "/account/email/cancel", &cancel, &cancel_csrf),
+        );
+        let now = app.directory.read(&dn, "supannMailPerso");
+        if now == vec![new.clone()] {
+            changed += 1;
+            assert_eq!(confirmed, StatusCode::OK);
+            assert_eq!(cancel_status, StatusCode::CONFLICT, "{cancel_page}");
+            // The old address was told of the change too.
+            smtp.wait_for(seen.len() + 1, 20).await;
+            seen = smtp.received();
+        } else {
+            cancelled += 1;
+            assert_eq!(now, vec![old], "nothing written");
+            assert_eq!(confirmed, StatusCode::GONE);
+            assert_eq!(cancel_status, StatusCode::OK, "{cancel_page}");
+        }
+    }
+    eprintln!("{changed} changed, {cancelled} cancelled");
+    app.shutdown().await;
+}
+
 both_backends!(
+    a_cancel_and_a_confirmation_at_once_end_one_way,
     credentials_issued_while_a_reset_commits_die_with_it,
     a_reset_wins_over_changes_made_while_it_runs,
     a_reset_cut_off_after_the_directory_write_still_finishes,

@@ -752,6 +752,50 @@ pub async fn signs_in(
     response.status() == reqwest::StatusCode::SEE_OTHER
 }
 
+/// Opens a mailed link's page (`path?t=token`) in `browser`; its form's CSRF value.
+pub async fn open_link(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    path: &str,
+    token: &str,
+) -> String {
+    let page = browser
+        .get(app.url(&format!("{path}?t={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), reqwest::StatusCode::OK, "{path} opens");
+    csrf_of(&page.text().await.unwrap())
+}
+
+/// Posts a link page's form (the CSRF field and `t`), as its button does.
+pub async fn submit_link(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    path: &str,
+    token: &str,
+    csrf: &str,
+) -> (reqwest::StatusCode, String) {
+    let done = browser
+        .post(app.url(path))
+        .form(&[("csrf", csrf), ("t", token)])
+        .send()
+        .await
+        .unwrap();
+    (done.status(), done.text().await.unwrap())
+}
+
+/// Opens a mailed link's page, then presses its button.
+pub async fn follow_and_submit(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    path: &str,
+    token: &str,
+) -> (reqwest::StatusCode, String) {
+    let csrf = open_link(app, browser, path, token).await;
+    submit_link(app, browser, path, token, &csrf).await
+}
+
 pub async fn is_signed_in(app: &TestApp, browser: &reqwest::Client) -> bool {
     let account = browser.get(app.url("/account")).send().await.unwrap();
     account.status() == reqwest::StatusCode::OK

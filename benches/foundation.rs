@@ -50,6 +50,7 @@ async fn main() {
         pool_size: 8,
         password_write: PasswordWrite::Hash,
         import: None,
+        decoy_dn: Some(slapd::DECOY_DN.to_owned()),
     };
     let directory = Arc::new(Directory::new(&settings, hasher).expect("directory"));
     directory.ping().await.expect("ping");

@@ -62,6 +62,12 @@ pub async fn prepare(settings: Settings) -> Result<AppState, StartError> {
             settings.directory.url, settings.directory.bind_dn
         ))
     })?;
+    directory.reset_decoy().await.map_err(|e| {
+        StartError::Directory(format!(
+            "decoy {}: {e}",
+            settings.directory.decoy_dn.as_deref().unwrap_or_default()
+        ))
+    })?;
     let mailer = Mailer::new(&settings.mail).map_err(|e| StartError::Mail(e.to_string()))?;
     let catalog = Catalog::builtin().map_err(|e| StartError::Other(format!("texts: {e}")))?;
     let templates = Templates::new(Arc::new(catalog), settings.server.templates_dir.clone());

@@ -269,6 +269,11 @@ pub struct DirectorySettings {
     pub password_write: PasswordWrite,
     /// The account `guichet import` binds as to create and update student entries.
     pub import: Option<ImportAccount>,
+    /// An entry no one signs in as (`directory-schema/`: `cn=guichet-decoy,ou=services`)
+    /// that Guichet binds to when a login is unknown, so that a stranger's guess costs
+    /// a real bind. Guichet sets a random password on it at every start. Without it,
+    /// an unknown login costs a local hash instead (a warning says so at start).
+    pub decoy_dn: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -114,6 +114,7 @@ url = "{ldap}"
 people_dn = "{people}"
 bind_dn = "{service}"
 bind_password = "{service_password}"
+decoy_dn = "{decoy}"
 
 [hashing]
 memory_kib = 19456
@@ -137,6 +138,7 @@ level = "info,guichet=debug"
         people = slapd::PEOPLE_DN,
         service = slapd::SERVICE_DN,
         service_password = slapd::SERVICE_PASSWORD,
+        decoy = slapd::DECOY_DN,
     )
 }
 

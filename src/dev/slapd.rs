@@ -13,6 +13,7 @@ pub const ADMIN_DN: &str = "cn=admin,dc=univ-demo,dc=fr";
 pub const PEOPLE_DN: &str = "ou=people,dc=univ-demo,dc=fr";
 pub const SERVICE_DN: &str = "cn=guichet,ou=services,dc=univ-demo,dc=fr";
 pub const SERVICE_PASSWORD: &str = "guichet-dev-secret";
+pub const DECOY_DN: &str = "cn=guichet-decoy,ou=services,dc=univ-demo,dc=fr";
 
 const SLAPD: &str = "/usr/sbin/slapd";
 const SLAPADD: &str = "/usr/sbin/slapadd";

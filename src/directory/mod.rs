@@ -113,6 +113,8 @@ pub struct Directory {
     timeout: Duration,
     password_write: PasswordWrite,
     hasher: Hasher,
+    /// Bound to when a login is unknown (see [`Directory::bind_decoy`]).
+    decoy_dn: Option<String>,
     /// What account searches ask for: [`account::ATTRIBUTES`] and those the
     /// claims mapping reads.
     attributes: Vec<String>,
@@ -185,6 +187,7 @@ impl Directory {
             timeout: settings.timeout,
             password_write: settings.password_write,
             hasher,
+            decoy_dn: settings.decoy_dn.clone(),
             attributes: account::ATTRIBUTES
                 .iter()
                 .map(|a| (*a).to_owned())
@@ -427,6 +430,42 @@ impl Directory {
         }
         let mut ldap = self.service.get().await?;
         modify(&mut ldap, self.timeout, dn, change.mods).await
+    }
+
+    /// Sets a fresh random password on the decoy (at every start), written as a
+    /// student's is: its hash then has the parameters students' hashes have, and
+    /// nobody knows the password. Without a decoy, says what an unknown login costs.
+    pub async fn reset_decoy(&self) -> Result<(), DirectoryError> {
+        let Some(dn) = &self.decoy_dn else {
+            tracing::warn!(
+                "directory.decoy_dn is not set: an unknown login costs a local hash, not a bind"
+            );
+            return Ok(());
+        };
+        let password = Password::new(crate::domain::Token::generate().expose().to_owned());
+        self.set_password(dn, &password, AccountChange::default())
+            .await
+    }
+
+    /// What a sign-in with an unknown login (or one that must not be checked)
+    /// costs: a bind to the decoy with the password typed, always refused, so the
+    /// answer takes what a real bind takes, from the same connections. Without a
+    /// decoy, a local hash.
+    pub async fn bind_decoy(&self, password: &Password) -> Result<(), DirectoryError> {
+        let Some(dn) = &self.decoy_dn else {
+            self.hash_password(password).await?;
+            return Ok(());
+        };
+        // An empty password would be an anonymous bind, answered at once.
+        let typed = if password.is_empty() {
+            Password::new("-".to_owned())
+        } else {
+            password.clone()
+        };
+        if self.verify_password(dn, &typed).await? == BindOutcome::Accepted {
+            tracing::error!(%dn, "a password typed at sign-in opened the decoy");
+        }
+        Ok(())
     }
 
     /// What the directory will be given for a new password, made before any

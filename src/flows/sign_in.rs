@@ -49,15 +49,16 @@ impl SignIn<'_> {
     ) -> Result<SignedIn, FlowError> {
         let (store, directory) = (&self.app.store, &self.app.directory);
         let at = now.unix_timestamp();
-        // An empty password is refused before any bind; hash anyway, so the answer
-        // takes as long as for any other wrong password.
+        // An empty password is refused before any bind; the decoy's bind makes the
+        // answer take as long as for any other wrong password.
         if password.is_empty() {
-            directory.hash_password(password).await?;
+            directory.bind_decoy(password).await?;
             return self.refuse(Refusal::BadCredentials, login.as_str()).await;
         }
         let Some(account) = directory.find_by_login(login).await? else {
-            // Hash anyway, so an unknown login answers in about the time of a bind.
-            directory.hash_password(password).await?;
+            // A bind anyway (to the decoy): an unknown login answers in the time of
+            // a known one, so logins cannot be told apart by timing.
+            directory.bind_decoy(password).await?;
             return self.refuse(Refusal::BadCredentials, login.as_str()).await;
         };
         let active = account.is_active();
@@ -70,7 +71,7 @@ impl SignIn<'_> {
             if profile.identity.reveal_account_status {
                 return self.refuse(Refusal::NotActivated, &account.dn).await;
             }
-            directory.hash_password(password).await?;
+            directory.bind_decoy(password).await?;
             return self
                 .refuse_as(Refusal::BadCredentials, "not_activated", &account.dn)
                 .await;

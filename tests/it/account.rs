@@ -2,10 +2,12 @@
 //! e-mail, end to end over HTTP: real slapd, real SMTP server process, SQLite and
 //! PostgreSQL.
 
+use crate::common::ldap_proxy::LdapProxy;
 use crate::common::{
     self, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends, browser, csrf_of,
     follow_and_submit, is_signed_in, link_token, people_dn, signs_in, with_transport,
 };
+use guichet::dev::slapd;
 use reqwest::StatusCode;
 
 const ACTIVE_EMAIL: &str = "chloe.bernard@example.org";
@@ -675,7 +677,56 @@ async fn the_recovery_address_needs_the_password_and_the_old_one_can_cancel(back
     app.shutdown().await;
 }
 
+/// Sign-in tells a stranger nothing by its timing either. An unknown login, an
+/// empty password and a pending account's login each cost one bind, as a known
+/// login with a wrong password does: to the decoy entry, whose password Guichet
+/// replaced at start with a random one hashed with the students' parameters.
+async fn an_unknown_login_costs_a_real_bind(backend: Backend) {
+    let mut proxy = None;
+    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
+        let (t, front) = LdapProxy::in_front_of_settings(&t);
+        proxy = Some(front);
+        t
+    })
+    .await;
+    let proxy = proxy.unwrap();
+    let hash = app.directory.read(slapd::DECOY_DN, "userPassword");
+    assert!(
+        hash.len() == 1 && hash[0].starts_with("{ARGON2}$argon2id$v=19$m=8192,t=1,p=1$"),
+        "set at start with the [hashing] settings: {hash:?}"
+    );
+    let student_binds = || -> Vec<String> {
+        proxy
+            .binds()
+            .into_iter()
+            .filter(|dn| dn != slapd::SERVICE_DN)
+            .collect()
+    };
+    let tries = [
+        (
+            "personne-inconnue",
+            "Un-essai-2026",
+            slapd::DECOY_DN.to_owned(),
+        ),
+        (ACTIVE_UID, "", slapd::DECOY_DN.to_owned()),
+        (
+            common::PENDING_UID,
+            "Un-essai-2026",
+            slapd::DECOY_DN.to_owned(),
+        ),
+        (ACTIVE_UID, "Un-essai-2026", people_dn(ACTIVE_UID)),
+    ];
+    for (login, password, bound) in tries {
+        let before = student_binds().len();
+        let refused = sign_in(&app, login, password).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{login}");
+        assert_eq!(student_binds()[before..], [bound], "{login} costs one bind");
+    }
+    app.shutdown().await;
+}
+
 both_backends!(
+    an_unknown_login_costs_a_real_bind,
     the_recovery_address_needs_the_password_and_the_old_one_can_cancel,
     a_signed_in_student_changes_their_password,
     signing_in_opens_a_session_that_signing_out_ends,

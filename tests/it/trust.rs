@@ -228,14 +228,8 @@ async fn a_reset_wins_over_changes_made_while_it_runs(backend: Backend) {
 async fn a_reset_cut_off_after_the_directory_write_still_finishes(backend: Backend) {
     let mut proxy = None;
     let (app, smtp) = start(backend, |t| {
-        let ldapi = t
-            .lines()
-            .find_map(|line| line.strip_prefix("url = \"ldapi://"))
-            .map(|rest| format!("ldapi://{}", rest.trim_end_matches('"')))
-            .unwrap();
-        let front = LdapProxy::in_front_of(&ldapi);
+        let (t, front) = LdapProxy::in_front_of_settings(&t);
         let t = t
-            .replace(&ldapi, &front.url())
             .replace("timeout = \"2s\"", "timeout = \"6s\"")
             .replace("[server]\n", "[server]\nrequest_timeout = \"1s\"\n");
         proxy = Some(front);
@@ -256,7 +250,9 @@ async fn a_reset_cut_off_after_the_directory_write_still_finishes(backend: Backe
         .await
         .unwrap();
     assert_eq!(asked.status(), StatusCode::OK);
-    let token = reset_link(&app, &smtp, 1).await;
+    // Its link to the new address, and the warning to the old one.
+    smtp.wait_for(2, 20).await;
+    let token = reset_link(&app, &smtp, 2).await;
 
     proxy.hold_write_answers(Some(Duration::from_secs(3)));
     let (status, _) = reset(&app, &token).await;
@@ -301,7 +297,7 @@ async fn a_reset_cut_off_after_the_directory_write_still_finishes(backend: Backe
             .unwrap();
     assert!(voided.is_some(), "the account's other links were voided");
     let subjects: Vec<String> = smtp
-        .wait_for(3, 20)
+        .wait_for(4, 20)
         .await
         .iter()
         .filter_map(|raw| {

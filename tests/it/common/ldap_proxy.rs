@@ -2,7 +2,7 @@
 //! to a write: the write is applied, but Guichet hears of it late. With the
 //! request's timeout shorter than the delay, the request is dropped while the
 //! write is in flight, which is how a client hanging up or a timeout cuts a
-//! request off half-way.
+//! request off half-way. It also records the DN of every bind Guichet makes.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,17 +12,20 @@ use tokio::net::{TcpListener, TcpStream, UnixStream};
 
 /// LDAP answers to writes (RFC 4511 §4.6 ModifyResponse, §4.12 ExtendedResponse).
 const WRITE_ANSWERS: [u8; 2] = [0x67, 0x78];
+/// RFC 4511 §4.2 BindRequest.
+const BIND_REQUEST: u8 = 0x60;
 
 pub struct LdapProxy {
     pub port: u16,
     delay: Arc<Mutex<Option<Duration>>>,
+    binds: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl LdapProxy {
     /// Listens on a free TCP port in front of the slapd at `ldapi_url` (the test
     /// directory's Unix socket). Synchronous, so that a settings tweak can start it.
-    pub fn in_front_of(ldapi_url: &str) -> LdapProxy {
+    fn in_front_of(ldapi_url: &str) -> LdapProxy {
         let encoded = ldapi_url.trim_start_matches("ldapi://");
         let socket: String = url::form_urlencoded::parse(format!("p={encoded}").as_bytes())
             .next()
@@ -33,23 +36,46 @@ impl LdapProxy {
         let port = listener.local_addr().unwrap().port();
         let listener = TcpListener::from_std(listener).unwrap();
         let delay = Arc::new(Mutex::new(None));
-        let shared = delay.clone();
+        let binds = Arc::new(Mutex::new(Vec::new()));
+        let (shared, seen) = (delay.clone(), binds.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (socket, delay) = (socket.clone(), shared.clone());
+                let (socket, delay, binds) = (socket.clone(), shared.clone(), seen.clone());
                 tokio::spawn(async move {
                     if let Ok(server) = UnixStream::connect(&socket).await {
-                        relay(client, server, delay).await;
+                        relay(client, server, delay, binds).await;
                     }
                 });
             }
         });
-        LdapProxy { port, delay, task }
+        LdapProxy {
+            port,
+            delay,
+            binds,
+            task,
+        }
+    }
+
+    /// Puts a proxy between the app of `settings` (a settings text) and its
+    /// directory; the settings text that goes through it.
+    pub fn in_front_of_settings(settings: &str) -> (String, LdapProxy) {
+        let ldapi = settings
+            .lines()
+            .find_map(|line| line.strip_prefix("url = \"ldapi://"))
+            .map(|rest| format!("ldapi://{}", rest.trim_end_matches('"')))
+            .unwrap();
+        let proxy = LdapProxy::in_front_of(&ldapi);
+        (settings.replace(&ldapi, &proxy.url()), proxy)
     }
 
     /// From now on, answers to writes reach Guichet `delay` late (`None`: at once).
     pub fn hold_write_answers(&self, delay: Option<Duration>) {
         *self.delay.lock().unwrap() = delay;
+    }
+
+    /// The DNs bound to so far, in order.
+    pub fn binds(&self) -> Vec<String> {
+        self.binds.lock().unwrap().clone()
     }
 
     pub fn url(&self) -> String {
@@ -63,11 +89,32 @@ impl Drop for LdapProxy {
     }
 }
 
-async fn relay(client: TcpStream, server: UnixStream, delay: Arc<Mutex<Option<Duration>>>) {
+async fn relay(
+    client: TcpStream,
+    server: UnixStream,
+    delay: Arc<Mutex<Option<Duration>>>,
+    binds: Arc<Mutex<Vec<String>>>,
+) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let upstream = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+        let mut pending: Vec<u8> = Vec::new();
+        let mut buffer = [0u8; 16 * 1024];
+        while let Ok(read) = client_read.read(&mut buffer).await {
+            if read == 0 {
+                break;
+            }
+            pending.extend_from_slice(&buffer[..read]);
+            while let Some(size) = message_size(&pending) {
+                let message: Vec<u8> = pending.drain(..size).collect();
+                if let Some(dn) = bind_dn(&message) {
+                    binds.lock().unwrap().push(dn);
+                }
+                if server_write.write_all(&message).await.is_err() {
+                    return;
+                }
+            }
+        }
         let _ = server_write.shutdown().await;
     });
     let mut pending: Vec<u8> = Vec::new();
@@ -113,19 +160,35 @@ fn ber_length(bytes: &[u8]) -> Option<(usize, usize)> {
     Some((value, 1 + count))
 }
 
-/// LDAPMessage ::= SEQUENCE { messageID INTEGER, protocolOp CHOICE … }
-fn is_write_answer(message: &[u8]) -> bool {
-    let Some((_, header)) = message.get(1..).and_then(ber_length) else {
-        return false;
-    };
+/// Where the protocolOp starts: LDAPMessage ::= SEQUENCE { messageID INTEGER,
+/// protocolOp CHOICE … }
+fn op_offset(message: &[u8]) -> Option<usize> {
+    let (_, header) = message.get(1..).and_then(ber_length)?;
     let id = 1 + header;
-    let Some((id_length, id_header)) = message.get(id + 1..).and_then(ber_length) else {
-        return false;
-    };
-    let op = id + 1 + id_header + id_length;
-    message
-        .get(op)
+    let (id_length, id_header) = message.get(id + 1..).and_then(ber_length)?;
+    Some(id + 1 + id_header + id_length)
+}
+
+fn is_write_answer(message: &[u8]) -> bool {
+    op_offset(message)
+        .and_then(|op| message.get(op))
         .is_some_and(|tag| WRITE_ANSWERS.contains(tag))
+}
+
+/// BindRequest ::= [APPLICATION 0] SEQUENCE { version INTEGER, name LDAPDN, … }
+fn bind_dn(message: &[u8]) -> Option<String> {
+    let op = op_offset(message)?;
+    if *message.get(op)? != BIND_REQUEST {
+        return None;
+    }
+    let (_, op_header) = message.get(op + 1..).and_then(ber_length)?;
+    let version = op + 1 + op_header;
+    let (version_length, version_header) = message.get(version + 1..).and_then(ber_length)?;
+    let name = version + 1 + version_header + version_length;
+    let (name_length, name_header) = message.get(name + 1..).and_then(ber_length)?;
+    let start = name + 1 + name_header;
+    let bytes = message.get(start..start + name_length)?;
+    Some(String::from_utf8_lossy(bytes).into_owned())
 }
 
 #[cfg(test)]
@@ -145,6 +208,14 @@ mod tests {
             0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
         ];
         assert!(!is_write_answer(&bind));
+        // messageID 1, BindRequest { version 3, name "cn=x", simple "pw" }
+        let request = [
+            0x30, 0x12, 0x02, 0x01, 0x01, 0x60, 0x0d, 0x02, 0x01, 0x03, 0x04, 0x04, b'c', b'n',
+            b'=', b'x', 0x80, 0x02, b'p', b'w',
+        ];
+        assert_eq!(message_size(&request), Some(20));
+        assert_eq!(bind_dn(&request).as_deref(), Some("cn=x"));
+        assert_eq!(bind_dn(&modify), None);
         // A long-form length: 0x81 then one byte; five bytes announced, three here.
         let long = [0x30, 0x81, 0x05, 0x02, 0x01, 0x05];
         assert_eq!(message_size(&long), None);

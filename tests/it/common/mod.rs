@@ -262,6 +262,7 @@ url = "{directory_url}"
 people_dn = "{people}"
 bind_dn = "{service}"
 bind_password = "{service_password}"
+decoy_dn = "{decoy}"
 timeout = "2s"
 pool_size = 4
 [hashing]
@@ -286,6 +287,7 @@ level = "warn"
         people = slapd::PEOPLE_DN,
         service = slapd::SERVICE_DN,
         service_password = slapd::SERVICE_PASSWORD,
+        decoy = slapd::DECOY_DN,
     )
 }
 

@@ -314,6 +314,16 @@ impl Templates {
             })
         });
         env.add_filter("datetime", datetime);
+        let texts = catalog.clone();
+        env.add_filter("duration", move |state: &State, seconds: u64| {
+            let lang = state
+                .lookup("lang")
+                .and_then(|v| v.as_str().and_then(Lang::from_code))
+                .unwrap_or(Lang::Fr);
+            duration(&texts, lang, seconds).ok_or_else(|| {
+                minijinja::Error::new(minijinja::ErrorKind::UndefinedError, "no duration texts")
+            })
+        });
         Templates { env, catalog }
     }
 
@@ -326,6 +336,30 @@ impl Templates {
     pub fn text(&self, lang: Lang, key: &str) -> Option<&str> {
         self.catalog.get(lang, key)
     }
+}
+
+/// A link's lifetime as students read it: `12 heures`, `1 heure 30 minutes`,
+/// `45 minutes` (never `0 heures`), rounded down to the minute.
+fn duration(catalog: &Catalog, lang: Lang, seconds: u64) -> Option<String> {
+    let hours = seconds / 3600;
+    // Under a minute still reads "1 minute", never nothing.
+    let minutes = if hours == 0 {
+        (seconds / 60).max(1)
+    } else {
+        seconds % 3600 / 60
+    };
+    let part = |n: u64, one: &str, many: &str| -> Option<String> {
+        match n {
+            0 => Some(String::new()),
+            1 => catalog.get(lang, one).map(str::to_owned),
+            n => catalog
+                .get(lang, many)
+                .map(|text| text.replace("{n}", &n.to_string())),
+        }
+    };
+    let hours = part(hours, "duration.hour", "duration.hours")?;
+    let minutes = part(minutes, "duration.minute", "duration.minutes")?;
+    Some(format!("{hours} {minutes}").trim().to_owned())
 }
 
 /// Unix seconds as `2026-11-23 10:00 UTC`, for the helpdesk's diagnostic.
@@ -356,6 +390,22 @@ mod tests {
         for (key, text) in catalog.fr.iter().chain(catalog.en.iter()) {
             assert!(!text.trim().is_empty(), "{key} is empty");
         }
+    }
+
+    #[test]
+    fn lifetimes_read_as_students_say_them() {
+        let catalog = Catalog::builtin().unwrap();
+        let fr = |seconds| duration(&catalog, Lang::Fr, seconds).unwrap();
+        assert_eq!(fr(12 * 3600), "12 heures");
+        assert_eq!(fr(3600), "1 heure");
+        assert_eq!(fr(5400), "1 heure 30 minutes");
+        assert_eq!(fr(1800), "30 minutes");
+        assert_eq!(fr(60), "1 minute");
+        assert_eq!(fr(20), "1 minute", "never 0");
+        assert_eq!(
+            duration(&catalog, Lang::En, 7260).unwrap(),
+            "2 hours 1 minute"
+        );
     }
 
     #[test]

@@ -119,7 +119,7 @@ impl Activation<'_> {
             payload: json!({
                 "name": account.greeting_name(),
                 "link": link,
-                "hours": lifetime.as_secs() / 3600,
+                "lifetime": lifetime.as_secs(),
             }),
             account_dn: Some(account.dn.clone()),
         };

@@ -155,7 +155,7 @@ impl Activation<'_> {
             payload: json!({
                 "name": account.greeting_name(),
                 "link": link(self.app.public_url(), "/activation/confirm", &token),
-                "hours": (lifetime / 3600).to_string(),
+                "lifetime": lifetime,
             }),
             account_dn: Some(account.dn.clone()),
         };

@@ -171,7 +171,7 @@ impl EmailChange<'_> {
                 "name": account.greeting_name(),
                 "login": account.login.as_str(),
                 "link": link(self.app.public_url(), "/account/email/confirm", &token),
-                "hours": lifetime / 3600,
+                "lifetime": lifetime,
             }),
             account_dn: Some(account.dn.clone()),
         };
@@ -230,7 +230,6 @@ impl EmailChange<'_> {
                 "new_email": masked(new),
                 "when": mail_time(now),
                 "link": link(public_url, "/account/email/cancel", cancel),
-                "hours": self.app.profile().links.email_change.as_secs() / 3600,
                 "help_url": page(public_url, "/help"),
             }),
             account_dn: Some(account.dn.clone()),

@@ -175,7 +175,7 @@ impl Reset<'_> {
                 "name": account.greeting_name(),
                 "login": account.login.as_str(),
                 "link": link(self.app.public_url(), "/password/reset", token),
-                "hours": self.app.profile().links.reset.as_secs() / 3600,
+                "lifetime": self.app.profile().links.reset.as_secs(),
             }),
             account_dn: Some(account.dn.clone()),
         }

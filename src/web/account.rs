@@ -29,12 +29,18 @@ fn flow(state: &AppState, origin: Origin) -> EmailChange<'_> {
     }
 }
 
-fn hours(state: &AppState) -> u64 {
-    state.settings.profile.links.email_change.as_secs() / 3600
+/// The link's lifetime in seconds; pages print it with the `duration` filter.
+fn lifetime(state: &AppState) -> u64 {
+    state.settings.profile.links.email_change.as_secs()
 }
 
-fn gone(state: &AppState, frame: &Frame, link: &LinkState) -> Result<Response, WebError> {
-    link_pages::gone(state, frame, link, "/account/email", hours(state))
+fn gone(
+    state: &AppState,
+    frame: &Frame,
+    link: &LinkState,
+    token: Option<&Token>,
+) -> Result<Response, WebError> {
+    link_pages::gone(state, frame, link, token, "/account/email", lifetime(state))
 }
 
 pub async fn show(
@@ -142,7 +148,7 @@ pub async fn email_request(
     }
     let error = match outcome {
         Requested::LinkSent => {
-            let page = context! { email => email.as_str(), hours => hours(&state).to_string() };
+            let page = context! { email => email.as_str(), lifetime => lifetime(&state) };
             let html = state.render("email_change_sent.html", &frame, page)?;
             return Ok(private(StatusCode::OK, html));
         }
@@ -161,7 +167,7 @@ pub async fn cancellation(
     Query(query): Query<LinkQuery>,
 ) -> Result<Response, WebError> {
     let Ok(token) = query.t.parse::<Token>() else {
-        return cancel_outcome(&state, &frame, &Cancelled::Gone(LinkState::Unknown));
+        return cancel_outcome(&state, &frame, &Cancelled::Gone(LinkState::Unknown), None);
     };
     match flow(&state, Origin::default())
         .peek_cancel(&token, OffsetDateTime::now_utc())
@@ -172,7 +178,7 @@ pub async fn cancellation(
             let html = state.render("email_change_cancel.html", &frame, page)?;
             Ok(private(StatusCode::OK, html))
         }
-        CancelView::Settled(outcome) => cancel_outcome(&state, &frame, &outcome),
+        CancelView::Settled(outcome) => cancel_outcome(&state, &frame, &outcome, Some(&token)),
     }
 }
 
@@ -183,25 +189,26 @@ pub async fn cancel(
     Form(form): Form<LinkQuery>,
 ) -> Result<Response, WebError> {
     let Ok(token) = form.t.parse::<Token>() else {
-        return cancel_outcome(&state, &frame, &Cancelled::Gone(LinkState::Unknown));
+        return cancel_outcome(&state, &frame, &Cancelled::Gone(LinkState::Unknown), None);
     };
     limits::check(&state, "email-confirm", client.ip(), &form.t).await?;
     let outcome = flow(&state, frame.origin(client))
         .cancel(&token, OffsetDateTime::now_utc())
         .await?;
-    cancel_outcome(&state, &frame, &outcome)
+    cancel_outcome(&state, &frame, &outcome, Some(&token))
 }
 
 fn cancel_outcome(
     state: &AppState,
     frame: &Frame,
     outcome: &Cancelled,
+    token: Option<&Token>,
 ) -> Result<Response, WebError> {
     let (status, outcome) = match outcome {
         Cancelled::Cancelled => (StatusCode::OK, "cancelled"),
         Cancelled::AlreadyChanged => (StatusCode::CONFLICT, "already_changed"),
         Cancelled::NothingPending => (StatusCode::OK, "nothing_pending"),
-        Cancelled::Gone(link) => return gone(state, frame, link),
+        Cancelled::Gone(link) => return gone(state, frame, link, token),
     };
     let html = state.render("email_change_cancelled.html", frame, context! { outcome })?;
     Ok(private(status, html))
@@ -213,7 +220,7 @@ pub async fn confirmation(
     Query(query): Query<LinkQuery>,
 ) -> Result<Response, WebError> {
     let Ok(token) = query.t.parse::<Token>() else {
-        return gone(&state, &frame, &LinkState::Unknown);
+        return gone(&state, &frame, &LinkState::Unknown, None);
     };
     match flow(&state, Origin::default())
         .peek(&token, OffsetDateTime::now_utc())
@@ -228,7 +235,7 @@ pub async fn confirmation(
             let html = state.render("email_change_confirm.html", &frame, page)?;
             Ok(private(StatusCode::OK, html))
         }
-        other => gone(&state, &frame, &other),
+        other => gone(&state, &frame, &other, Some(&token)),
     }
 }
 
@@ -239,7 +246,7 @@ pub async fn confirm(
     Form(form): Form<LinkQuery>,
 ) -> Result<Response, WebError> {
     let Ok(token) = form.t.parse::<Token>() else {
-        return gone(&state, &frame, &LinkState::Unknown);
+        return gone(&state, &frame, &LinkState::Unknown, None);
     };
     limits::check(&state, "email-confirm", client.ip(), &form.t).await?;
     match flow(&state, frame.origin(client))
@@ -250,7 +257,7 @@ pub async fn confirm(
             let html = state.render("email_change_done.html", &frame, context! { email })?;
             Ok(private(StatusCode::OK, html))
         }
-        Confirmed::Gone(link) => gone(&state, &frame, &link),
+        Confirmed::Gone(link) => gone(&state, &frame, &link, Some(&token)),
     }
 }
 

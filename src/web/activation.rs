@@ -45,15 +45,20 @@ fn terms(state: &AppState, frame: &Frame) -> Value {
     }
 }
 
-/// The activation link's lifetime in hours, as pages print it.
-fn hours(state: &AppState) -> String {
-    (state.settings.profile.links.activation.as_secs() / 3600).to_string()
+/// The activation link's lifetime in seconds; pages print it with the `duration`
+/// filter.
+fn lifetime(state: &AppState) -> u64 {
+    state.settings.profile.links.activation.as_secs()
 }
 
 /// The page for an activation link that no longer works.
-fn gone(state: &AppState, frame: &Frame, link: &LinkState) -> Result<Response, WebError> {
-    let hours = state.settings.profile.links.activation.as_secs() / 3600;
-    link_pages::gone(state, frame, link, "/activation", hours)
+fn gone(
+    state: &AppState,
+    frame: &Frame,
+    link: &LinkState,
+    token: Option<&Token>,
+) -> Result<Response, WebError> {
+    link_pages::gone(state, frame, link, token, "/activation", lifetime(state))
 }
 
 pub async fn start(State(state): State<AppState>, frame: Frame) -> Result<Html<String>, WebError> {
@@ -121,7 +126,7 @@ pub async fn request(
         _ => "activation.sent.body",
     };
     tokio::time::sleep(EVEN_ANSWER.saturating_sub(started.elapsed())).await;
-    let page = context! { message => shown, email => email.as_str(), hours => hours(&state) };
+    let page = context! { message => shown, email => email.as_str(), lifetime => lifetime(&state) };
     Ok(state
         .render("activation_sent.html", &frame, page)?
         .into_response())
@@ -151,7 +156,7 @@ pub async fn open(
     Query(query): Query<LinkQuery>,
 ) -> Result<Response, WebError> {
     let Ok(token) = query.t.parse::<Token>() else {
-        return gone(&state, &frame, &LinkState::Unknown);
+        return gone(&state, &frame, &LinkState::Unknown, None);
     };
     match flow(&state, Origin::default())
         .open(&token, OffsetDateTime::now_utc())
@@ -164,7 +169,7 @@ pub async fn open(
             let html = password_page(&state, &frame, &token, &login, &display_name, Vec::new())?;
             Ok(private(StatusCode::OK, html))
         }
-        Opened::Gone(link) => gone(&state, &frame, &link),
+        Opened::Gone(link) => gone(&state, &frame, &link, Some(&token)),
     }
 }
 
@@ -175,7 +180,7 @@ pub async fn save(
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, WebError> {
     let Ok(token) = form.t.parse::<Token>() else {
-        return gone(&state, &frame, &LinkState::Unknown);
+        return gone(&state, &frame, &LinkState::Unknown, None);
     };
     limits::check(&state, "activation-password", client.ip(), &form.t).await?;
     let now = OffsetDateTime::now_utc();
@@ -197,14 +202,14 @@ pub async fn save(
                 display_name,
             } = flow.open(&token, now).await?
             else {
-                return gone(&state, &frame, &LinkState::Unknown);
+                return gone(&state, &frame, &LinkState::Unknown, Some(&token));
             };
             let violations = violation_lines(violations);
             let frame = frame.switching_to(again("/activation/password", &token));
             let html = password_page(&state, &frame, &token, &login, &display_name, violations)?;
             Ok(private(StatusCode::BAD_REQUEST, html))
         }
-        Saved::Gone(link) => gone(&state, &frame, &link),
+        Saved::Gone(link) => gone(&state, &frame, &link, Some(&token)),
     }
 }
 
@@ -250,7 +255,7 @@ pub async fn choosing(
     Query(query): Query<LinkQuery>,
 ) -> Result<Response, WebError> {
     let Ok(token) = query.t.parse::<Token>() else {
-        return gone(&state, &frame, &LinkState::Unknown);
+        return gone(&state, &frame, &LinkState::Unknown, None);
     };
     let html = choose_page(&state, &frame, &token, "", Vec::new(), no_errors())?;
     Ok(private(StatusCode::OK, html))
@@ -334,7 +339,7 @@ pub async fn choose(
 ) -> Result<Response, WebError> {
     let started = Instant::now();
     let Ok(token) = form.t.parse::<Token>() else {
-        return gone(&state, &frame, &LinkState::Unknown);
+        return gone(&state, &frame, &LinkState::Unknown, None);
     };
     limits::check(&state, "activation-choose", client.ip(), &form.t).await?;
     let frame = frame.switching_to(again("/activation/choose", &token));
@@ -371,7 +376,7 @@ pub async fn choose(
     {
         Chosen::Sent => {
             tokio::time::sleep(EVEN_ANSWER.saturating_sub(started.elapsed())).await;
-            let page = context! { message => "activation.confirm.sent", email => email.as_str(), hours => hours(&state) };
+            let page = context! { message => "activation.confirm.sent", email => email.as_str(), lifetime => lifetime(&state) };
             let frame = frame.switching_to("/".to_owned());
             Ok(state
                 .render("activation_sent.html", &frame, page)?
@@ -389,7 +394,7 @@ pub async fn choose(
             )?;
             Ok(private(StatusCode::BAD_REQUEST, html))
         }
-        Chosen::Gone(link) => gone(&state, &frame, &link),
+        Chosen::Gone(link) => gone(&state, &frame, &link, Some(&token)),
     }
 }
 
@@ -401,7 +406,7 @@ pub async fn confirmation(
     Query(query): Query<LinkQuery>,
 ) -> Result<Response, WebError> {
     let Ok(token) = query.t.parse::<Token>() else {
-        return gone(&state, &frame, &LinkState::Unknown);
+        return gone(&state, &frame, &LinkState::Unknown, None);
     };
     match flow(&state, Origin::default())
         .confirmation(&token, OffsetDateTime::now_utc())
@@ -415,7 +420,7 @@ pub async fn confirmation(
             )?;
             Ok(private(StatusCode::OK, html))
         }
-        other => gone(&state, &frame, &other),
+        other => gone(&state, &frame, &other, Some(&token)),
     }
 }
 
@@ -433,7 +438,7 @@ pub async fn confirm(
     Form(form): Form<ConfirmForm>,
 ) -> Result<Response, WebError> {
     let Ok(token) = form.t.parse::<Token>() else {
-        return gone(&state, &frame, &LinkState::Unknown);
+        return gone(&state, &frame, &LinkState::Unknown, None);
     };
     limits::check(&state, "activation-confirm", client.ip(), &form.t).await?;
     match flow(&state, frame.origin(client))
@@ -441,6 +446,6 @@ pub async fn confirm(
         .await?
     {
         Confirmed::Activated { login } => done(&state, frame, login),
-        Confirmed::Gone(link) => gone(&state, &frame, &link),
+        Confirmed::Gone(link) => gone(&state, &frame, &link, Some(&token)),
     }
 }

@@ -37,13 +37,15 @@ impl std::fmt::Debug for PasswordForm {
 }
 
 /// The page for a link that no longer works, saying which case it is and where to
-/// start again.
+/// start again. Its language switch shows the same page again (the link's GET
+/// page, `token` in its query), in the other language.
 pub fn gone(
     state: &AppState,
     frame: &Frame,
     link: &LinkState,
+    token: Option<&Token>,
     restart: &str,
-    hours: u64,
+    lifetime: u64,
 ) -> Result<Response, WebError> {
     let reason = match link {
         LinkState::Expired => "link.expired",
@@ -51,8 +53,12 @@ pub fn gone(
         LinkState::Voided => "link.voided",
         LinkState::Unknown | LinkState::Live(_) => "link.unknown",
     };
-    let page = context! { reason, hours => hours.to_string(), restart };
-    let frame = frame.clone().switching_to(restart.to_owned());
+    let page = context! { reason, lifetime, restart };
+    let frame = match token {
+        Some(token) => frame.clone().for_link(token),
+        // No token of ours: the page's address without one says the same.
+        None => frame.clone(),
+    };
     let html = state.render("link_gone.html", &frame, page)?;
     Ok((StatusCode::GONE, html).into_response())
 }

@@ -125,6 +125,13 @@ impl Frame {
         }
     }
 
+    /// Points the language switch at this page's GET twin for `token`: a link's
+    /// page answering a POST (or a GET) shows again for the same link.
+    fn for_link(self, token: &crate::domain::Token) -> Frame {
+        let path = self.0.here.split('?').next().unwrap_or("/").to_owned();
+        self.switching_to(link_pages::again(&path, token))
+    }
+
     /// Points the language switch at `path_and_query`: a page answering a POST shows
     /// the switch to its GET twin, so switching does not resubmit or lose the link.
     fn switching_to(mut self, path_and_query: String) -> Frame {

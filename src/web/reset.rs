@@ -32,12 +32,25 @@ fn flow<'a>(state: &'a AppState, client: SocketAddr, frame: &Frame) -> Reset<'a>
     }
 }
 
-fn hours(state: &AppState) -> u64 {
-    state.settings.profile.links.reset.as_secs() / 3600
+/// The link's lifetime in seconds; pages print it with the `duration` filter.
+fn lifetime(state: &AppState) -> u64 {
+    state.settings.profile.links.reset.as_secs()
 }
 
-fn gone(state: &AppState, frame: &Frame, link: &LinkState) -> Result<Response, WebError> {
-    link_pages::gone(state, frame, link, "/password/forgot", hours(state))
+fn gone(
+    state: &AppState,
+    frame: &Frame,
+    link: &LinkState,
+    token: Option<&Token>,
+) -> Result<Response, WebError> {
+    link_pages::gone(
+        state,
+        frame,
+        link,
+        token,
+        "/password/forgot",
+        lifetime(state),
+    )
 }
 
 /// The label of the identifier field: what this profile accepts.
@@ -90,7 +103,7 @@ pub async fn request(
         .request(&identifier, frame.0.lang, OffsetDateTime::now_utc())
         .await?;
     tokio::time::sleep(EVEN_ANSWER.saturating_sub(started.elapsed())).await;
-    let page = context! { hours => hours(&state).to_string() };
+    let page = context! { lifetime => lifetime(&state) };
     Ok(state
         .render("password_sent.html", &frame, page)?
         .into_response())
@@ -120,7 +133,7 @@ pub async fn open(
     Query(query): Query<LinkQuery>,
 ) -> Result<Response, WebError> {
     let Ok(token) = query.t.parse::<Token>() else {
-        return gone(&state, &frame, &LinkState::Unknown);
+        return gone(&state, &frame, &LinkState::Unknown, None);
     };
     match flow(&state, client, &frame)
         .open(&token, OffsetDateTime::now_utc())
@@ -130,7 +143,7 @@ pub async fn open(
             StatusCode::OK,
             reset_page(&state, &frame, &token, &login, Vec::new())?,
         )),
-        Opened::Gone(link) => gone(&state, &frame, &link),
+        Opened::Gone(link) => gone(&state, &frame, &link, Some(&token)),
     }
 }
 
@@ -141,7 +154,7 @@ pub async fn change(
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, WebError> {
     let Ok(token) = form.t.parse::<Token>() else {
-        return gone(&state, &frame, &LinkState::Unknown);
+        return gone(&state, &frame, &LinkState::Unknown, None);
     };
     limits::check(&state, "reset-password", client.ip(), &form.t).await?;
     let now = OffsetDateTime::now_utc();
@@ -166,12 +179,12 @@ pub async fn change(
         }
         Changed::Refused(violations) => {
             let Opened::Form { login } = flow.open(&token, now).await? else {
-                return gone(&state, &frame, &LinkState::Unknown);
+                return gone(&state, &frame, &LinkState::Unknown, Some(&token));
             };
             let frame = frame.switching_to(again("/password/reset", &token));
             let html = reset_page(&state, &frame, &token, &login, violation_lines(violations))?;
             Ok(private(StatusCode::BAD_REQUEST, html))
         }
-        Changed::Gone(link) => gone(&state, &frame, &link),
+        Changed::Gone(link) => gone(&state, &frame, &link, Some(&token)),
     }
 }

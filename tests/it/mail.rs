@@ -13,7 +13,7 @@ fn activation_mail(recipient: &str) -> Outgoing {
         lang: "fr".to_owned(),
         payload: serde_json::json!({
             "name": "Léa Durand",
-            "hours": 12,
+            "lifetime": 43200,
             "link": "http://localhost/activation/SECRET-LINK-VALUE",
         }),
         account_dn: Some(common::people_dn("ldurand")),

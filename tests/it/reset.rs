@@ -388,9 +388,25 @@ async fn an_expired_link_says_so_and_leads_back_to_the_start(backend: Backend) {
         page.contains("href=\"&#x2f;password&#x2f;forgot\""),
         "{page}"
     );
-    let (status, english) = change(&app, &token, NEW_PASSWORD).await;
+    let (status, french) = change(&app, &token, NEW_PASSWORD).await;
     assert_eq!(status, StatusCode::GONE);
-    assert!(english.contains("Ce lien a expiré"));
+    assert!(french.contains("Ce lien a expiré"));
+    // Its language switch shows the same page in English; it does not leave it.
+    let switch = french
+        .split("class=\"lang\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .replace("&amp;", "&")
+        .replace("&#x2f;", "/")
+        .replace("&#x3d;", "=");
+    let switched = app.get(&switch).await;
+    assert_eq!(switched.status(), StatusCode::GONE, "{switch}");
+    let switched = switched.text().await.unwrap();
+    assert!(
+        switched.contains("This link has expired"),
+        "{switch}: {switched}"
+    );
     let english = app
         .get(&format!("/password/reset?t={token}&lang=en"))
         .await
@@ -405,7 +421,22 @@ async fn an_expired_link_says_so_and_leads_back_to_the_start(backend: Backend) {
     app.shutdown().await;
 }
 
+/// A link that lives less than an hour says how many minutes, on the page and in
+/// the mail (never "valable 0 heures").
+async fn a_short_lived_link_gives_its_minutes(backend: Backend) {
+    let (app, smtp) =
+        start_tweaked(backend, |t| t.replace("reset = \"12h\"", "reset = \"45m\"")).await;
+    let (status, page) = ask(&app, ACTIVE_EMAIL).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("valable 45 minutes"), "{page}");
+    let mail = text_to(&smtp.wait_for(1, 20).await, ACTIVE_EMAIL).remove(0);
+    assert!(mail.contains("Ce lien est valable 45 minutes."), "{mail}");
+    assert!(!mail.contains("0 heure"), "{mail}");
+    app.shutdown().await;
+}
+
 both_backends!(
+    a_short_lived_link_gives_its_minutes,
     an_expired_link_says_so_and_leads_back_to_the_start,
     a_forgotten_password_is_replaced_and_works_at_once,
     strangers_see_one_page_and_only_the_owner_is_told_why,

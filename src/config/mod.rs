@@ -98,8 +98,9 @@ pub struct OidcSettings {
     #[serde(default)]
     pub claims: ClaimMapping,
     /// Encrypts the private signing keys in the database (AES-256-GCM with a key
-    /// derived from this secret, at least 32 characters): a leaked database backup
-    /// then signs nothing. `key_encryption_key_file` reads it from a file.
+    /// derived from this secret: 32 random bytes or more, in base64, as
+    /// `openssl rand -base64 32` makes): a leaked database backup then signs
+    /// nothing. `key_encryption_key_file` reads it from a file.
     #[serde(default)]
     pub key_encryption_key: Option<SecretString>,
 }

@@ -64,7 +64,9 @@ pub enum KeyError {
         "the signing keys are encrypted: set oidc.key_encryption_key (or _file) to the secret they were sealed with"
     )]
     Sealed,
-    #[error("oidc.key_encryption_key: at least 32 characters")]
+    #[error(
+        "oidc.key_encryption_key: 32 random bytes or more, in base64 (make one with `openssl rand -base64 32`)"
+    )]
     WeakSecret,
     #[error("key {0} is stored unsealed while oidc.key_encryption_key is set: refused")]
     Unsealed(String),
@@ -166,12 +168,11 @@ impl Sealer {
         let Some(secret) = secret else {
             return Ok(Sealer(None));
         };
-        if secret.expose_secret().chars().count() < 32 {
-            return Err(KeyError::WeakSecret);
-        }
+        let bytes = key_bytes(secret).ok_or(KeyError::WeakSecret)?;
         // HKDF-SHA256 (RFC 5869), labelled, so this secret's key serves nothing else.
-        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"guichet signing-key sealing v1")
-            .extract(secret.expose_secret().as_bytes());
+        // HKDF does not stretch: it is sound only because the input is random bytes.
+        let prk =
+            hkdf::Salt::new(hkdf::HKDF_SHA256, b"guichet signing-key sealing v2").extract(&bytes);
         let okm = prk
             .expand(&[b"aes-256-gcm"], &AES_256_GCM)
             .map_err(|_| KeyError::Generation("AES key".into()))?;
@@ -225,6 +226,20 @@ impl Sealer {
             .map_err(|_| KeyError::Sealed)?;
         Ok(der.to_vec())
     }
+}
+
+/// The secret's bytes, if it is base64 of at least 32 random-looking bytes. A
+/// passphrase (or `aaaa…`) is refused: it would need stretching, and a stretched
+/// passphrase is still weaker than 256 random bits. The check on distinct bytes
+/// only catches the obvious; 32 random bytes have about 30 distinct values.
+fn key_bytes(secret: &SecretString) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE};
+    let text = secret.expose_secret().trim();
+    let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(text).ok())?;
+    let distinct: std::collections::HashSet<u8> = bytes.iter().copied().collect();
+    (bytes.len() >= 32 && distinct.len() >= 16).then_some(bytes)
 }
 
 /// Makes sure each algorithm has an active key (first start, or a new algorithm).
@@ -395,13 +410,17 @@ mod tests {
         }
     }
 
+    /// `openssl rand -base64 32`, twice.
+    const KEK: &str = "x+x+tW8g8474utKsEjO28m387XA74OrbpuEhM1yGkXc=";
+    const OTHER_KEK: &str = "s2u2kkPQnQ4LLa9gt64VNxo6kgjyNqqzmsQ06xP2trc=";
+
     fn secret(text: &str) -> SecretString {
         SecretString::from(text.to_owned())
     }
 
     #[test]
     fn sealed_keys_open_only_with_their_secret_and_row() {
-        let sealer = Sealer::new(Some(&secret("a university secret of 32+ chars!"))).unwrap();
+        let sealer = Sealer::new(Some(&secret(KEK))).unwrap();
         let key = sealed(&sealer, generate(Alg::EdDsa, 1000).unwrap()).unwrap();
         assert!(key.private_der.starts_with(SEALED));
         let claims = json!({ "sub": "x", "exp": 4_000_000_000_i64 });
@@ -409,7 +428,7 @@ mod tests {
         // No secret, or another one: refused, and the error says what to set.
         for other in [
             Sealer::new(None).unwrap(),
-            Sealer::new(Some(&secret("another secret, also 32 chars long"))).unwrap(),
+            Sealer::new(Some(&secret(OTHER_KEK))).unwrap(),
         ] {
             let refused = sign(std::slice::from_ref(&key), &other, Alg::EdDsa, &claims);
             assert!(matches!(refused, Err(KeyError::Sealed)));
@@ -423,10 +442,19 @@ mod tests {
         // A plain key (planted, or not yet sealed at start) is refused.
         let plain = generate(Alg::EdDsa, 1000).unwrap();
         assert!(matches!(sealer.open(&plain), Err(KeyError::Unsealed(_))));
-        assert!(matches!(
-            Sealer::new(Some(&secret("short"))),
-            Err(KeyError::WeakSecret)
-        ));
+        // A passphrase, however long, too few bytes, or bytes that are not random.
+        for weak in [
+            "a university passphrase of more than 32 characters",
+            "c2hvcnQ=",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        ] {
+            assert!(
+                matches!(Sealer::new(Some(&secret(weak))), Err(KeyError::WeakSecret)),
+                "{weak}"
+            );
+        }
+        // `openssl rand -base64 32` read from a file, with its newline.
+        assert!(Sealer::new(Some(&secret(&format!("{KEK}\n")))).is_ok());
     }
 
     #[test]

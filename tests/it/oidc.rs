@@ -1246,7 +1246,7 @@ async fn a_back_channel_logout_reaches_a_client_that_was_down(backend: Backend) 
 /// database (a leaked backup signs nothing) and tokens are signed as before.
 async fn signing_keys_are_sealed_in_the_database(backend: Backend) {
     let app = TestApp::start_tweaked(backend, "paris-cite", |text| {
-        format!("{text}\n[oidc]\nkey_encryption_key = \"a-test-secret-of-at-least-32-chars\"\n")
+        format!("{text}\n[oidc]\nkey_encryption_key = \"x+x+tW8g8474utKsEjO28m387XA74OrbpuEhM1yGkXc=\"\n")
     })
     .await;
     let stored: Vec<String> = sqlx::query_scalar("SELECT private_der FROM oidc_keys")

@@ -388,6 +388,10 @@ async fn resend_invitation(settings: Settings, login: &str) -> ExitCode {
         }
         Ok(Resent::UnknownLogin) => failure(format!("no account has the login {login}")),
         Ok(Resent::NotAwaiting) => failure(format!("{login} is not awaiting activation")),
+        Ok(Resent::SharedAddress { logins }) => failure(format!(
+            "nothing sent: {login}'s personal e-mail is also that of {}; give each account its own",
+            logins.join(", ")
+        )),
         Ok(Resent::NoPersonalEmail) => {
             failure(format!("{login} has no personal e-mail (supannMailPerso)"))
         }

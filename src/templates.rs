@@ -170,6 +170,14 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../templates/mail_password_changed.html"),
     ),
     (
+        "mail_support_shared_address.txt",
+        include_str!("../templates/mail_support_shared_address.txt"),
+    ),
+    (
+        "mail_support_shared_address.html",
+        include_str!("../templates/mail_support_shared_address.html"),
+    ),
+    (
         "mail_support_ambiguous.txt",
         include_str!("../templates/mail_support_ambiguous.txt"),
     ),

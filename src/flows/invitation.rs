@@ -1,7 +1,13 @@
 //! Invitations: pre-provisioned accounts awaiting activation are invited, through the
 //! outbox, at their personal e-mail, within one scan interval of appearing in the
 //! directory; then reminded on the configured schedule while still not activated.
+//!
+//! An address that several entries share is invited nowhere: activation would refuse
+//! each of them (it cannot tell whose the address is). The helpdesk is told once,
+//! with the logins, and the accounts are invited at their next reminder once each
+//! has an address of its own.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
@@ -10,21 +16,29 @@ use url::Url;
 use super::FlowError;
 use crate::config::Profile;
 use crate::directory::{Account, Directory};
-use crate::domain::Login;
+use crate::domain::{Email, Login};
 use crate::store::{Outgoing, Store};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ScanReport {
     pub invited: usize,
     pub reminded: usize,
+    /// Not invited: their address is another entry's too (the helpdesk is told).
+    pub held: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resent {
-    Sent { email: String },
+    Sent {
+        email: String,
+    },
     UnknownLogin,
     NotAwaiting,
     NoPersonalEmail,
+    /// Nothing sent: these entries share the address.
+    SharedAddress {
+        logins: Vec<String>,
+    },
 }
 
 pub struct Invitations<'a> {
@@ -50,40 +64,86 @@ impl Invitations<'_> {
             .map(|i| (i.account_dn, (i.last_sent_at, i.reminders)))
             .collect();
         let mut report = ScanReport::default();
+        // Shared addresses found in this pass: the helpdesk hears of each once.
+        let mut shared: BTreeMap<String, Vec<Account>> = BTreeMap::new();
         for account in &awaiting {
             let Some(mail) = self.mail(account) else {
                 continue;
             };
-            match sent.get(&account.dn) {
-                None => {
-                    if self.store.invite_once(&account.dn, &mail, now).await? {
-                        report.invited += 1;
-                    }
+            let reminder = match sent.get(&account.dn) {
+                None => None,
+                Some(&(last, count)) if self.reminder_due(last, count, now) => Some(count),
+                Some(_) => continue,
+            };
+            if let Some(sharing) = self.sharing(account).await? {
+                if reminder.is_none() {
+                    shared.entry(mail.recipient).or_insert(sharing);
                 }
-                Some(&(last, count)) => {
-                    let due = usize::try_from(count)
-                        .ok()
-                        .and_then(|n| self.reminders.get(n))
-                        .is_some_and(|wait| last + wait.as_secs() as i64 <= now);
-                    if due
-                        && self
-                            .store
-                            .remind(&account.dn, &mail, Some(count), now)
-                            .await?
-                    {
-                        report.reminded += 1;
-                    }
-                }
+                continue;
             }
+            match reminder {
+                None if self.store.invite_once(&account.dn, &mail, now).await? => {
+                    report.invited += 1;
+                }
+                Some(count)
+                    if self
+                        .store
+                        .remind(&account.dn, &mail, Some(count), now)
+                        .await? =>
+                {
+                    report.reminded += 1;
+                }
+                _ => {}
+            }
+        }
+        for (email, accounts) in shared {
+            report.held += self.hold(&email, &accounts, now).await?;
         }
         if report != ScanReport::default() {
             tracing::info!(
                 invited = report.invited,
                 reminded = report.reminded,
+                held = report.held,
                 "invitations queued"
             );
         }
         Ok(report)
+    }
+
+    fn reminder_due(&self, last: i64, count: i64, now: i64) -> bool {
+        usize::try_from(count)
+            .ok()
+            .and_then(|n| self.reminders.get(n))
+            .is_some_and(|wait| last + wait.as_secs() as i64 <= now)
+    }
+
+    /// Every entry with `account`'s address, if there are several.
+    async fn sharing(&self, account: &Account) -> Result<Option<Vec<Account>>, FlowError> {
+        let Some(email) = &account.personal_email else {
+            return Ok(None);
+        };
+        let found = self.directory.find_by_personal_email(email).await?;
+        Ok((found.len() > 1).then_some(found))
+    }
+
+    /// Records the awaiting entries of a shared address as handled (no reminder
+    /// either until the address is fixed) and tells the helpdesk, once, in one
+    /// commit; how many were newly held.
+    async fn hold(&self, email: &str, accounts: &[Account], now: i64) -> Result<usize, FlowError> {
+        let awaiting: Vec<&str> = accounts
+            .iter()
+            .filter(|a| self.is_awaiting(a))
+            .map(|a| a.dn.as_str())
+            .collect();
+        let notice = shared_address_mail(self.profile, email, accounts);
+        Ok(self.store.hold_invitations(&awaiting, &notice, now).await?)
+    }
+
+    fn is_awaiting(&self, account: &Account) -> bool {
+        account
+            .state
+            .as_ref()
+            .is_some_and(|s| self.profile.activation.awaiting_states.contains(&s.short()))
     }
 
     /// `guichet accounts invite --resend LOGIN`: one more invitation, now.
@@ -91,16 +151,19 @@ impl Invitations<'_> {
         let Some(account) = self.directory.find_by_login(login).await? else {
             return Ok(Resent::UnknownLogin);
         };
-        let awaiting = account
-            .state
-            .as_ref()
-            .is_some_and(|s| self.profile.activation.awaiting_states.contains(&s.short()));
-        if !awaiting {
+        if !self.is_awaiting(&account) {
             return Ok(Resent::NotAwaiting);
         }
         let Some(mail) = self.mail(&account) else {
             return Ok(Resent::NoPersonalEmail);
         };
+        if let Some(sharing) = self.sharing(&account).await? {
+            let logins = sharing
+                .iter()
+                .map(|a| a.login.as_str().to_owned())
+                .collect();
+            return Ok(Resent::SharedAddress { logins });
+        }
         self.store.remind(&account.dn, &mail, None, now).await?;
         Ok(Resent::Sent {
             email: mail.recipient,
@@ -108,7 +171,7 @@ impl Invitations<'_> {
     }
 
     fn mail(&self, account: &Account) -> Option<Outgoing> {
-        let email = account.personal_email.as_ref()?;
+        let email: &Email = account.personal_email.as_ref()?;
         Some(Outgoing {
             kind: "invitation".to_owned(),
             recipient: email.as_str().to_owned(),
@@ -120,5 +183,18 @@ impl Invitations<'_> {
             }),
             account_dn: Some(account.dn.clone()),
         })
+    }
+}
+
+/// The helpdesk's notice: entries awaiting activation share one address, so none
+/// was invited.
+fn shared_address_mail(profile: &Profile, email: &str, accounts: &[Account]) -> Outgoing {
+    let logins: Vec<&str> = accounts.iter().map(|a| a.login.as_str()).collect();
+    Outgoing {
+        kind: "support_shared_address".to_owned(),
+        recipient: profile.support.email.as_str().to_owned(),
+        lang: profile.languages.default.code().to_owned(),
+        payload: json!({ "email": email, "logins": logins }),
+        account_dn: None,
     }
 }

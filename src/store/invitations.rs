@@ -29,6 +29,29 @@ impl Store {
         Ok(inserted)
     }
 
+    /// Records entries that share an address as invited, with no mail to them,
+    /// and queues `notice` (to the helpdesk) if any was new, atomically; how many
+    /// were new. Each instance that finds the address holds it at most once.
+    pub async fn hold_invitations(
+        &self,
+        dns: &[&str],
+        notice: &Outgoing,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut new = 0;
+        for dn in dns {
+            if tx.record_invitation(dn, &notice.recipient, now).await? {
+                new += 1;
+            }
+        }
+        if new > 0 {
+            tx.enqueue_mail(notice, now).await?;
+            tx.commit().await?;
+        }
+        Ok(new)
+    }
+
     /// Records a reminder (or a re-send) and queues its mail, atomically. With
     /// `expected_reminders`, only if no other instance reminded meanwhile.
     pub async fn remind(

@@ -8,6 +8,8 @@ use guichet::flows::invitation::{Invitations, Resent};
 
 /// Sample accounts in `I:SupannCree` with a personal e-mail.
 const AWAITING: usize = 8;
+/// Of which two share one address (`famille.jumeau@example.org`): never invited.
+const TWINS: usize = 2;
 const DAY: i64 = 86_400;
 
 fn job<'a>(app: &'a TestApp, reminders: &'a [Duration]) -> Invitations<'a> {
@@ -35,17 +37,21 @@ async fn each_awaiting_account_is_invited_once_then_reminded_on_schedule(backend
     // Two jobs, as two instances would run them.
     let (one, two) = (job(&app, &reminders), job(&app, &reminders));
     let first = one.scan(now).await.unwrap();
-    assert_eq!(first.invited, AWAITING);
+    assert_eq!(first.invited, AWAITING - TWINS);
+    assert_eq!(first.held, TWINS);
     // Two instances scanning at once invite nobody twice.
     let (a, b) = tokio::join!(one.scan(now + 60), two.scan(now + 60));
     assert_eq!(a.unwrap().invited + b.unwrap().invited, 0);
-    assert_eq!(outbox_count(&app, "invitation").await, AWAITING as i64);
+    assert_eq!(
+        outbox_count(&app, "invitation").await,
+        (AWAITING - TWINS) as i64
+    );
     let early = job(&app, &reminders).scan(now + 2 * DAY).await.unwrap();
     assert_eq!(early.reminded, 0, "not before the reminder is due");
     let (a, b) = tokio::join!(one.scan(now + 3 * DAY), two.scan(now + 3 * DAY));
     assert_eq!(
         a.unwrap().reminded + b.unwrap().reminded,
-        AWAITING,
+        AWAITING - TWINS,
         "one reminder each, whichever instance"
     );
     assert_eq!(
@@ -53,7 +59,10 @@ async fn each_awaiting_account_is_invited_once_then_reminded_on_schedule(backend
         Default::default(),
         "schedule exhausted"
     );
-    assert_eq!(outbox_count(&app, "invitation").await, 2 * AWAITING as i64);
+    assert_eq!(
+        outbox_count(&app, "invitation").await,
+        2 * (AWAITING - TWINS) as i64
+    );
     app.shutdown().await;
 }
 
@@ -69,7 +78,7 @@ async fn activated_accounts_are_not_reminded(backend: Backend) {
         .scan(1_800_000_000 + 2 * DAY)
         .await
         .unwrap();
-    assert_eq!(later.reminded, AWAITING - 1);
+    assert_eq!(later.reminded, AWAITING - TWINS - 1);
     app.shutdown().await;
 }
 
@@ -111,8 +120,16 @@ async fn the_running_server_invites_within_its_scan_interval(backend: Backend) {
         )
     })
     .await;
-    let received = smtp.wait_for(AWAITING, 30).await;
-    assert_eq!(received.len(), AWAITING);
+    // The invitations, and the helpdesk's notice about the twins' shared address.
+    let sent = AWAITING - TWINS + 1;
+    let received = smtp.wait_for(sent, 30).await;
+    assert_eq!(received.len(), sent);
+    assert!(
+        !received
+            .iter()
+            .any(|m| m.contains("To: famille.jumeau@example.org")),
+        "a shared address is not invited"
+    );
     let lea = received
         .iter()
         .find(|m| m.contains("To: lea.durand@example.org"))
@@ -140,13 +157,71 @@ async fn the_running_server_invites_within_its_scan_interval(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         smtp.received().len(),
-        AWAITING,
+        sent,
         "the next scans send nothing more"
     );
     app.shutdown().await;
 }
 
+/// An address two awaiting entries share (the sample's twins, `jumeau1` and
+/// `jumeau2`, at their family's address) is invited nowhere: each activation would
+/// be refused. The helpdesk is told once, with both logins, however many instances
+/// scan; once each twin has an address of their own, the next reminder invites both.
+async fn a_shared_address_invites_no_one_and_tells_the_helpdesk(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let reminders = [Duration::from_secs(DAY as u64)];
+    let now = 1_800_000_000;
+    let (one, two) = (job(&app, &reminders), job(&app, &reminders));
+    let (a, b) = tokio::join!(one.scan(now), two.scan(now));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.invited + b.invited, AWAITING - TWINS);
+    assert_eq!(a.held + b.held, TWINS, "both twins are held, once");
+    assert_eq!(outbox_count(&app, "support_shared_address").await, 1);
+    let (recipient, payload): (String, String) = sqlx::query_as(
+        "SELECT recipient, payload FROM outbox WHERE kind = 'support_shared_address'",
+    )
+    .fetch_one(app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(recipient, app.state.settings.profile.support.email.as_str());
+    assert!(
+        payload.contains("jumeau1") && payload.contains("jumeau2"),
+        "{payload}"
+    );
+    let invited: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM outbox WHERE kind = 'invitation' AND recipient = 'famille.jumeau@example.org'",
+    )
+    .fetch_one(app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(invited, 0);
+    let login = "jumeau2".parse().unwrap();
+    assert_eq!(
+        job(&app, &[]).resend(&login, now).await.unwrap(),
+        Resent::SharedAddress {
+            logins: vec!["jumeau1".to_owned(), "jumeau2".to_owned()]
+        }
+    );
+    // A day later, still shared: still nobody, and the helpdesk is not told again.
+    let later = job(&app, &reminders).scan(now + DAY).await.unwrap();
+    assert_eq!((later.reminded, later.held), (AWAITING - TWINS, 0));
+    assert_eq!(outbox_count(&app, "support_shared_address").await, 1);
+    // The helpdesk gives a twin an address of their own: the next reminder invites
+    // both (each address now names one entry).
+    app.directory.admin_modify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: supannMailPerso\nsupannMailPerso: jumeau2@example.org\n",
+        common::people_dn("jumeau2")
+    ));
+    let fixed = job(&app, &[Duration::ZERO, Duration::ZERO])
+        .scan(now + 2 * DAY)
+        .await
+        .unwrap();
+    assert_eq!(fixed.reminded, AWAITING);
+    app.shutdown().await;
+}
+
 both_backends!(
+    a_shared_address_invites_no_one_and_tells_the_helpdesk,
     each_awaiting_account_is_invited_once_then_reminded_on_schedule,
     activated_accounts_are_not_reminded,
     resend_queues_one_more_invitation,

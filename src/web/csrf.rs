@@ -13,6 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cookie::{Cookie, SameSite};
 use rand::RngCore;
 use rand::rngs::OsRng;
+use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::WebError;
@@ -47,13 +48,10 @@ fn fresh() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Constant-time comparison: the time taken does not tell how much matched.
+/// Constant-time comparison: the time taken does not tell how much matched (only
+/// whether the lengths differ, and every value has the same length).
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 pub async fn protect(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -8,8 +8,8 @@ use super::FlowError;
 use super::activation::{link, mail_time, page};
 use super::critical::{self, Claim};
 use crate::app::App;
-use crate::config::Lang;
 use crate::directory::{Account, AccountChange};
+use crate::domain::Lang;
 use crate::domain::{Email, Token, TokenHash};
 use crate::store::{AuditEvent, LinkState, Origin, Outgoing, Purpose, StoreError};
 

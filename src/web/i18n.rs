@@ -8,7 +8,7 @@ use axum::response::Response;
 use cookie::{Cookie, SameSite};
 
 use super::AppState;
-use crate::config::Lang;
+use crate::domain::Lang;
 
 const COOKIE_NAME: &str = "guichet_lang";
 /// The choice is remembered for a year.

@@ -102,7 +102,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Frame {
         let lang = parts
             .extensions
             .get::<Locale>()
-            .map_or(crate::config::Lang::Fr, |l| l.0);
+            .map_or(crate::domain::Lang::Fr, |l| l.0);
         let request_id = parts
             .headers
             .get("x-request-id")

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use minijinja::{Environment, State, Value};
 
-use crate::config::Lang;
+use crate::domain::Lang;
 
 #[derive(Debug)]
 pub struct Catalog {

@@ -18,8 +18,8 @@ use url::Url;
 
 pub use claims::{AttributeSource, ClaimMapping};
 pub use profile::{
-    ActivationOrder, BirthDate, Branding, Color, IdentityMethod, Lang, Localized, PasswordRules,
-    Profile, ResetIdentifier,
+    ActivationOrder, BirthDate, Branding, Color, IdentityMethod, Localized, Profile,
+    ResetIdentifier,
 };
 
 /// A configuration problem, shown as one line: the key and what was expected.

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::ConfigError;
-use crate::domain::{AccountState, Email, StateKind};
+use crate::domain::{AccountState, Email, Lang, PasswordRules, StateKind};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,33 +28,6 @@ pub struct Profile {
     pub support: Support,
     pub terms: Terms,
     pub branding: Branding,
-}
-
-/// The two languages of every page and mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Lang {
-    Fr,
-    En,
-}
-
-impl Lang {
-    pub const ALL: [Lang; 2] = [Lang::Fr, Lang::En];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Lang::Fr => "fr",
-            Lang::En => "en",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<Lang> {
-        Lang::ALL.into_iter().find(|lang| {
-            code.trim()
-                .get(..2)
-                .is_some_and(|c| c.eq_ignore_ascii_case(lang.code()))
-        })
-    }
 }
 
 /// A text in both languages.
@@ -189,43 +162,6 @@ impl Default for LinkLifetimes {
     }
 }
 
-/// The profile's password rules. Every profile also refuses passwords that contain
-/// the login, names or student number, and very guessable ones.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PasswordRules {
-    pub min_length: usize,
-    #[serde(default = "default_max_length")]
-    pub max_length: usize,
-    #[serde(default)]
-    pub min_letters: usize,
-    #[serde(default)]
-    pub min_digits: usize,
-    #[serde(default)]
-    pub require_upper: bool,
-    #[serde(default)]
-    pub require_lower: bool,
-    #[serde(default)]
-    pub require_digit: bool,
-    #[serde(default)]
-    pub require_special: bool,
-    /// At least this many of: upper case, lower case, digits, special characters.
-    #[serde(default)]
-    pub min_classes: usize,
-    /// When set, the only special characters allowed (Perpignan lists its own).
-    pub allowed_specials: Option<String>,
-    /// zxcvbn score (0–4) a password must reach.
-    #[serde(default = "default_min_strength")]
-    pub min_strength: u8,
-}
-
-fn default_max_length() -> usize {
-    64
-}
-fn default_min_strength() -> u8 {
-    2
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Support {
@@ -351,49 +287,8 @@ impl Profile {
                 "expected a version label, e.g. 2025-09",
             ));
         }
-        self.password.check()
-    }
-}
-
-impl PasswordRules {
-    fn check(&self) -> Result<(), ConfigError> {
-        let key = |k: &str| format!("profile.password.{k}");
-        if self.min_length < 8 {
-            return Err(ConfigError::new(
-                key("min_length"),
-                "expected at least 8 (ANSSI's floor)",
-            ));
-        }
-        if self.max_length < self.min_length || self.max_length > 256 {
-            return Err(ConfigError::new(
-                key("max_length"),
-                "expected a value between min_length and 256",
-            ));
-        }
-        if self.min_classes > 4 {
-            return Err(ConfigError::new(key("min_classes"), "expected 0 to 4"));
-        }
-        if self.min_strength > 4 {
-            return Err(ConfigError::new(
-                key("min_strength"),
-                "expected a zxcvbn score from 0 to 4",
-            ));
-        }
-        if let Some(specials) = &self.allowed_specials {
-            if specials.is_empty() || !specials.chars().all(|c| c.is_ascii_punctuation()) {
-                return Err(ConfigError::new(
-                    key("allowed_specials"),
-                    "expected ASCII punctuation characters, e.g. \"!.@#+:<>$%\"",
-                ));
-            }
-        }
-        let required = self.min_letters + self.min_digits;
-        if required > self.max_length {
-            return Err(ConfigError::new(
-                key("min_letters"),
-                "min_letters + min_digits cannot exceed max_length",
-            ));
-        }
-        Ok(())
+        self.password
+            .check()
+            .map_err(|e| ConfigError::new(format!("profile.password.{}", e.field()), e.to_string()))
     }
 }

@@ -1,6 +1,7 @@
 use std::io::Write;
 
 use super::*;
+use crate::domain::Lang;
 
 const BASE: &str = r#"
 [server]

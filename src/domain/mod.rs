@@ -7,8 +7,10 @@ mod date_of_birth;
 mod email;
 mod help_request;
 mod identifiers;
+mod lang;
 mod password;
 mod password_policy;
+mod password_rules;
 mod token;
 
 pub use account_state::{AccountState, StateKind};
@@ -16,8 +18,10 @@ pub use date_of_birth::DateOfBirth;
 pub use email::Email;
 pub use help_request::{FieldError, HelpCategory, HelpRequest};
 pub use identifiers::{Ine, Login, StudentId};
+pub use lang::Lang;
 pub use password::Password;
 pub use password_policy::{NewPassword, PasswordPolicy, PersonalData, RuleLine, Violation};
+pub use password_rules::{PasswordRules, RulesError};
 pub use token::{Token, TokenHash};
 
 /// Why a value was refused. `code()` is a stable key for the translation catalogue.

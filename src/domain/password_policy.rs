@@ -2,10 +2,8 @@
 //! `NewPassword` can only come out of `PasswordPolicy::check`, so code that writes a
 //! password to the directory cannot receive one that skipped the rules.
 
-use crate::config::PasswordRules;
-
-use super::Password;
 use super::password::nfc;
+use super::{Password, PasswordRules};
 
 /// Words that make a password guessable in a French university, on top of zxcvbn's
 /// (English) dictionaries: common French passwords and the institutions' own names.

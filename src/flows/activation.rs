@@ -13,8 +13,9 @@ use url::Url;
 use super::FlowError;
 use super::critical::{self, Claim, PasswordWrite};
 use crate::app::App;
-use crate::config::{Lang, Profile};
+use crate::config::Profile;
 use crate::directory::{Account, AccountChange};
+use crate::domain::Lang;
 use crate::domain::{
     AccountState, Email, PasswordPolicy, PersonalData, StateKind, Token, Violation,
 };

@@ -13,8 +13,9 @@ use super::activation::{
     Activation, NotSent, activated_mail, activation_change, link, not_eligible, personal_data,
 };
 use super::critical::{self, Claim, PasswordWrite};
-use crate::config::{BirthDate, Lang};
+use crate::config::BirthDate;
 use crate::directory::{Account, NewSecret};
+use crate::domain::Lang;
 use crate::domain::{
     DateOfBirth, Email, Ine, PasswordPolicy, PersonalData, StudentId, Token, Violation,
 };

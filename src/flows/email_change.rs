@@ -14,10 +14,8 @@ use super::FlowError;
 use super::activation::{link, mail_time, page};
 use super::critical::{self, Claim};
 use crate::app::App;
-use crate::config::Lang;
-use crate::directory::BindOutcome;
-use crate::directory::{Account, AccountChange};
-use crate::domain::{Email, Password, Token, TokenHash};
+use crate::directory::{Account, AccountChange, BindOutcome};
+use crate::domain::{Email, Lang, Password, Token, TokenHash};
 use crate::store::{AuditEvent, LinkRecord, LinkState, Origin, Outgoing, Purpose, StoreError};
 
 /// A sign-in this recent stands for the password: the student typed it moments ago.

@@ -10,8 +10,8 @@ use super::activation::personal_data;
 use super::critical::{PasswordWrite, Written};
 use super::reset::changed_mail;
 use crate::app::App;
-use crate::config::Lang;
 use crate::directory::{Account, AccountChange, BindOutcome};
+use crate::domain::Lang;
 use crate::domain::{Password, PasswordPolicy, TokenHash, Violation};
 use crate::store::{AuditEvent, Origin};
 

@@ -11,8 +11,9 @@ use super::FlowError;
 use super::activation::{ambiguous_mail, link, mail_time, not_eligible, page, personal_data};
 use super::critical::{self, Claim, PasswordWrite, Written};
 use crate::app::App;
-use crate::config::{Lang, ResetIdentifier};
+use crate::config::ResetIdentifier;
 use crate::directory::{Account, AccountChange};
+use crate::domain::Lang;
 use crate::domain::{Email, Login, PasswordPolicy, StateKind, StudentId, Token, Violation};
 use crate::store::{AuditEvent, LinkState, Origin, Outgoing, Purpose};
 

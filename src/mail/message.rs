@@ -6,7 +6,8 @@ use lettre::message::{Mailbox, MultiPart};
 use minijinja::{Value, context};
 
 use super::MailError;
-use crate::config::{Lang, Profile};
+use crate::config::Profile;
+use crate::domain::Lang;
 use crate::store::Claimed;
 use crate::templates::Templates;
 

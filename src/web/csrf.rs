@@ -4,14 +4,16 @@
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::http::header::SET_COOKIE;
-use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cookie::{Cookie, SameSite};
 use rand::RngCore;
 use rand::rngs::OsRng;
+use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::WebError;
@@ -46,13 +48,10 @@ fn fresh() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Constant-time comparison: the time taken does not tell how much matched.
+/// Constant-time comparison: the time taken does not tell how much matched (only
+/// whether the lengths differ, and every value has the same length).
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 pub async fn protect(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -95,14 +94,13 @@ async fn with_token(
     parts.extensions.insert(CsrfToken(token.clone()));
     let mut response = next.run(Request::from_parts(parts, body)).await;
     if existing.is_none() {
-        let secure = if state.settings.secure_cookies() {
-            "; Secure"
-        } else {
-            ""
-        };
-        let name = cookie_name(state);
-        let cookie = format!("{name}={token}; Path=/; SameSite=Strict; HttpOnly{secure}");
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
+        // No Max-Age: the value lives as long as the browser session.
+        let cookie = Cookie::build((cookie_name(state), token))
+            .path("/")
+            .same_site(SameSite::Strict)
+            .http_only(true)
+            .secure(state.settings.secure_cookies());
+        if let Some(value) = super::set_cookie(&cookie.build()) {
             response.headers_mut().append(SET_COOKIE, value);
         }
     }

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cookie::{Cookie, SameSite};
 use minijinja::context;
 use serde::Deserialize;
 use serde_json::Value;
@@ -21,6 +22,8 @@ use crate::store::unix_now;
 
 pub const CLIENT_ID: &str = "demo";
 const COOKIE: &str = "guichet_demo";
+/// The demo's cookie is for its own pages only.
+const COOKIE_PATH: &str = "/dev/app";
 
 fn app_url(state: &AppState, path: &str) -> String {
     format!("{}{path}", crate::oidc::issuer(state))
@@ -45,12 +48,12 @@ pub async fn register_client(state: &AppState) -> Result<(), ClientError> {
     register(&state.store, new, unix_now()).await.map(|_| ())
 }
 
-fn redirect(location: &str, cookie: Option<String>) -> Response {
+fn redirect(location: &str, cookie: &Cookie<'_>) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(value) = HeaderValue::from_str(location) {
         response.headers_mut().insert(LOCATION, value);
     }
-    if let Some(value) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+    if let Some(value) = super::set_cookie(cookie) {
         response.headers_mut().append(SET_COOKIE, value);
     }
     response
@@ -75,12 +78,13 @@ pub async fn start(State(state): State<AppState>) -> Response {
         .append_pair("state", client_state.expose())
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
-    let cookie = format!(
-        "{COOKIE}={}.{}; Path=/dev/app; Max-Age=600; SameSite=Lax; HttpOnly",
-        client_state.expose(),
-        verifier.expose()
-    );
-    redirect(&format!("/authorize?{}", query.finish()), Some(cookie))
+    let saved = format!("{}.{}", client_state.expose(), verifier.expose());
+    let cookie = Cookie::build((COOKIE, saved))
+        .path(COOKIE_PATH)
+        .max_age(cookie::time::Duration::minutes(10))
+        .same_site(SameSite::Lax)
+        .http_only(true);
+    redirect(&format!("/authorize?{}", query.finish()), &cookie.build())
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,7 +164,10 @@ pub async fn callback(
     };
     let html = state.render("dev_app.html", &frame, page)?;
     let mut response = html.into_response();
-    if let Ok(value) = HeaderValue::from_str(&format!("{COOKIE}=; Path=/dev/app; Max-Age=0")) {
+    let cleared = Cookie::build((COOKIE, ""))
+        .path(COOKIE_PATH)
+        .max_age(cookie::time::Duration::ZERO);
+    if let Some(value) = super::set_cookie(&cleared.build()) {
         response.headers_mut().append(SET_COOKIE, value);
     }
     Ok(response)

@@ -2,15 +2,17 @@
 //! `?lang=` (remembered in a cookie), then the cookie, then the profile's default.
 
 use axum::extract::{Request, State};
-use axum::http::HeaderValue;
 use axum::http::header::SET_COOKIE;
 use axum::middleware::Next;
 use axum::response::Response;
+use cookie::{Cookie, SameSite};
 
 use super::AppState;
-use crate::config::Lang;
+use crate::domain::Lang;
 
 const COOKIE_NAME: &str = "guichet_lang";
+/// The choice is remembered for a year.
+const COOKIE_MAX_AGE: cookie::time::Duration = cookie::time::Duration::days(365);
 
 /// The language of the current request, set by `choose_language`.
 #[derive(Debug, Clone, Copy)]
@@ -33,16 +35,13 @@ pub async fn choose_language(
     request.extensions_mut().insert(Locale(lang));
     let mut response = next.run(request).await;
     if from_query.is_some() && from_query != from_cookie {
-        let secure = if state.settings.secure_cookies() {
-            "; Secure"
-        } else {
-            ""
-        };
-        let cookie = format!(
-            "{COOKIE_NAME}={}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly{secure}",
-            lang.code()
-        );
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
+        let cookie = Cookie::build((COOKIE_NAME, lang.code()))
+            .path("/")
+            .max_age(COOKIE_MAX_AGE)
+            .same_site(SameSite::Lax)
+            .http_only(true)
+            .secure(state.settings.secure_cookies());
+        if let Some(value) = super::set_cookie(&cookie.build()) {
             response.headers_mut().append(SET_COOKIE, value);
         }
     }

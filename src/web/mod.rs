@@ -80,10 +80,15 @@ pub(crate) fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Opti
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|pair| pair.name() == name)
+        .and_then(|pair| pair.value_raw())
+}
+
+/// `cookie` as the value of a `Set-Cookie` header.
+pub(crate) fn set_cookie(cookie: &cookie::Cookie<'_>) -> Option<HeaderValue> {
+    HeaderValue::from_str(&cookie.to_string()).ok()
 }
 
 /// The page frame of the current request (language, request id), as an extractor.
@@ -97,7 +102,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Frame {
         let lang = parts
             .extensions
             .get::<Locale>()
-            .map_or(crate::config::Lang::Fr, |l| l.0);
+            .map_or(crate::domain::Lang::Fr, |l| l.0);
         let request_id = parts
             .headers
             .get("x-request-id")
@@ -309,7 +314,7 @@ async fn security_headers(State(state): State<AppState>, request: Request, next:
 
 #[cfg(test)]
 mod tests {
-    use axum::http::{Method, Uri};
+    use axum::http::{HeaderValue, Method, Uri, header};
 
     #[test]
     fn the_language_switch_never_leads_off_site() {
@@ -323,5 +328,15 @@ mod tests {
         }
         let uri: Uri = "/password/reset?t=abc&lang=fr".parse().unwrap();
         assert_eq!(super::here(&Method::GET, &uri), "/password/reset?t=abc");
+    }
+
+    #[test]
+    fn a_cookie_is_found_among_others_and_in_any_cookie_header() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("a=1; broken; b=2"));
+        headers.append(header::COOKIE, HeaderValue::from_static("guichet_lang=en"));
+        assert_eq!(super::cookie(&headers, "b"), Some("2"));
+        assert_eq!(super::cookie(&headers, "guichet_lang"), Some("en"));
+        assert_eq!(super::cookie(&headers, "guichet"), None);
     }
 }

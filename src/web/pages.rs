@@ -5,7 +5,8 @@ use axum::response::Html;
 use minijinja::{Value, context};
 
 use super::error::WebError;
-use crate::config::{Lang, Profile};
+use crate::config::Profile;
+use crate::domain::Lang;
 use crate::templates::Templates;
 
 /// What every page shows besides its own content.

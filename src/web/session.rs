@@ -9,6 +9,7 @@ use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use cookie::{Cookie, SameSite};
 use minijinja::context;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -33,16 +34,14 @@ fn cookie_name(state: &AppState) -> &'static str {
 /// `Lax`, not `Strict`: a student arriving from the ENT or Moodle (a top-level GET
 /// from another site) must arrive signed in.
 fn session_cookie(state: &AppState, value: &str, max_age: u64) -> Option<HeaderValue> {
-    let secure = if state.settings.secure_cookies() {
-        "; Secure"
-    } else {
-        ""
-    };
-    let name = cookie_name(state);
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; Max-Age={max_age}; SameSite=Lax; HttpOnly{secure}"
-    ))
-    .ok()
+    let max_age = i64::try_from(max_age).unwrap_or(i64::MAX);
+    let cookie = Cookie::build((cookie_name(state), value))
+        .path("/")
+        .max_age(cookie::time::Duration::seconds(max_age))
+        .same_site(SameSite::Lax)
+        .http_only(true)
+        .secure(state.settings.secure_cookies());
+    super::set_cookie(&cookie.build())
 }
 
 pub fn flow(state: &AppState, origin: Origin) -> SignIn<'_> {

@@ -38,6 +38,8 @@ pub struct Proof<'a> {
     pub signed_in_at: i64,
     /// As typed; may be empty when the sign-in is recent.
     pub current: &'a Password,
+    /// The session asking.
+    pub session: &'a TokenHash,
 }
 
 impl Proof<'_> {
@@ -90,7 +92,6 @@ impl EmailChange<'_> {
         lang: Lang,
         now: OffsetDateTime,
     ) -> Result<Requested, FlowError> {
-        let at = now.unix_timestamp();
         if let Some(refused) = self.refused_proof(account, &proof, now).await? {
             return Ok(refused);
         }
@@ -99,26 +100,13 @@ impl EmailChange<'_> {
         }
         let others = self.app.directory.find_by_personal_email(new).await?;
         // Another account has this address: every flow that matches by address
-        // would stop working for both. The page says the same as for a free
-        // address (a signed-in student must not learn whose addresses have
-        // accounts); the address's owner is told, and nothing changes.
-        if others.iter().any(|other| other.dn != account.dn) {
-            let mail = Outgoing {
-                kind: "email_change_taken".to_owned(),
-                recipient: new.as_str().to_owned(),
-                lang: lang.code().to_owned(),
-                payload: json!({ "help_url": page(self.app.public_url(), "/help") }),
-                account_dn: None,
-            };
-            let mut tx = self.app.store.begin().await?;
-            tx.enqueue_mail(&mail, at).await?;
-            let event = AuditEvent::new("email_change.request", "taken").account(&account.dn);
-            tx.audit(&self.origin, event, at).await?;
-            tx.commit().await?;
-            self.app.wake_workers();
-            return Ok(Requested::LinkSent);
-        }
-        self.send_link(account, new, lang, now).await?;
+        // would stop working for both. Nothing changes and the address's owner is
+        // told; the student sees what a free address gets, the old address's
+        // notice and cancel link included (a signed-in student must not learn
+        // whose addresses have accounts).
+        let taken = others.iter().any(|other| other.dn != account.dn);
+        self.send_link(account, proof.session, new, taken, lang, now)
+            .await?;
         Ok(Requested::LinkSent)
     }
 
@@ -149,11 +137,15 @@ impl EmailChange<'_> {
     }
 
     /// The confirmation link to the new address and, to the old one, the notice
-    /// with its cancel link, in one commit.
+    /// with its cancel link, in one commit. An address that is `taken` gets a
+    /// notice without the link instead: the link is issued all the same, so the
+    /// cancel link behaves alike, but its token goes nowhere and it is never used.
     async fn send_link(
         &self,
         account: &Account,
+        session: &TokenHash,
         new: &Email,
+        taken: bool,
         lang: Lang,
         now: OffsetDateTime,
     ) -> Result<(), FlowError> {
@@ -161,17 +153,10 @@ impl EmailChange<'_> {
         let token = Token::generate();
         let lifetime = self.app.profile().links.email_change.as_secs();
         let expires_at = at + lifetime as i64;
-        let mail = Outgoing {
-            kind: "email_change_link".to_owned(),
-            recipient: new.as_str().to_owned(),
-            lang: lang.code().to_owned(),
-            payload: json!({
-                "name": account.greeting_name(),
-                "login": account.login.as_str(),
-                "link": link(self.app.public_url(), "/account/email/confirm", &token),
-                "lifetime": lifetime,
-            }),
-            account_dn: Some(account.dn.clone()),
+        let mail = if taken {
+            self.taken_mail(new, lang)
+        } else {
+            self.link_mail(account, new, &token, lifetime, lang)
         };
         let mut tx = self.app.store.begin().await?;
         tx.issue_link(
@@ -186,7 +171,13 @@ impl EmailChange<'_> {
         tx.enqueue_mail(&mail, at).await?;
         if let Some(old) = &account.personal_email {
             let cancel = Token::generate();
-            let payload = json!({ "change": token.hash().as_str(), "email": masked(new) });
+            // The session that asked: cancelling ends it (whoever used a session left
+            // open is signed out of Guichet and its applications).
+            let payload = json!({
+                "change": token.hash().as_str(),
+                "email": masked(new),
+                "session": session.as_str(),
+            });
             tx.issue_link(
                 &cancel.hash(),
                 Purpose::EmailChangeCancel,
@@ -199,11 +190,45 @@ impl EmailChange<'_> {
             let warning = self.requested_mail(account, old, new, &cancel, lang, now);
             tx.enqueue_mail(&warning, at).await?;
         }
-        let event = AuditEvent::new("email_change.request", "ok").account(&account.dn);
+        let outcome = if taken { "taken" } else { "ok" };
+        let event = AuditEvent::new("email_change.request", outcome).account(&account.dn);
         tx.audit(&self.origin, event, at).await?;
         tx.commit().await?;
         self.app.wake_workers();
         Ok(())
+    }
+
+    fn link_mail(
+        &self,
+        account: &Account,
+        new: &Email,
+        token: &Token,
+        lifetime: u64,
+        lang: Lang,
+    ) -> Outgoing {
+        Outgoing {
+            kind: "email_change_link".to_owned(),
+            recipient: new.as_str().to_owned(),
+            lang: lang.code().to_owned(),
+            payload: json!({
+                "name": account.greeting_name(),
+                "login": account.login.as_str(),
+                "link": link(self.app.public_url(), "/account/email/confirm", token),
+                "lifetime": lifetime,
+            }),
+            account_dn: Some(account.dn.clone()),
+        }
+    }
+
+    /// To an address another account has: someone asked for it, nothing changes.
+    fn taken_mail(&self, new: &Email, lang: Lang) -> Outgoing {
+        Outgoing {
+            kind: "email_change_taken".to_owned(),
+            recipient: new.as_str().to_owned(),
+            lang: lang.code().to_owned(),
+            payload: json!({ "help_url": page(self.app.public_url(), "/help") }),
+            account_dn: None,
+        }
     }
 
     /// To the old address, at once: a change was asked for; if it was not the
@@ -280,13 +305,14 @@ impl EmailChange<'_> {
             Claim::Gone(_) => {
                 let mut tx = self.app.store.begin().await?;
                 tx.spend_link(&cancel, at).await?;
+                let event = AuditEvent::new("email_change.cancelled", "nothing_pending")
+                    .account(&record.account_dn);
+                tx.audit(&self.origin, event, at).await?;
                 tx.commit().await?;
                 return Ok(Cancelled::NothingPending);
             }
         }
-        let recorded = self
-            .cancelled(&record.account_dn, &cancel, &change, at)
-            .await;
+        let recorded = self.cancelled(&record, &cancel, &change, at).await;
         if recorded.is_err() {
             critical::release(self.app, &change).await;
         }
@@ -294,9 +320,11 @@ impl EmailChange<'_> {
         Ok(Cancelled::Cancelled)
     }
 
+    /// One commit: the change's link void, the cancel link spent, the session that
+    /// asked ended with its applications, the audit row.
     async fn cancelled(
         &self,
-        dn: &str,
+        record: &LinkRecord,
         cancel: &TokenHash,
         change: &TokenHash,
         at: i64,
@@ -304,9 +332,15 @@ impl EmailChange<'_> {
         let mut tx = self.app.store.begin().await?;
         tx.void_link(change, at).await?;
         tx.spend_link(cancel, at).await?;
-        let event = AuditEvent::new("email_change.cancelled", "ok").account(dn);
+        let asked_from = record.payload["session"].as_str().unwrap_or_default();
+        let ended = tx.end_session(asked_from, at).await?.is_some();
+        let event = AuditEvent::new("email_change.cancelled", "ok")
+            .account(&record.account_dn)
+            .detail(json!({ "session_ended": ended }));
         tx.audit(&self.origin, event, at).await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.app.wake_workers();
+        Ok(())
     }
 
     /// The live cancel link and the change it points at, or why there is none.
@@ -366,11 +400,12 @@ impl EmailChange<'_> {
             return Ok(Confirmed::Gone(LinkState::Unknown));
         };
         // Locked since, or another account took the address since the link was
-        // sent: the link is spent, nothing changes.
+        // sent: the link is void (so the old address's cancel link does not say it
+        // changed), nothing changes.
         let others = self.app.directory.find_by_personal_email(&email).await?;
         if !account.is_active() || others.iter().any(|other| other.dn != account.dn) {
             let mut tx = self.app.store.begin().await?;
-            tx.spend_link(&hash, at).await?;
+            tx.void_link(&hash, at).await?;
             tx.commit().await?;
             return Ok(Confirmed::Gone(LinkState::Voided));
         }

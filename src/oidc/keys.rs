@@ -234,10 +234,15 @@ impl Sealer {
 /// only catches the obvious; 32 random bytes have about 30 distinct values.
 fn key_bytes(secret: &SecretString) -> Option<Vec<u8>> {
     use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE};
-    let text = secret.expose_secret().trim();
+    // `openssl rand -base64 64` wraps its line; a file ends with a newline.
+    let text: String = secret
+        .expose_secret()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
         .iter()
-        .find_map(|engine| engine.decode(text).ok())?;
+        .find_map(|engine| engine.decode(&text).ok())?;
     let distinct: std::collections::HashSet<u8> = bytes.iter().copied().collect();
     (bytes.len() >= 32 && distinct.len() >= 16).then_some(bytes)
 }
@@ -455,6 +460,9 @@ mod tests {
         }
         // `openssl rand -base64 32` read from a file, with its newline.
         assert!(Sealer::new(Some(&secret(&format!("{KEK}\n")))).is_ok());
+        // Wrapped over two lines (as `openssl rand -base64 64` prints).
+        let wrapped = format!("{}\n{}\n", &KEK[..20], &KEK[20..]);
+        assert!(Sealer::new(Some(&secret(&wrapped))).is_ok());
     }
 
     #[test]

@@ -139,6 +139,7 @@ pub async fn email_request(
     let proof = Proof {
         signed_in_at: student.signed_in_at,
         current: &current,
+        session: &student.session,
     };
     let outcome = flow(&state, frame.origin(client))
         .request(&student.account, proof, &email, frame.0.lang, now)

@@ -60,7 +60,8 @@ pub fn gone(
         None => frame.clone(),
     };
     let html = state.render("link_gone.html", &frame, page)?;
-    Ok((StatusCode::GONE, html).into_response())
+    // Its language switch holds the token: never kept by a browser or proxy.
+    Ok(private(StatusCode::GONE, html))
 }
 
 /// A page that holds a link's token: never kept by the browser or a proxy.

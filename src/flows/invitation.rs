@@ -4,8 +4,8 @@
 //!
 //! An address that several entries share is invited nowhere: activation would refuse
 //! each of them (it cannot tell whose the address is). The helpdesk is told once,
-//! with the logins, and the accounts are invited at their next reminder once each
-//! has an address of its own.
+//! with the logins, and the entries are held; the first scan after each has an
+//! address of its own invites it, as a first invitation.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use super::FlowError;
 use crate::config::Profile;
 use crate::directory::{Account, Directory};
 use crate::domain::{Email, Login};
-use crate::store::{Outgoing, Store};
+use crate::store::{Invitation, Outgoing, Store};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ScanReport {
@@ -41,6 +41,15 @@ pub enum Resent {
     },
 }
 
+/// What a scan would send an awaiting entry.
+enum Due {
+    First,
+    /// Held for a shared address: invited once the address is its own.
+    Held,
+    /// The reminder after this many.
+    Reminder(i64),
+}
+
 pub struct Invitations<'a> {
     pub store: &'a Store,
     pub directory: &'a Directory,
@@ -56,12 +65,12 @@ impl Invitations<'_> {
             .directory
             .find_in_states(&self.profile.activation.awaiting_states)
             .await?;
-        let sent: std::collections::HashMap<String, (i64, i64)> = self
+        let sent: std::collections::HashMap<String, Invitation> = self
             .store
             .invitations()
             .await?
             .into_iter()
-            .map(|i| (i.account_dn, (i.last_sent_at, i.reminders)))
+            .map(|i| (i.account_dn.clone(), i))
             .collect();
         let mut report = ScanReport::default();
         // Shared addresses found in this pass: the helpdesk hears of each once.
@@ -70,30 +79,32 @@ impl Invitations<'_> {
             let Some(mail) = self.mail(account) else {
                 continue;
             };
-            let reminder = match sent.get(&account.dn) {
-                None => None,
-                Some(&(last, count)) if self.reminder_due(last, count, now) => Some(count),
+            let due = match sent.get(&account.dn) {
+                None => Due::First,
+                Some(row) if row.held_at.is_some() => Due::Held,
+                Some(row) if self.reminder_due(row.last_sent_at, row.reminders, now) => {
+                    Due::Reminder(row.reminders)
+                }
                 Some(_) => continue,
             };
+            // Checked only when something would be sent: one search per mail.
             if let Some(sharing) = self.sharing(account).await? {
-                if reminder.is_none() {
-                    shared.entry(mail.recipient).or_insert(sharing);
-                }
+                shared.entry(mail.recipient).or_insert(sharing);
                 continue;
             }
-            match reminder {
-                None if self.store.invite_once(&account.dn, &mail, now).await? => {
-                    report.invited += 1;
+            let sent = match due {
+                Due::First => self.store.invite_once(&account.dn, &mail, now).await?,
+                Due::Held => self.store.release_hold(&account.dn, &mail, now).await?,
+                Due::Reminder(count) => {
+                    let reminded = self.store.remind(&account.dn, &mail, Some(count), now);
+                    if reminded.await? {
+                        report.reminded += 1;
+                    }
+                    continue;
                 }
-                Some(count)
-                    if self
-                        .store
-                        .remind(&account.dn, &mail, Some(count), now)
-                        .await? =>
-                {
-                    report.reminded += 1;
-                }
-                _ => {}
+            };
+            if sent {
+                report.invited += 1;
             }
         }
         for (email, accounts) in shared {
@@ -126,9 +137,10 @@ impl Invitations<'_> {
         Ok((found.len() > 1).then_some(found))
     }
 
-    /// Records the awaiting entries of a shared address as handled (no reminder
-    /// either until the address is fixed) and tells the helpdesk, once, in one
-    /// commit; how many were newly held.
+    /// Holds the awaiting entries of a shared address (nothing is sent to them
+    /// until it is theirs alone) and tells the helpdesk, once, in one commit; how
+    /// many were newly held. A reminder that finds its address shared since holds
+    /// it the same way.
     async fn hold(&self, email: &str, accounts: &[Account], now: i64) -> Result<usize, FlowError> {
         let awaiting: Vec<&str> = accounts
             .iter()
@@ -136,7 +148,10 @@ impl Invitations<'_> {
             .map(|a| a.dn.as_str())
             .collect();
         let notice = shared_address_mail(self.profile, email, accounts);
-        Ok(self.store.hold_invitations(&awaiting, &notice, now).await?)
+        Ok(self
+            .store
+            .hold_invitations(&awaiting, email, &notice, now)
+            .await?)
     }
 
     fn is_awaiting(&self, account: &Account) -> bool {

@@ -111,8 +111,8 @@ impl StoreTx {
             return Ok(true);
         }
         let done = sqlx::query(
-            "UPDATE invitations SET reminders = reminders + 1, last_sent_at = $1, email = $2 \
-             WHERE account_dn = $3 AND ($4 < 0 OR reminders = $4)",
+            "UPDATE invitations SET reminders = reminders + 1, last_sent_at = $1, email = $2, \
+             held_at = NULL WHERE account_dn = $3 AND ($4 < 0 OR reminders = $4)",
         )
         .bind(now)
         .bind(email)

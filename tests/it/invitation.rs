@@ -166,7 +166,7 @@ async fn the_running_server_invites_within_its_scan_interval(backend: Backend) {
 /// An address two awaiting entries share (the sample's twins, `jumeau1` and
 /// `jumeau2`, at their family's address) is invited nowhere: each activation would
 /// be refused. The helpdesk is told once, with both logins, however many instances
-/// scan; once each twin has an address of their own, the next reminder invites both.
+/// scan; once each twin has an address of their own, the next scan invites both.
 async fn a_shared_address_invites_no_one_and_tells_the_helpdesk(backend: Backend) {
     let app = TestApp::start(backend).await;
     let reminders = [Duration::from_secs(DAY as u64)];
@@ -206,17 +206,27 @@ async fn a_shared_address_invites_no_one_and_tells_the_helpdesk(backend: Backend
     let later = job(&app, &reminders).scan(now + DAY).await.unwrap();
     assert_eq!((later.reminded, later.held), (AWAITING - TWINS, 0));
     assert_eq!(outbox_count(&app, "support_shared_address").await, 1);
-    // The helpdesk gives a twin an address of their own: the next reminder invites
-    // both (each address now names one entry).
+    // The helpdesk gives a twin an address of their own: the next scan invites
+    // both (each address now names one entry), as first invitations, even with
+    // no reminders configured.
     app.directory.admin_modify(&format!(
         "dn: {}\nchangetype: modify\nreplace: supannMailPerso\nsupannMailPerso: jumeau2@example.org\n",
         common::people_dn("jumeau2")
     ));
-    let fixed = job(&app, &[Duration::ZERO, Duration::ZERO])
-        .scan(now + 2 * DAY)
+    let fixed = job(&app, &[]).scan(now + DAY + 60).await.unwrap();
+    assert_eq!((fixed.invited, fixed.reminded, fixed.held), (TWINS, 0, 0));
+    for to in ["famille.jumeau@example.org", "jumeau2@example.org"] {
+        let invited: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'invitation' AND recipient = $1",
+        )
+        .bind(to)
+        .fetch_one(app.state.store.pool())
         .await
         .unwrap();
-    assert_eq!(fixed.reminded, AWAITING);
+        assert_eq!(invited, 1, "{to}");
+    }
+    let again = job(&app, &[]).scan(now + DAY + 120).await.unwrap();
+    assert_eq!(again, Default::default(), "invited once");
     app.shutdown().await;
 }
 

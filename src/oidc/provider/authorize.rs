@@ -1,89 +1,71 @@
-//! The authorization endpoint (code flow, GET and POST). Until the client and its
-//! redirect URI are known to be registered, errors are shown as a page; after that
-//! they go back to the client (RFC 6749 §4.1.2.1), with `iss` (RFC 9207).
+//! The authorization endpoint's decision (code flow). Until the client and its
+//! redirect URI are known to be registered, a refusal is shown as a page; after
+//! that it goes back to the client (RFC 6749 §4.1.2.1), with `iss` (RFC 9207).
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Form, Query, State};
-use axum::http::header::LOCATION;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use time::OffsetDateTime;
 use url::Url;
 
-use super::claims;
-use super::keys::{self, Alg};
-use crate::domain::Token;
-use crate::store::{AuditEvent, ClientRecord, CodeRecord, Origin, StoreError, unix_now};
-use crate::web::session;
-use crate::web::{AppState, Frame, WebError};
-use minijinja::context;
+use super::{Provider, ProviderError};
+use crate::domain::{Token, TokenHash};
+use crate::flows::FlowError;
+use crate::flows::sign_in::SignIn;
+use crate::oidc::keys::{self, Alg};
+use crate::oidc::protocol::{AuthorizeParams, AuthorizeRequest, LOGIN_ASKED, Params, Repeated};
+use crate::oidc::{OAuthCode, OAuthError, claims};
+use crate::store::{
+    AuditEvent, ClientRecord, CodeRecord, Origin, SessionRecord, StoreError, unix_now,
+};
 
 /// A code is exchanged at once by the client's back end; a minute is plenty.
 const CODE_SECS: i64 = 60;
 
-type Params = Vec<(String, String)>;
+/// How long the student has to sign in after prompt=login.
+const LOGIN_ASKED_LIFETIME: i64 = 600;
 
-pub async fn get(
-    State(state): State<AppState>,
-    frame: Frame,
-    headers: HeaderMap,
-    Query(params): Query<Params>,
-) -> Response {
-    authorize(state, frame, headers, params, None).await
+const LOGIN_ASKED_TYP: &str = "login-request+jwt";
+
+/// What the authorization endpoint does with a request.
+pub enum Authorization {
+    /// The student must sign in first, then come back to the request.
+    Login(ToLogin),
+    /// A third-party client: the student is asked to agree.
+    Consent(ConsentAsked),
+    /// The code, at the client's redirect URI.
+    Code(Url),
+    Refused(Refusal),
 }
 
-pub async fn post(
-    State(state): State<AppState>,
-    frame: Frame,
-    headers: HeaderMap,
-    Form(params): Form<Params>,
-) -> Response {
-    authorize(state, frame, headers, params, None).await
+/// Where a refusal goes.
+pub enum Refusal {
+    /// Client and redirect URI check out: the error goes back there, with the state.
+    ToClient { location: Url, error: OAuthError },
+    /// No redirect can be trusted: the student gets a page.
+    Page(OAuthError),
 }
 
-/// The student's answer on the consent page (a CSRF-protected form carrying the
-/// original request).
-pub async fn consent(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    frame: Frame,
-    headers: HeaderMap,
-    Form(mut params): Form<Params>,
-) -> Response {
-    // Exactly one answer, and it is the button the student pressed: a client cannot
-    // slip its own `decision` into the request the page carries.
-    let Ok(decision) = single(&params, "decision") else {
-        return page_error("the answer is repeated");
-    };
-    let answer = Consent {
-        allowed: decision == Some("allow"),
-        origin: frame.origin(peer),
-    };
-    params.retain(|(k, _)| k != "decision" && k != "csrf");
-    authorize(state, frame, headers, params, Some(answer)).await
+/// The login page's parameters.
+pub struct ToLogin {
+    /// Where the login page sends the student back (this request, adjusted).
+    pub next: String,
+    pub login_hint: Option<String>,
+    /// The first of the student's preferred languages that the pages speak.
+    pub lang: Option<&'static str>,
 }
 
-/// The student's answer on the consent page, and who gave it (for the audit log).
-#[derive(Debug, Clone)]
-struct Consent {
-    allowed: bool,
-    origin: Origin,
+/// What the consent page shows, and the request its form carries back.
+pub struct ConsentAsked {
+    pub client_name: String,
+    pub scopes: Vec<String>,
+    pub params: Params,
 }
 
-/// One value per parameter: a repeated parameter is an error (RFC 6749 §3.1).
-fn single<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, ()> {
-    let mut values = params
-        .iter()
-        .filter(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str());
-    let first = values.next();
-    match values.next() {
-        Some(_) => Err(()),
-        None => Ok(first.filter(|v| !v.is_empty())),
-    }
+/// The student's answer on the consent page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsentAnswer {
+    pub allowed: bool,
 }
 
-/// Where errors and codes go once the client and its redirect URI check out.
+/// Where codes and errors go once the client and its redirect URI check out.
 struct Reply {
     redirect_uri: Url,
     /// The URI exactly as registered (and sent): what the token request must repeat.
@@ -93,7 +75,7 @@ struct Reply {
 }
 
 impl Reply {
-    fn send(&self, pairs: &[(&str, &str)]) -> Response {
+    fn location(&self, pairs: &[(&str, &str)]) -> Url {
         let mut url = self.redirect_uri.clone();
         {
             let mut query = url.query_pairs_mut();
@@ -105,271 +87,427 @@ impl Reply {
             }
             query.append_pair("iss", &self.issuer);
         }
-        found(url.as_str())
+        url
     }
 
-    fn error(&self, error: &str, description: &str) -> Response {
-        self.send(&[("error", error), ("error_description", description)])
+    fn refuse(&self, code: OAuthCode, description: &str) -> Authorization {
+        let error = OAuthError::new(code, description);
+        let location =
+            self.location(&[("error", code.as_str()), ("error_description", description)]);
+        Authorization::Refused(Refusal::ToClient { location, error })
+    }
+
+    fn invalid(&self, description: &str) -> Authorization {
+        self.refuse(OAuthCode::InvalidRequest, description)
     }
 }
 
-fn found(location: &str) -> Response {
-    let mut response = StatusCode::FOUND.into_response();
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(LOCATION, value);
-    }
-    response
+/// The client and where its answers go, or the page that says why not.
+enum Checked {
+    // Boxed: a client record is large beside a refusal.
+    Client(Box<ClientRecord>, Reply),
+    Refused(Authorization),
 }
 
-fn page_error(message: &str) -> Response {
-    WebError::Authorize(message.to_owned()).into_response()
+fn page(code: OAuthCode, description: &str) -> Authorization {
+    Authorization::Refused(Refusal::Page(OAuthError::new(code, description)))
 }
 
-async fn authorize(
-    state: AppState,
-    frame: Frame,
-    headers: HeaderMap,
-    params: Params,
-    consent: Option<Consent>,
-) -> Response {
-    match checked_client(&state, &params).await {
-        Ok((client, reply)) => {
-            match grant(&state, &frame, &headers, &params, &client, &reply, consent).await {
-                Ok(response) => response,
-                Err(error) => error.into_response(),
-            }
-        }
-        Err(response) => response,
-    }
-}
-
-/// The client and the exact redirect URI, or a page (never a redirect to an
-/// unregistered address).
-async fn checked_client(
-    state: &AppState,
-    params: &Params,
-) -> Result<(ClientRecord, Reply), Response> {
-    let (Ok(client_id), Ok(redirect_uri), Ok(client_state)) = (
-        single(params, "client_id"),
-        single(params, "redirect_uri"),
-        single(params, "state"),
-    ) else {
-        return Err(page_error("repeated client_id, redirect_uri or state"));
-    };
-    let Some(client_id) = client_id else {
-        return Err(page_error("no client_id"));
-    };
-    let client = match state.store.client(client_id).await {
-        Ok(Some(client)) => client,
-        Ok(None) => return Err(page_error("unknown client")),
-        Err(e) => return Err(WebError::from(e).into_response()),
-    };
-    let Some(redirect_uri) =
-        redirect_uri.filter(|uri| client.redirect_uris.iter().any(|r| r == uri))
-    else {
-        return Err(page_error("redirect_uri not registered for this client"));
-    };
-    let Ok(parsed) = Url::parse(redirect_uri) else {
-        return Err(page_error("redirect_uri unreadable"));
-    };
-    let reply = Reply {
-        redirect_uri: parsed,
-        registered_uri: redirect_uri.to_owned(),
-        state: client_state.map(str::to_owned),
-        issuer: super::issuer(state),
-    };
-    Ok((client, reply))
-}
-
-/// The rest of the request, checked; then the student's session, then the code.
-#[allow(clippy::too_many_arguments)]
-async fn grant(
-    state: &AppState,
-    frame: &Frame,
-    headers: &HeaderMap,
-    params: &Params,
-    client: &ClientRecord,
-    reply: &Reply,
-    consent: Option<Consent>,
-) -> Result<Response, WebError> {
-    let get = |name: &str| single(params, name);
-    let names = [
-        "response_type",
-        "scope",
-        "nonce",
-        "code_challenge",
-        "code_challenge_method",
-        "prompt",
-        "max_age",
-        "response_mode",
-        LOGIN_ASKED,
-    ];
-    if names.iter().any(|n| get(n).is_err()) {
-        return Ok(reply.error("invalid_request", "a parameter is repeated"));
-    }
-    let value = |name: &str| get(name).ok().flatten();
-    if value("request").is_some() {
-        return Ok(reply.error("request_not_supported", "request objects are not supported"));
-    }
-    if value("request_uri").is_some() {
-        return Ok(reply.error("request_uri_not_supported", "request_uri is not supported"));
-    }
-    match value("response_type") {
-        Some("code") => {}
-        None => return Ok(reply.error("invalid_request", "response_type is required")),
-        Some(_) => return Ok(reply.error("unsupported_response_type", "only the code flow")),
-    }
-    if value("response_mode").is_some_and(|m| m != "query") {
-        return Ok(reply.error("invalid_request", "only response_mode=query"));
-    }
-    let scope = claims::granted(
-        value("scope").unwrap_or_default(),
-        &state.settings.oidc.claims,
-    );
-    if !scope.split(' ').any(|s| s == "openid") {
-        return Ok(reply.error("invalid_scope", "the openid scope is required"));
-    }
-    let challenge = value("code_challenge");
-    match (challenge, value("code_challenge_method")) {
-        (Some(c), Some("S256")) if is_s256_challenge(c) => {}
-        (Some(_), Some("S256")) => {
-            return Ok(reply.error("invalid_request", "code_challenge is not a S256 value"));
-        }
-        (Some(_), _) => {
-            return Ok(reply.error("invalid_request", "code_challenge_method must be S256"));
-        }
-        (None, Some(_)) => return Ok(reply.error("invalid_request", "code_challenge is missing")),
-        (None, None) if client.secret_hash.is_none() => {
-            return Ok(reply.error(
-                "invalid_request",
-                "PKCE (S256) is required for public clients",
+impl Provider<'_> {
+    /// Decides an authorization request. `session` is the secret of the browser's
+    /// session cookie, `consent` the student's answer when the request comes back
+    /// from the consent page.
+    pub async fn authorize(
+        &self,
+        request: Result<AuthorizeRequest, Repeated>,
+        session: Option<&Token>,
+        consent: Option<ConsentAnswer>,
+    ) -> Result<Authorization, ProviderError> {
+        let Ok(request) = request else {
+            return Ok(page(
+                OAuthCode::InvalidRequest,
+                "repeated client_id, redirect_uri or state",
             ));
-        }
-        (None, None) => {}
+        };
+        let (client, reply) = match self.checked_client(&request).await? {
+            Checked::Client(client, reply) => (*client, reply),
+            Checked::Refused(refused) => return Ok(refused),
+        };
+        let Ok(params) = &request.rest else {
+            return Ok(reply.invalid("a parameter is repeated"));
+        };
+        let step = Step {
+            request: &request,
+            params,
+            client: &client,
+            reply: &reply,
+        };
+        self.grant(&step, session, consent).await
     }
-    let prompts: Vec<&str> = value("prompt")
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    if prompts.contains(&"none") && prompts.len() > 1 {
-        return Ok(reply.error("invalid_request", "prompt=none cannot be combined"));
+
+    /// The client and the exact redirect URI, or a page (never a redirect to an
+    /// unregistered address).
+    async fn checked_client(&self, request: &AuthorizeRequest) -> Result<Checked, StoreError> {
+        let Some(client_id) = &request.client_id else {
+            return Ok(Checked::Refused(page(
+                OAuthCode::InvalidRequest,
+                "no client_id",
+            )));
+        };
+        let Some(client) = self.app.store.client(client_id).await? else {
+            return Ok(Checked::Refused(page(
+                OAuthCode::InvalidClient,
+                "unknown client",
+            )));
+        };
+        let Some(redirect_uri) = request
+            .redirect_uri
+            .as_ref()
+            .filter(|uri| client.redirect_uris.contains(uri))
+        else {
+            let refused = page(
+                OAuthCode::InvalidRequest,
+                "redirect_uri not registered for this client",
+            );
+            return Ok(Checked::Refused(refused));
+        };
+        let Ok(parsed) = Url::parse(redirect_uri) else {
+            let refused = page(OAuthCode::InvalidRequest, "redirect_uri unreadable");
+            return Ok(Checked::Refused(refused));
+        };
+        let reply = Reply {
+            redirect_uri: parsed,
+            registered_uri: redirect_uri.clone(),
+            state: request.state.clone(),
+            issuer: self.issuer(),
+        };
+        Ok(Checked::Client(Box::new(client), reply))
     }
-    let max_age = match value("max_age").map(str::parse::<i64>) {
-        None => None,
-        Some(Ok(age)) if age >= 0 => Some(age),
-        Some(_) => return Ok(reply.error("invalid_request", "max_age must be a number of seconds")),
-    };
-    let now = unix_now();
-    let session = session::current(state, headers).await?;
-    let login_asked = prompts.contains(&"login");
-    // prompt=login and max_age are met only by a sign-in after Guichet asked for it
-    // (a signed statement carried through the login page): opening the login page's
-    // return address without signing in meets neither.
-    let needs_statement = login_asked || max_age.is_some();
-    let asked_at = match value(LOGIN_ASKED) {
-        Some(raw) if needs_statement => {
-            match login_asked_at(state, raw, &client.client_id, now).await {
+}
+
+/// One request on its way: what was sent, and the client it is for.
+struct Step<'a> {
+    request: &'a AuthorizeRequest,
+    params: &'a AuthorizeParams,
+    client: &'a ClientRecord,
+    reply: &'a Reply,
+}
+
+/// What a request asks, once its shape checks out.
+struct Asked<'a> {
+    /// The known scopes asked for, `openid` among them.
+    scope: String,
+    prompts: Vec<&'a str>,
+    max_age: Option<i64>,
+}
+
+impl Asked<'_> {
+    fn prompt(&self, value: &str) -> bool {
+        self.prompts.contains(&value)
+    }
+}
+
+impl Provider<'_> {
+    /// The request checked; then the student's session, then the code.
+    async fn grant(
+        &self,
+        step: &Step<'_>,
+        session: Option<&Token>,
+        consent: Option<ConsentAnswer>,
+    ) -> Result<Authorization, ProviderError> {
+        let asked = match self.asked(step) {
+            Ok(asked) => asked,
+            Err(refused) => return Ok(refused),
+        };
+        let (reply, client_id) = (step.reply, step.client.client_id.as_str());
+        let now = unix_now();
+        let session = self.session(session).await?;
+        let login_asked = asked.prompt("login");
+        // prompt=login and max_age are met only by a sign-in after Guichet asked for it
+        // (a signed statement carried through the login page): opening the login page's
+        // return address without signing in meets neither.
+        let needs_statement = login_asked || asked.max_age.is_some();
+        let asked_at = match &step.params.login_asked {
+            Some(raw) if needs_statement => match self.login_asked_at(raw, client_id, now).await {
                 Ok(at) => at,
                 Err(_) => {
-                    return Ok(reply.error("temporarily_unavailable", "try again in a moment"));
+                    let again = "try again in a moment";
+                    return Ok(reply.refuse(OAuthCode::TemporarilyUnavailable, again));
                 }
+            },
+            _ => None,
+        };
+        let since_asked = |created: i64| asked_at.is_some_and(|t| created >= t);
+        let fresh_enough = |created: i64| {
+            asked.max_age.is_none_or(|age| now - created <= age) || since_asked(created)
+        };
+        let signed_in_since = |created: i64| !login_asked || since_asked(created);
+        let live = session.filter(|(record, _)| {
+            fresh_enough(record.created_at) && signed_in_since(record.created_at)
+        });
+        let Some((record, session_hash)) = live else {
+            if asked.prompt("none") {
+                return Ok(reply.refuse(OAuthCode::LoginRequired, "the student must sign in"));
+            }
+            let statement = match needs_statement {
+                true => Some(self.login_request(client_id, now).await?),
+                false => None,
+            };
+            return Ok(to_login(step.request, statement.as_deref()));
+        };
+        if let Some(stop) = self.someone_else(step, &asked, &record).await? {
+            return Ok(stop);
+        }
+        if let Some(stop) = self.agreed(step, &asked, &record, consent, now).await? {
+            return Ok(stop);
+        }
+        self.code(step, asked.scope, &record, &session_hash, now)
+            .await
+    }
+
+    /// The request's own checks, before any session: the first failure goes back
+    /// to the client.
+    fn asked<'a>(&self, step: &Step<'a>) -> Result<Asked<'a>, Authorization> {
+        let (params, reply) = (step.params, step.reply);
+        if params.request {
+            let refused = "request objects are not supported";
+            return Err(reply.refuse(OAuthCode::RequestNotSupported, refused));
+        }
+        if params.request_uri {
+            let refused = "request_uri is not supported";
+            return Err(reply.refuse(OAuthCode::RequestUriNotSupported, refused));
+        }
+        match params.response_type.as_deref() {
+            Some("code") => {}
+            None => return Err(reply.invalid("response_type is required")),
+            Some(_) => {
+                let only = "only the code flow";
+                return Err(reply.refuse(OAuthCode::UnsupportedResponseType, only));
             }
         }
-        _ => None,
-    };
-    let since_asked = |created: i64| asked_at.is_some_and(|t| created >= t);
-    let fresh_enough =
-        |created: i64| max_age.is_none_or(|age| now - created <= age) || since_asked(created);
-    let signed_in_since = |created: i64| !login_asked || since_asked(created);
-    let live = session.filter(|(record, _)| {
-        fresh_enough(record.created_at) && signed_in_since(record.created_at)
-    });
-    let Some((record, session_hash)) = live else {
-        if prompts.contains(&"none") {
-            return Ok(reply.error("login_required", "the student must sign in"));
+        if params
+            .response_mode
+            .as_deref()
+            .is_some_and(|m| m != "query")
+        {
+            return Err(reply.invalid("only response_mode=query"));
         }
-        let asked = match needs_statement {
-            true => Some(login_request(state, &client.client_id, now).await?),
-            false => None,
+        let scope = claims::granted(
+            params.scope.as_deref().unwrap_or_default(),
+            &self.app.settings.oidc.claims,
+        );
+        if !scope.split(' ').any(|s| s == "openid") {
+            let required = "the openid scope is required";
+            return Err(reply.refuse(OAuthCode::InvalidScope, required));
+        }
+        checked_challenge(params, step.client).map_err(|refused| reply.invalid(refused))?;
+        let prompts = params.prompts();
+        if prompts.contains(&"none") && prompts.len() > 1 {
+            return Err(reply.invalid("prompt=none cannot be combined"));
+        }
+        let max_age = match params.max_age.as_deref().map(str::parse::<i64>) {
+            None => None,
+            Some(Ok(age)) if age >= 0 => Some(age),
+            Some(_) => return Err(reply.invalid("max_age must be a number of seconds")),
         };
-        return Ok(to_login(params, asked.as_deref()));
-    };
-    // The client names whom it expects: another student signed in here must not be
-    // handed to it silently.
-    if let Some(hint) = value("id_token_hint") {
-        let Ok(hinted) = super::logout::hint_claims(state, hint).await else {
-            return Ok(reply.error("temporarily_unavailable", "try again in a moment"));
+        Ok(Asked {
+            scope,
+            prompts,
+            max_age,
+        })
+    }
+
+    /// The live session behind the browser's cookie, and its hash.
+    async fn session(
+        &self,
+        secret: Option<&Token>,
+    ) -> Result<Option<(SessionRecord, TokenHash)>, FlowError> {
+        let Some(secret) = secret else {
+            return Ok(None);
+        };
+        let sign_in = SignIn {
+            app: self.app,
+            origin: Origin::default(),
+        };
+        let record = sign_in.session(secret, OffsetDateTime::now_utc()).await?;
+        Ok(record.map(|record| (record, secret.hash())))
+    }
+
+    /// The client names whom it expects (`id_token_hint`): another student signed
+    /// in here must not be handed to it silently.
+    async fn someone_else(
+        &self,
+        step: &Step<'_>,
+        asked: &Asked<'_>,
+        record: &SessionRecord,
+    ) -> Result<Option<Authorization>, ProviderError> {
+        let Some(hint) = &step.params.id_token_hint else {
+            return Ok(None);
+        };
+        let reply = step.reply;
+        let Ok(hinted) = self.hint_claims(hint).await else {
+            let again = "try again in a moment";
+            return Ok(Some(reply.refuse(OAuthCode::TemporarilyUnavailable, again)));
         };
         let Some(claims) = hinted else {
-            return Ok(reply.error(
-                "invalid_request",
-                "id_token_hint is not an ID token of ours",
+            return Ok(Some(
+                reply.invalid("id_token_hint is not an ID token of ours"),
             ));
         };
-        let current = state.directory.read(&record.account_dn).await?;
+        let current = self.app.directory.read(&record.account_dn).await?;
         let same =
             current.is_some_and(|account| claims["sub"] == claims::subject(&account).as_str());
-        if !same {
-            if prompts.contains(&"none") {
-                return Ok(reply.error("login_required", "another account is signed in"));
-            }
-            return Ok(to_login(params, None));
+        if same {
+            return Ok(None);
         }
+        if asked.prompt("none") {
+            let other = "another account is signed in";
+            return Ok(Some(reply.refuse(OAuthCode::LoginRequired, other)));
+        }
+        Ok(Some(to_login(step.request, None)))
     }
-    // A third-party application needs the student's agreement to what it reads.
-    if !client.first_party {
+
+    /// A third-party application needs the student's agreement to what it reads:
+    /// recorded when given, asked for when missing (or when `prompt=consent`).
+    async fn agreed(
+        &self,
+        step: &Step<'_>,
+        asked: &Asked<'_>,
+        record: &SessionRecord,
+        consent: Option<ConsentAnswer>,
+        now: i64,
+    ) -> Result<Option<Authorization>, ProviderError> {
+        let (client, reply, store) = (step.client, step.reply, &self.app.store);
+        if client.first_party {
+            return Ok(None);
+        }
+        let scope = asked.scope.as_str();
         match consent {
-            Some(Consent { allowed: false, .. }) => {
-                return Ok(reply.error("access_denied", "the student declined"));
+            Some(ConsentAnswer { allowed: false }) => {
+                let declined = "the student declined";
+                Ok(Some(reply.refuse(OAuthCode::AccessDenied, declined)))
             }
-            Some(Consent {
-                allowed: true,
-                origin,
-            }) => {
-                state
-                    .store
-                    .add_consent(&record.account_dn, &client.client_id, &scope, now)
+            Some(ConsentAnswer { allowed: true }) => {
+                store
+                    .add_consent(&record.account_dn, &client.client_id, scope, now)
                     .await?;
                 let event = AuditEvent::new("oidc.consent", "ok")
                     .account(&record.account_dn)
                     .detail(serde_json::json!({ "client_id": client.client_id, "scope": scope }));
-                state.store.audit(&origin, event).await?;
+                store.audit(&self.origin, event).await?;
+                Ok(None)
             }
             None => {
-                let agreed = state
-                    .store
-                    .has_consent(&record.account_dn, &client.client_id, &scope)
+                let agreed = store
+                    .has_consent(&record.account_dn, &client.client_id, scope)
                     .await?;
-                if !agreed || prompts.contains(&"consent") {
-                    if prompts.contains(&"none") {
-                        return Ok(reply.error("consent_required", "the student must agree first"));
-                    }
-                    let page = context! {
-                        client_name => client.name.as_str(),
-                        scopes => scope.split(' ').filter(|s| *s != "openid").collect::<Vec<_>>(),
-                        params => params.iter().filter(|(k, _)| !matches!(k.as_str(), "prompt" | "decision" | "csrf")).map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(),
-                    };
-                    let html = state.render("consent.html", frame, page)?;
-                    return Ok(crate::web::leaving_page(html));
+                if agreed && !asked.prompt("consent") {
+                    return Ok(None);
                 }
+                if asked.prompt("none") {
+                    let first = "the student must agree first";
+                    return Ok(Some(reply.refuse(OAuthCode::ConsentRequired, first)));
+                }
+                Ok(Some(Authorization::Consent(ConsentAsked {
+                    client_name: client.name.clone(),
+                    scopes: scope
+                        .split(' ')
+                        .filter(|s| *s != "openid")
+                        .map(str::to_owned)
+                        .collect(),
+                    params: step
+                        .request
+                        .sent
+                        .iter()
+                        .filter(|(k, _)| !matches!(k.as_str(), "prompt" | "decision" | "csrf"))
+                        .cloned()
+                        .collect(),
+                })))
             }
         }
     }
-    let code = Token::generate();
-    let stored = CodeRecord {
-        client_id: client.client_id.clone(),
-        account_dn: record.account_dn.clone(),
-        session_hash: session_hash.as_str().to_owned(),
-        redirect_uri: reply.registered_uri.clone(),
-        scope,
-        nonce: value("nonce").map(str::to_owned),
-        code_challenge: challenge.map(str::to_owned),
-        auth_time: record.created_at,
-        expires_at: now + CODE_SECS,
-        epoch: record.epoch,
-    };
-    state.store.add_code(&code.hash(), &stored, now).await?;
-    Ok(reply.send(&[("code", code.expose())]))
+
+    /// A code for this session, at the client's redirect URI.
+    async fn code(
+        &self,
+        step: &Step<'_>,
+        scope: String,
+        record: &SessionRecord,
+        session_hash: &TokenHash,
+        now: i64,
+    ) -> Result<Authorization, ProviderError> {
+        let code = Token::generate();
+        let stored = CodeRecord {
+            client_id: step.client.client_id.clone(),
+            account_dn: record.account_dn.clone(),
+            session_hash: session_hash.as_str().to_owned(),
+            redirect_uri: step.reply.registered_uri.clone(),
+            scope,
+            nonce: step.params.nonce.clone(),
+            code_challenge: step.params.code_challenge.clone(),
+            auth_time: record.created_at,
+            expires_at: now + CODE_SECS,
+            epoch: record.epoch,
+        };
+        self.app.store.add_code(&code.hash(), &stored, now).await?;
+        Ok(Authorization::Code(
+            step.reply.location(&[("code", code.expose())]),
+        ))
+    }
+
+    /// A signed statement that a sign-in was asked now.
+    async fn login_request(&self, client_id: &str, now: i64) -> Result<String, ProviderError> {
+        let keys = self.app.store.published_keys(now).await?;
+        let claims = serde_json::json!({
+            "iss": self.issuer(),
+            "aud": client_id,
+            "iat": now,
+            "exp": now + LOGIN_ASKED_LIFETIME,
+        });
+        let app = self.app;
+        Ok(keys::sign_typed(
+            &keys,
+            &app.sealer,
+            Alg::Rs256,
+            LOGIN_ASKED_TYP,
+            &claims,
+        )?)
+    }
+
+    /// When Guichet asked for the sign-in, from its signed statement; `None` if the
+    /// statement is not one of ours for this client, or has expired.
+    async fn login_asked_at(
+        &self,
+        raw: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let keys = self.app.store.published_keys(now).await?;
+        let claims = keys::verify_own(&keys, raw, LOGIN_ASKED_TYP, |validation| {
+            // Only for the client that asked, and not a second past its lifetime.
+            validation.set_audience(&[client_id]);
+            validation.set_issuer(&[self.issuer()]);
+            validation.leeway = 0;
+        });
+        Ok(claims.and_then(|claims| claims["iat"].as_i64()))
+    }
+}
+
+/// PKCE: S256 only, and required of public clients (RFC 7636, RFC 9700 §2.1.1).
+fn checked_challenge(params: &AuthorizeParams, client: &ClientRecord) -> Result<(), &'static str> {
+    match (
+        params.code_challenge.as_deref(),
+        params.code_challenge_method.as_deref(),
+    ) {
+        (Some(c), Some("S256")) if is_s256_challenge(c) => Ok(()),
+        (Some(_), Some("S256")) => Err("code_challenge is not a S256 value"),
+        (Some(_), _) => Err("code_challenge_method must be S256"),
+        (None, Some(_)) => Err("code_challenge is missing"),
+        (None, None) if client.secret_hash.is_none() => {
+            Err("PKCE (S256) is required for public clients")
+        }
+        (None, None) => Ok(()),
+    }
 }
 
 /// 43 to 128 characters of base64url: the shape of a S256 challenge (RFC 7636 §4.2).
@@ -380,56 +518,13 @@ fn is_s256_challenge(challenge: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// To the login page, coming back to this request afterwards. `prompt=login` is
-/// dropped from the way back, or the student would be asked again and again.
-/// The parameter that carries Guichet's signed "a sign-in was asked at T" through
-/// the login page, so that prompt=login cannot be met by opening the page's
-/// return address without signing in.
-const LOGIN_ASKED: &str = "guichet_login_asked";
-
-/// How long the student has to sign in after prompt=login.
-const LOGIN_ASKED_LIFETIME: i64 = 600;
-
-const LOGIN_ASKED_TYP: &str = "login-request+jwt";
-
-/// A signed statement that a sign-in was asked now.
-async fn login_request(state: &AppState, client_id: &str, now: i64) -> Result<String, WebError> {
-    let keys = state.store.published_keys(now).await?;
-    let claims = serde_json::json!({
-        "iss": super::issuer(state),
-        "aud": client_id,
-        "iat": now,
-        "exp": now + LOGIN_ASKED_LIFETIME,
-    });
-    keys::sign_typed(&keys, &state.sealer, Alg::Rs256, LOGIN_ASKED_TYP, &claims)
-        .map_err(|e| WebError::Internal(format!("signing a login request: {e}")))
-}
-
-/// When Guichet asked for the sign-in, if `raw` is its own unexpired statement.
-/// When Guichet asked for the sign-in, from its signed statement; `None` if the
-/// statement is not one of ours for this client, or has expired.
-async fn login_asked_at(
-    state: &AppState,
-    raw: &str,
-    client_id: &str,
-    now: i64,
-) -> Result<Option<i64>, StoreError> {
-    let keys = state.store.published_keys(now).await?;
-    let claims = keys::verify_own(&keys, raw, LOGIN_ASKED_TYP, |validation| {
-        // Only for the client that asked, and not a second past its lifetime.
-        validation.set_audience(&[client_id]);
-        validation.set_issuer(&[super::issuer(state)]);
-        validation.leeway = 0;
-    });
-    Ok(claims.and_then(|claims| claims["iat"].as_i64()))
-}
-
 /// To the login page, back here afterwards. `asked` is the signed login request
 /// when prompt=login or max_age sent the student there (the sign-in after it meets
-/// both); without it, `login` leaves `prompt`.
-fn to_login(params: &Params, asked: Option<&str>) -> Response {
+/// both); without it, `login` leaves `prompt`, or the student would be asked again
+/// and again.
+fn to_login(request: &AuthorizeRequest, asked: Option<&str>) -> Authorization {
     let mut back = url::form_urlencoded::Serializer::new(String::new());
-    for (key, value) in params {
+    for (key, value) in &request.sent {
         if key == LOGIN_ASKED {
             continue;
         }
@@ -445,46 +540,26 @@ fn to_login(params: &Params, asked: Option<&str>) -> Response {
     if let Some(asked) = asked {
         back.append_pair(LOGIN_ASKED, asked);
     }
-    let mut login = url::form_urlencoded::Serializer::new(String::new());
-    login.append_pair("next", &format!("/authorize?{}", back.finish()));
-    let find = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    if let Some(hint) = find("login_hint") {
-        login.append_pair("login_hint", hint);
-    }
-    // The first of the student's preferred languages that the pages speak.
-    let preferred = find("ui_locales")
+    let lang = request
+        .hint("ui_locales")
         .unwrap_or_default()
         .split_whitespace()
         .filter_map(|tag| tag.split('-').next())
-        .find(|lang| matches!(*lang, "fr" | "en"));
-    if let Some(lang) = preferred {
-        login.append_pair("lang", lang);
-    }
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    if let Ok(value) = HeaderValue::from_str(&format!("/login?{}", login.finish())) {
-        response.headers_mut().insert(LOCATION, value);
-    }
-    response
+        .find_map(|lang| match lang {
+            "fr" => Some("fr"),
+            "en" => Some("en"),
+            _ => None,
+        });
+    Authorization::Login(ToLogin {
+        next: format!("/authorize?{}", back.finish()),
+        login_hint: request.hint("login_hint").map(str::to_owned),
+        lang,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn repeated_parameters_are_refused() {
-        let params = vec![
-            ("a".to_owned(), "1".to_owned()),
-            ("a".to_owned(), "2".to_owned()),
-        ];
-        assert!(single(&params, "a").is_err());
-        assert_eq!(single(&params, "b"), Ok(None));
-    }
 
     #[test]
     fn challenges_have_the_s256_shape() {

@@ -4,7 +4,7 @@
 //! Several hold secrets (codes, refresh tokens, client secrets): none has `Debug`.
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
 use super::OAuthError;
 
@@ -75,12 +75,21 @@ pub struct AuthorizeParams {
 
 impl AuthorizeRequest {
     /// Fails if the client id, the redirect URI or the state is repeated: then no
-    /// redirect can be trusted.
+    /// redirect can be trusted. A request object is not read, but the redirect URI
+    /// and state it carries say where its refusal goes (OIDC Core §6.1 lets a client
+    /// send them only there); that URI is checked like any other.
     pub fn parse(sent: Params) -> Result<AuthorizeRequest, Repeated> {
         let client_id = single(&sent, "client_id")?.map(str::to_owned);
-        let redirect_uri = single(&sent, "redirect_uri")?.map(str::to_owned);
-        let state = single(&sent, "state")?.map(str::to_owned);
+        let mut redirect_uri = single(&sent, "redirect_uri")?.map(str::to_owned);
+        let mut state = single(&sent, "state")?.map(str::to_owned);
         let rest = AuthorizeParams::parse(&sent);
+        if let Ok(object) = single(&sent, "request")
+            && let Some(claims) = object.and_then(unverified_claims)
+        {
+            let claim = |name: &str| claims[name].as_str().map(str::to_owned);
+            redirect_uri = redirect_uri.or_else(|| claim("redirect_uri"));
+            state = state.or_else(|| claim("state"));
+        }
         Ok(AuthorizeRequest {
             client_id,
             redirect_uri,
@@ -130,6 +139,14 @@ impl AuthorizeParams {
             .split_whitespace()
             .collect()
     }
+}
+
+/// The payload of a JWT, its signature unchecked: only to find where to send the
+/// refusal of a request object, whose every claim is then checked like a parameter.
+fn unverified_claims(jwt: &str) -> Option<serde_json::Value> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// A client's own request (token, introspection, revocation): its form and its
@@ -303,6 +320,20 @@ mod tests {
         let sent = params(&[("a", "1"), ("a", "2")]);
         assert_eq!(single(&sent, "a"), Err(Repeated));
         assert_eq!(single(&sent, "b"), Ok(None));
+    }
+
+    #[test]
+    fn a_request_object_says_where_its_refusal_goes() {
+        let claims = r#"{"redirect_uri":"https://app.example/cb","state":"s1"}"#;
+        let object = format!("eyJhbGciOiJub25lIn0.{}.", URL_SAFE_NO_PAD.encode(claims));
+        let request =
+            AuthorizeRequest::parse(params(&[("client_id", "app"), ("request", &object)])).unwrap();
+        assert_eq!(
+            request.redirect_uri.as_deref(),
+            Some("https://app.example/cb")
+        );
+        assert_eq!(request.state.as_deref(), Some("s1"));
+        assert!(request.rest.is_ok_and(|rest| rest.request));
     }
 
     #[test]

@@ -104,7 +104,7 @@ pub async fn run(
     jobs.spawn(state.outbox.clone().run(stopped.clone()));
     jobs.spawn(invite_periodically(state.clone(), stopped.clone()));
     jobs.spawn(crate::oidc::backchannel::run(
-        state.clone(),
+        state.app.clone(),
         stopped.clone(),
     ));
     jobs.spawn(purge_periodically(state.clone(), stopped));

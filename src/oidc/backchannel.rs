@@ -10,8 +10,8 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::keys::{self, Alg};
+use crate::app::App;
 use crate::store::{LogoutDelivery, StoreError, unix_now};
-use crate::web::AppState;
 
 /// How long a client has to accept a logout token.
 const POST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -25,7 +25,7 @@ const POLL: Duration = Duration::from_secs(5);
 
 /// Runs until `stop` turns true: delivers what is due, then waits for a wake or
 /// the poll interval.
-pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
     let http = match reqwest::Client::builder()
         .timeout(POST_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
@@ -42,9 +42,9 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             if *stop.borrow() {
                 break;
             }
-            match state.store.claim_logout(unix_now(), LEASE_SECS).await {
+            match app.store.claim_logout(unix_now(), LEASE_SECS).await {
                 Ok(Some(delivery)) => {
-                    if let Err(error) = deliver(&state, &http, &delivery).await {
+                    if let Err(error) = deliver(&app, &http, &delivery).await {
                         tracing::warn!(%error, "back-channel logout: database unavailable");
                     }
                 }
@@ -57,7 +57,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
-            () = state.backchannel.notified() => {}
+            () = app.backchannel.notified() => {}
             _ = stop.changed() => {}
         }
     }
@@ -65,21 +65,21 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 
 /// One attempt: sign, post, record the outcome.
 async fn deliver(
-    state: &AppState,
+    app: &App,
     http: &reqwest::Client,
     delivery: &LogoutDelivery,
 ) -> Result<(), StoreError> {
     let now = unix_now();
-    let client = state.store.client(&delivery.client_id).await?;
+    let client = app.store.client(&delivery.client_id).await?;
     let Some((client, uri)) =
         client.and_then(|c| c.backchannel_logout_uri.clone().map(|uri| (c, uri)))
     else {
         // Removed since, or no longer listening for logouts: nothing to tell.
         let reason = "the client or its back-channel URI is gone";
-        return state.store.logout_failed(delivery, reason, None, now).await;
+        return app.store.logout_failed(delivery, reason, None, now).await;
     };
     let mut claims = json!({
-        "iss": super::issuer(state),
+        "iss": super::issuer(app),
         "aud": client.client_id,
         "iat": now,
         "exp": now + 120,
@@ -95,14 +95,14 @@ async fn deliver(
             fields.remove("sub");
         }
     }
-    let alg = Alg::parse(&client.id_token_alg).unwrap_or(Alg::Rs256);
-    let keys = state.store.published_keys(now).await?;
-    let token = match keys::sign_typed(&keys, &state.sealer, alg, "logout+jwt", &claims) {
+    let alg = Alg::of_client(&client);
+    let keys = app.store.published_keys(now).await?;
+    let token = match keys::sign_typed(&keys, &app.sealer, alg, "logout+jwt", &claims) {
         Ok(token) => token,
         Err(error) => {
             tracing::error!(%error, client = %client.client_id, "logout token not signed");
             let retry = retry_at(delivery, now);
-            return state
+            return app
                 .store
                 .logout_failed(delivery, "signing failed", retry, now)
                 .await;
@@ -116,7 +116,7 @@ async fn deliver(
     let error = match sent {
         Ok(response) if response.status().is_success() => {
             tracing::info!(client = %client.client_id, "back-channel logout delivered");
-            return state.store.logout_delivered(delivery, unix_now()).await;
+            return app.store.logout_delivered(delivery, unix_now()).await;
         }
         Ok(response) => format!("the client answered {}", response.status()),
         // Without the URL: it is the client's, but the error is enough.
@@ -124,10 +124,7 @@ async fn deliver(
     };
     let retry = retry_at(delivery, now);
     tracing::warn!(client = %client.client_id, attempt = delivery.attempts, %error, given_up = retry.is_none(), "back-channel logout failed");
-    state
-        .store
-        .logout_failed(delivery, &error, retry, now)
-        .await
+    app.store.logout_failed(delivery, &error, retry, now).await
 }
 
 /// 5 s, 10 s, 20 s… up to an hour; none after the last attempt.

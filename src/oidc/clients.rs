@@ -3,6 +3,7 @@
 //! nothing).
 
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use url::Url;
 
 use super::keys::Alg;
@@ -73,13 +74,12 @@ pub fn secret_matches(client: &ClientRecord, presented: &str) -> bool {
     let Some(expected) = &client.secret_hash else {
         return false;
     };
-    let given = secret_hash(presented);
-    expected.len() == given.len()
-        && expected
-            .bytes()
-            .zip(given.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    // Both are hex SHA-256 digests, so the lengths match and only the content is
+    // compared, in constant time.
+    secret_hash(presented)
+        .as_bytes()
+        .ct_eq(expected.as_bytes())
+        .into()
 }
 
 /// Registers a client; returns its secret (to show once), or `None` for a public one.

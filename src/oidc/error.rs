@@ -1,128 +1,109 @@
-//! OAuth 2.0 / OIDC errors as JSON (RFC 6749 §5.2, RFC 6750 §3): what the client
-//! needs to know, never internal detail (that goes to the log).
+//! The error codes of OAuth 2.0 and OpenID Connect (RFC 6749 §4.1.2.1 and §5.2,
+//! RFC 6750 §3.1, OIDC Core §3.1.2.6 and §6.3), and a refusal: a code with a short
+//! description for the client. The same refusal becomes a JSON answer, an error at
+//! the client's redirect URI or an error page; how is the web layer's business.
+//! Internal detail never goes in a description (it goes to the log).
 
-use axum::Json;
-use axum::http::header::{CACHE_CONTROL, PRAGMA, WWW_AUTHENTICATE};
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use std::fmt;
 
-use super::keys::KeyError;
-use crate::directory::DirectoryError;
-use crate::flows::FlowError;
-use crate::store::StoreError;
+/// Every code Guichet answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    InvalidToken,
+    AccessDenied,
+    UnsupportedResponseType,
+    TemporarilyUnavailable,
+    LoginRequired,
+    ConsentRequired,
+    RequestNotSupported,
+    RequestUriNotSupported,
+}
 
-#[derive(Debug)]
+impl OAuthCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OAuthCode::InvalidRequest => "invalid_request",
+            OAuthCode::InvalidClient => "invalid_client",
+            OAuthCode::InvalidGrant => "invalid_grant",
+            OAuthCode::UnauthorizedClient => "unauthorized_client",
+            OAuthCode::UnsupportedGrantType => "unsupported_grant_type",
+            OAuthCode::InvalidScope => "invalid_scope",
+            OAuthCode::InvalidToken => "invalid_token",
+            OAuthCode::AccessDenied => "access_denied",
+            OAuthCode::UnsupportedResponseType => "unsupported_response_type",
+            OAuthCode::TemporarilyUnavailable => "temporarily_unavailable",
+            OAuthCode::LoginRequired => "login_required",
+            OAuthCode::ConsentRequired => "consent_required",
+            OAuthCode::RequestNotSupported => "request_not_supported",
+            OAuthCode::RequestUriNotSupported => "request_uri_not_supported",
+        }
+    }
+}
+
+impl fmt::Display for OAuthCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refusal the client is told about: the code, and what it got wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {description}")]
 pub struct OAuthError {
-    pub error: &'static str,
+    pub code: OAuthCode,
     pub description: String,
-    status: StatusCode,
 }
 
 impl OAuthError {
-    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+    pub fn new(code: OAuthCode, description: impl Into<String>) -> Self {
         OAuthError {
-            error,
+            code,
             description: description.into(),
-            status,
         }
     }
 
     pub fn invalid_request(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+        Self::new(OAuthCode::InvalidRequest, description)
     }
 
     pub fn invalid_client() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication failed",
-        )
+        Self::new(OAuthCode::InvalidClient, "client authentication failed")
     }
 
     pub fn invalid_grant(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+        Self::new(OAuthCode::InvalidGrant, description)
     }
 
     pub fn unauthorized_client(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", description)
+        Self::new(OAuthCode::UnauthorizedClient, description)
     }
 
     pub fn invalid_scope() -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_scope",
-            "a refresh cannot widen the scope",
-        )
+        Self::new(OAuthCode::InvalidScope, "a refresh cannot widen the scope")
     }
 
     pub fn unsupported_grant_type() -> Self {
         Self::new(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
+            OAuthCode::UnsupportedGrantType,
             "only authorization_code and refresh_token",
         )
     }
 
     pub fn invalid_token() -> Self {
         Self::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
+            OAuthCode::InvalidToken,
             "the access token is missing, expired or revoked",
         )
     }
 
     /// The database, the directory or the keys failed: the client may retry.
-    fn unavailable(detail: &dyn std::fmt::Display) -> Self {
-        tracing::error!(error = %detail, "OIDC request failed");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "try again later",
-        )
-    }
-}
-
-impl From<StoreError> for OAuthError {
-    fn from(error: StoreError) -> Self {
-        Self::unavailable(&error)
-    }
-}
-
-impl From<DirectoryError> for OAuthError {
-    fn from(error: DirectoryError) -> Self {
-        Self::unavailable(&error)
-    }
-}
-
-impl From<FlowError> for OAuthError {
-    fn from(error: FlowError) -> Self {
-        Self::unavailable(&error)
-    }
-}
-
-impl From<KeyError> for OAuthError {
-    fn from(error: KeyError) -> Self {
-        Self::unavailable(&error)
-    }
-}
-
-impl IntoResponse for OAuthError {
-    fn into_response(self) -> Response {
-        tracing::info!(error = self.error, description = %self.description, "OIDC request refused");
-        let body = json!({ "error": self.error, "error_description": self.description });
-        let mut response = (self.status, Json(body)).into_response();
-        let headers = response.headers_mut();
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-        let challenge = match self.error {
-            "invalid_client" => Some("Basic realm=\"guichet\""),
-            "invalid_token" => Some("Bearer error=\"invalid_token\""),
-            _ => None,
-        };
-        if let Some(challenge) = challenge {
-            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
-        }
-        response
+    pub fn unavailable() -> Self {
+        Self::new(OAuthCode::TemporarilyUnavailable, "try again later")
     }
 }

@@ -15,7 +15,7 @@ use ring::hkdf;
 use ring::rand::SecureRandom;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::store::{Store, StoreError, StoredKey};
+use crate::store::{ClientRecord, Store, StoreError, StoredKey};
 
 /// The algorithms ID tokens may be signed with. RS256 is the default every client
 /// understands; a client may ask for ES256 or EdDSA.
@@ -39,6 +39,12 @@ impl Alg {
 
     pub fn parse(name: &str) -> Option<Alg> {
         Alg::ALL.into_iter().find(|alg| alg.name() == name)
+    }
+
+    /// The algorithm a client's tokens are signed with. Registration accepts only
+    /// known names, so an unknown one (an edited row) falls back to the default.
+    pub fn of_client(client: &ClientRecord) -> Alg {
+        Alg::parse(&client.id_token_alg).unwrap_or(Alg::Rs256)
     }
 
     fn jwt(self) -> Algorithm {

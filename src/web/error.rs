@@ -13,6 +13,8 @@ use super::i18n::Locale;
 use super::pages::PageFrame;
 use crate::directory::DirectoryError;
 use crate::flows::FlowError;
+use crate::oidc::OAuthError;
+use crate::oidc::provider::ProviderError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,28 @@ impl From<FlowError> for WebError {
             FlowError::Store(e) => WebError::Store(e),
             FlowError::LinkBusy => WebError::Busy,
             FlowError::Interrupted => WebError::Internal("critical section interrupted".into()),
+        }
+    }
+}
+
+/// An OIDC request refused where no redirect can be trusted: the page says the
+/// request is not recognised; the code and description go to the log.
+impl From<OAuthError> for WebError {
+    fn from(error: OAuthError) -> Self {
+        WebError::Authorize(error.to_string())
+    }
+}
+
+/// The page form of the provider's errors (authorization and end-session pages);
+/// the JSON form is `web::oidc`'s.
+impl From<ProviderError> for WebError {
+    fn from(error: ProviderError) -> Self {
+        match error {
+            ProviderError::Refused(error) => error.into(),
+            ProviderError::Store(e) => WebError::Store(e),
+            ProviderError::Directory(e) => WebError::Directory(e),
+            ProviderError::Flow(e) => e.into(),
+            ProviderError::Keys(e) => WebError::Internal(format!("signing: {e}")),
         }
     }
 }

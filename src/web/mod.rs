@@ -13,6 +13,7 @@ mod help;
 mod i18n;
 mod limits;
 mod link_pages;
+mod oidc;
 mod pages;
 mod reset;
 pub(crate) mod session;
@@ -219,7 +220,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), csrf::protect));
     let mut app = Router::new()
         .merge(forms)
-        .merge(crate::oidc::routes(state.clone()))
+        .merge(oidc::routes(state.clone()))
         .route("/", get(home))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

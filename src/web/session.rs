@@ -231,9 +231,13 @@ pub async fn login(
 
 /// The stored hash of the session cookie the browser sends, live or not.
 fn browser_session(state: &AppState, headers: &axum::http::HeaderMap) -> Option<TokenHash> {
-    super::cookie(headers, cookie_name(state))
-        .and_then(|value| value.parse::<Token>().ok())
-        .map(|secret| secret.hash())
+    browser_secret(state, headers).map(|secret| secret.hash())
+}
+
+/// The secret the browser's session cookie holds, if any (the OIDC provider looks
+/// its session up itself).
+pub(crate) fn browser_secret(state: &AppState, headers: &axum::http::HeaderMap) -> Option<Token> {
+    super::cookie(headers, cookie_name(state)).and_then(|value| value.parse::<Token>().ok())
 }
 
 /// Ends the browser's session, with its applications (back-channel logout, tokens
@@ -279,7 +283,7 @@ pub async fn logout(
         Some(id) => state.store.client(id).await?,
         None => None,
     };
-    let target = crate::oidc::logout::after_logout(
+    let target = crate::oidc::provider::after_logout(
         application.as_ref(),
         form.post_logout_redirect_uri.as_deref(),
         form.state.as_deref(),
@@ -292,7 +296,7 @@ pub async fn logout(
         }
         return Ok(response);
     }
-    crate::oidc::logout::finished(&state, &frame, target)
+    super::oidc::finished(&state, &frame, target)
 }
 
 #[cfg(test)]

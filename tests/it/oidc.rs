@@ -1268,6 +1268,50 @@ async fn signing_keys_are_sealed_in_the_database(backend: Backend) {
     app.shutdown().await;
 }
 
+/// OIDC Core §6.1: a client may send the redirect URI and state only inside a
+/// request object. Guichet reads no request object, but a registered redirect URI
+/// found there still gets request_not_supported (§6.3), with the state; one that
+/// is not registered gets a page, as anywhere else.
+async fn a_request_object_is_refused_at_its_redirect_uri(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    client(&app, "ent", false, "RS256").await.unwrap();
+    let object = |redirect_uri: &str| {
+        let claims = serde_json::json!({
+            "iss": "ent",
+            "aud": issuer(&app),
+            "response_type": "code",
+            "client_id": "ent",
+            "scope": "openid",
+            "redirect_uri": redirect_uri,
+            "state": "st-object",
+            "nonce": "n-object",
+        });
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#);
+        format!("{header}.{}.", URL_SAFE_NO_PAD.encode(claims.to_string()))
+    };
+    let url = |redirect_uri: &str| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query
+            .append_pair("response_type", "code")
+            .append_pair("client_id", "ent")
+            .append_pair("scope", "openid")
+            .append_pair("request", &object(redirect_uri));
+        format!("/authorize?{}", query.finish())
+    };
+    let response = app.get(&url(REDIRECT)).await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let to = location(&response);
+    assert!(to.starts_with(REDIRECT), "{to}");
+    let back = query_of(&to);
+    assert_eq!(param(&back, "error"), Some("request_not_supported"));
+    assert_eq!(param(&back, "state"), Some("st-object"));
+    assert_eq!(param(&back, "iss"), Some(issuer(&app).as_str()));
+    let elsewhere = app.get(&url("https://evil.example/cb")).await;
+    assert_eq!(elsewhere.status(), StatusCode::BAD_REQUEST);
+    assert!(elsewhere.headers().get("location").is_none());
+    app.shutdown().await;
+}
+
 both_backends!(
     signing_keys_are_sealed_in_the_database,
     a_back_channel_logout_reaches_a_client_that_was_down,
@@ -1285,4 +1329,5 @@ both_backends!(
     public_clients_need_pkce_and_refresh_tokens_rotate,
     hostile_requests_get_the_errors_the_specs_prescribe,
     a_password_reset_revokes_oidc_tokens,
+    a_request_object_is_refused_at_its_redirect_uri,
 );

@@ -152,13 +152,22 @@ pub fn generate(alg: Alg, now: i64) -> Result<StoredKey, KeyError> {
 }
 
 /// What marks a private key sealed with the key-encryption key.
-const SEALED: &str = "sealed:v1:";
+const SEALED: &str = "sealed:v2:";
+/// Keys sealed before the secret had to be random bytes: their AES key came from
+/// HKDF over the secret's text. Opened that way, and sealed again as v2 at start.
+const SEALED_V1: &str = "sealed:v1:";
+
+/// The AES keys a secret gives: today's, and the one v1 rows were sealed with.
+struct SealingKeys {
+    current: LessSafeKey,
+    v1: LessSafeKey,
+}
 
 /// Seals and opens private keys with `oidc.key_encryption_key` (AES-256-GCM with a
 /// key derived by HKDF-SHA256; the key's kid as associated data, so a sealed key
 /// cannot be moved to another row).
 /// Without a secret, keys are stored as plain base64 DER.
-pub struct Sealer(Option<LessSafeKey>);
+pub struct Sealer(Option<SealingKeys>);
 
 /// Says whether keys are sealed, never the key.
 impl std::fmt::Debug for Sealer {
@@ -175,42 +184,46 @@ impl Sealer {
             return Ok(Sealer(None));
         };
         let bytes = key_bytes(secret).ok_or(KeyError::WeakSecret)?;
-        // HKDF-SHA256 (RFC 5869), labelled, so this secret's key serves nothing else.
         // HKDF does not stretch: it is sound only because the input is random bytes.
-        let prk =
-            hkdf::Salt::new(hkdf::HKDF_SHA256, b"guichet signing-key sealing v2").extract(&bytes);
-        let okm = prk
-            .expand(&[b"aes-256-gcm"], &AES_256_GCM)
-            .map_err(|_| KeyError::Generation("AES key".into()))?;
-        Ok(Sealer(Some(LessSafeKey::new(UnboundKey::from(okm)))))
+        Ok(Sealer(Some(SealingKeys {
+            current: aes_key(b"guichet signing-key sealing v2", &bytes)?,
+            v1: aes_key(
+                b"guichet signing-key sealing v1",
+                secret.expose_secret().as_bytes(),
+            )?,
+        })))
+    }
+
+    /// The DER of a key stored plain or sealed as v1, to seal it as today's.
+    fn unsealed_der(&self, stored: &StoredKey) -> Result<Vec<u8>, KeyError> {
+        if stored.private_der.starts_with(SEALED_V1) {
+            return self.open(stored);
+        }
+        STANDARD
+            .decode(&stored.private_der)
+            .map_err(|_| KeyError::Corrupt(stored.kid.clone()))
     }
 
     /// The stored form of a private key.
     fn seal(&self, kid: &str, der: &[u8]) -> Result<String, KeyError> {
-        let Some(key) = &self.0 else {
-            return Ok(STANDARD.encode(der));
-        };
-        let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| KeyError::Generation("nonce".into()))?;
-        let mut sealed = der.to_vec();
-        key.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(kid.as_bytes()),
-            &mut sealed,
-        )
-        .map_err(|_| KeyError::Generation("sealing".into()))?;
-        Ok(format!(
-            "{SEALED}{}",
-            STANDARD.encode([&nonce[..], &sealed].concat())
-        ))
+        match &self.0 {
+            Some(keys) => seal_with(&keys.current, SEALED, kid, der),
+            None => Ok(STANDARD.encode(der)),
+        }
     }
 
     /// The DER of a stored private key.
     fn open(&self, stored: &StoredKey) -> Result<Vec<u8>, KeyError> {
         let corrupt = || KeyError::Corrupt(stored.kid.clone());
-        let Some(sealed) = stored.private_der.strip_prefix(SEALED) else {
+        let (sealed, v1) = match (
+            stored.private_der.strip_prefix(SEALED),
+            stored.private_der.strip_prefix(SEALED_V1),
+        ) {
+            (Some(sealed), _) => (Some(sealed), false),
+            (None, Some(sealed)) => (Some(sealed), true),
+            (None, None) => (None, false),
+        };
+        let Some(sealed) = sealed else {
             // With a secret set, a plain key was planted in the database (or
             // `ensure` has not sealed it yet): it signs nothing.
             if self.0.is_some() {
@@ -218,7 +231,8 @@ impl Sealer {
             }
             return STANDARD.decode(&stored.private_der).map_err(|_| corrupt());
         };
-        let key = self.0.as_ref().ok_or(KeyError::Sealed)?;
+        let keys = self.0.as_ref().ok_or(KeyError::Sealed)?;
+        let key = if v1 { &keys.v1 } else { &keys.current };
         let bytes = STANDARD.decode(sealed).map_err(|_| corrupt())?;
         if bytes.len() < NONCE_LEN {
             return Err(corrupt());
@@ -234,18 +248,57 @@ impl Sealer {
     }
 }
 
+/// `der` sealed with `key` (a fresh random nonce, the kid as associated data),
+/// marked with `prefix`.
+fn seal_with(key: &LessSafeKey, prefix: &str, kid: &str, der: &[u8]) -> Result<String, KeyError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| KeyError::Generation("nonce".into()))?;
+    let mut sealed = der.to_vec();
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(kid.as_bytes()),
+        &mut sealed,
+    )
+    .map_err(|_| KeyError::Generation("sealing".into()))?;
+    Ok(format!(
+        "{prefix}{}",
+        STANDARD.encode([&nonce[..], &sealed].concat())
+    ))
+}
+
+/// An AES-256-GCM key from `input` by HKDF-SHA256 (RFC 5869), labelled, so this
+/// secret's key serves nothing else.
+fn aes_key(label: &[u8], input: &[u8]) -> Result<LessSafeKey, KeyError> {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, label).extract(input);
+    let okm = prk
+        .expand(&[b"aes-256-gcm"], &AES_256_GCM)
+        .map_err(|_| KeyError::Generation("AES key".into()))?;
+    Ok(LessSafeKey::new(UnboundKey::from(okm)))
+}
+
 /// The secret's bytes, if it is base64 of at least 32 random-looking bytes. A
 /// passphrase (or `aaaa…`) is refused: it would need stretching, and a stretched
 /// passphrase is still weaker than 256 random bits. The check on distinct bytes
 /// only catches the obvious; 32 random bytes have about 30 distinct values.
 fn key_bytes(secret: &SecretString) -> Option<Vec<u8>> {
     use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE};
-    // `openssl rand -base64 64` wraps its line; a file ends with a newline.
+    // `openssl rand -base64 64` wraps its line; a file ends with a newline. Spaces
+    // stay: a passphrase has them, and base64 refuses them.
     let text: String = secret
         .expose_secret()
+        .trim()
         .chars()
-        .filter(|c| !c.is_whitespace())
+        .filter(|c| !matches!(c, '\n' | '\r'))
         .collect();
+    // Random base64 has both cases (a key without one: about 1 in 10⁹); words
+    // typed in one case do not.
+    let mixed = text.chars().any(|c| c.is_ascii_uppercase())
+        && text.chars().any(|c| c.is_ascii_lowercase());
+    if !mixed {
+        return None;
+    }
     let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
         .iter()
         .find_map(|engine| engine.decode(&text).ok())?;
@@ -258,8 +311,13 @@ pub async fn ensure(store: &Store, sealer: &Sealer, now: i64) -> Result<(), KeyE
     let keys = store.published_keys(now).await?;
     for key in &keys {
         if sealer.0.is_some() && !key.private_der.starts_with(SEALED) {
-            // Stored before a key-encryption key was set: sealed now.
-            let sealed = sealed(sealer, key.clone())?;
+            // Stored before a key-encryption key was set, or sealed as v1: sealed
+            // (again) now.
+            let der = sealer.unsealed_der(key)?;
+            let sealed = StoredKey {
+                private_der: sealer.seal(&key.kid, &der)?,
+                ..key.clone()
+            };
             store
                 .replace_private_key(&key.kid, &sealed.private_der)
                 .await?;
@@ -456,6 +514,7 @@ mod tests {
         // A passphrase, however long, too few bytes, or bytes that are not random.
         for weak in [
             "a university passphrase of more than 32 characters",
+            "auniversitypassphraseofmorethanthirtytwochars",
             "c2hvcnQ=",
             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
         ] {
@@ -464,6 +523,16 @@ mod tests {
                 "{weak}"
             );
         }
+        // A key sealed as v1 (HKDF over the secret's text) still opens, and is
+        // what `ensure` seals again as v2.
+        let plain_der = STANDARD.decode(&plain.private_der).unwrap();
+        let keys = sealer.0.as_ref().unwrap();
+        let v1 = StoredKey {
+            private_der: seal_with(&keys.v1, SEALED_V1, &plain.kid, &plain_der).unwrap(),
+            ..plain.clone()
+        };
+        assert_eq!(sealer.open(&v1).unwrap(), plain_der);
+        assert_eq!(sealer.unsealed_der(&v1).unwrap(), plain_der);
         // `openssl rand -base64 32` read from a file, with its newline.
         assert!(Sealer::new(Some(&secret(&format!("{KEK}\n")))).is_ok());
         // Wrapped over two lines (as `openssl rand -base64 64` prints).

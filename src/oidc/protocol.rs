@@ -68,8 +68,6 @@ pub struct AuthorizeParams {
     pub response_mode: Option<String>,
     pub login_asked: Option<String>,
     pub id_token_hint: Option<String>,
-    /// Request objects (OIDC Core §6) are not supported: only their presence counts.
-    pub request: bool,
     pub request_uri: bool,
 }
 
@@ -99,6 +97,12 @@ impl AuthorizeRequest {
         })
     }
 
+    /// Whether a request object (OIDC Core §6) came, once or more: not supported,
+    /// refused before anything else.
+    pub fn carries_object(&self) -> bool {
+        self.sent.iter().any(|(name, _)| name == "request")
+    }
+
     /// The first value of a parameter that only shapes the login page.
     pub fn hint(&self, name: &str) -> Option<&str> {
         self.sent
@@ -126,7 +130,6 @@ impl AuthorizeParams {
                 .ok()
                 .flatten()
                 .map(str::to_owned),
-            request: single(params, "request").ok().flatten().is_some(),
             request_uri: single(params, "request_uri").ok().flatten().is_some(),
         })
     }
@@ -277,8 +280,8 @@ impl TokenQuestion {
 }
 
 /// An RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2): the first
-/// value of each parameter counts.
-#[derive(Debug, Clone, Default)]
+/// value of each parameter counts. No `Debug`: the hint alone signs a student out.
+#[derive(Clone, Default)]
 pub struct EndSessionRequest {
     pub id_token_hint: Option<String>,
     pub client_id: Option<String>,
@@ -333,7 +336,7 @@ mod tests {
             Some("https://app.example/cb")
         );
         assert_eq!(request.state.as_deref(), Some("s1"));
-        assert!(request.rest.is_ok_and(|rest| rest.request));
+        assert!(request.carries_object());
     }
 
     #[test]

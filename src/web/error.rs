@@ -13,8 +13,8 @@ use super::i18n::Locale;
 use super::pages::PageFrame;
 use crate::directory::DirectoryError;
 use crate::flows::FlowError;
-use crate::oidc::OAuthError;
 use crate::oidc::provider::ProviderError;
+use crate::oidc::{OAuthCode, OAuthError};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +57,11 @@ impl From<FlowError> for WebError {
 /// request is not recognised; the code and description go to the log.
 impl From<OAuthError> for WebError {
     fn from(error: OAuthError) -> Self {
-        WebError::Authorize(error.to_string())
+        match error.code {
+            // An outage is not a bad request: 503 and Retry-After.
+            OAuthCode::TemporarilyUnavailable => WebError::Busy,
+            _ => WebError::Authorize(error.to_string()),
+        }
     }
 }
 

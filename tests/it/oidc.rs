@@ -1255,7 +1255,7 @@ async fn signing_keys_are_sealed_in_the_database(backend: Backend) {
         .unwrap();
     assert_eq!(stored.len(), 3, "one key per algorithm");
     assert!(
-        stored.iter().all(|k| k.starts_with("sealed:v1:")),
+        stored.iter().all(|k| k.starts_with("sealed:v2:")),
         "{stored:?}"
     );
     let secret = client(&app, "moodle", false, "ES256").await.unwrap();

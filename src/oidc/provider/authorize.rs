@@ -133,6 +133,12 @@ impl Provider<'_> {
             Checked::Client(client, reply) => (*client, reply),
             Checked::Refused(refused) => return Ok(refused),
         };
+        // First of all: the redirect URI and state may come from the (unverified)
+        // request object, and serve only to send this refusal, never anything else.
+        if request.carries_object() {
+            let refused = "request objects are not supported";
+            return Ok(reply.refuse(OAuthCode::RequestNotSupported, refused));
+        }
         let Ok(params) = &request.rest else {
             return Ok(reply.invalid("a parameter is repeated"));
         };
@@ -269,10 +275,6 @@ impl Provider<'_> {
     /// to the client.
     fn asked<'a>(&self, step: &Step<'a>) -> Result<Asked<'a>, Authorization> {
         let (params, reply) = (step.params, step.reply);
-        if params.request {
-            let refused = "request objects are not supported";
-            return Err(reply.refuse(OAuthCode::RequestNotSupported, refused));
-        }
         if params.request_uri {
             let refused = "request_uri is not supported";
             return Err(reply.refuse(OAuthCode::RequestUriNotSupported, refused));

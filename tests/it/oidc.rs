@@ -582,6 +582,17 @@ async fn logout_ends_the_session_everywhere(backend: Backend) {
         StatusCode::SEE_OTHER,
         "signed out of Guichet"
     );
+    let from: Option<String> = sqlx::query_scalar(
+        "SELECT client_ip FROM audit_events WHERE kind = 'logout' AND outcome = 'ok'",
+    )
+    .fetch_one(app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        from.as_deref(),
+        Some("127.0.0.1"),
+        "the audit says from where"
+    );
     assert_eq!(
         userinfo(&app, tokens["access_token"].as_str().unwrap())
             .await

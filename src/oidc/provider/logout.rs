@@ -11,7 +11,7 @@ use crate::domain::Token;
 use crate::flows::sign_in::SignIn;
 use crate::oidc::protocol::EndSessionRequest;
 use crate::oidc::{OAuthCode, OAuthError};
-use crate::store::{ClientRecord, Origin, StoreError, unix_now};
+use crate::store::{ClientRecord, StoreError, unix_now};
 
 /// What the end-session endpoint does.
 pub enum EndSession {
@@ -71,7 +71,7 @@ impl Provider<'_> {
         )?;
         let sign_in = SignIn {
             app: self.app,
-            origin: Origin::default(),
+            origin: self.origin.clone(),
         };
         let now = OffsetDateTime::now_utc();
         let current = match session {

@@ -1,7 +1,9 @@
 //! The end-session endpoint (RP-initiated logout, GET and POST), and the answer
 //! once signed out, which the sign-out form of the account pages shares.
 
-use axum::extract::{Form, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Form, Query, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,34 +18,40 @@ use crate::web::{AppState, Frame, WebError, leaving_page, session};
 
 pub async fn get(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     frame: Frame,
     headers: HeaderMap,
     Query(params): Query<Params>,
 ) -> Response {
-    end_session(&state, &frame, &headers, &params)
+    let origin = frame.origin(client);
+    end_session(&state, &frame, origin, &headers, &params)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
 pub async fn post(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     frame: Frame,
     headers: HeaderMap,
     Form(params): Form<Params>,
 ) -> Response {
-    end_session(&state, &frame, &headers, &params)
+    let origin = frame.origin(client);
+    end_session(&state, &frame, origin, &headers, &params)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
+/// `origin`: who asked, for the audit log's `logout` row.
 async fn end_session(
     state: &AppState,
     frame: &Frame,
+    origin: Origin,
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<Response, WebError> {
     let session = session::browser_secret(state, headers);
-    let provider = Provider::new(&state.app, Origin::default());
+    let provider = Provider::new(&state.app, origin);
     let outcome = provider
         .end_session(EndSessionRequest::parse(params), session.as_ref())
         .await?;

@@ -56,10 +56,26 @@ fn buckets(state: &AppState, step: &str, client: IpAddr, identifier: &str) -> [(
     let limits = &state.settings.limits;
     let digest = hex::encode(&Sha256::digest(identifier.trim().to_lowercase().as_bytes())[..16]);
     [
-        (format!("{step}:ip:{client}"), limits.per_address),
+        (format!("{step}:ip:{}", network(client)), limits.per_address),
         (format!("{step}:id:{digest}"), limits.per_identifier),
         (format!("{step}:all"), limits.global),
     ]
+}
+
+/// The network a client address counts for. An IPv6 host usually holds a whole
+/// /64 and can rotate addresses in it at will, so its bucket is the /64; an
+/// IPv4-mapped address counts as the IPv4 one.
+fn network(client: IpAddr) -> String {
+    match client {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
 }
 
 async fn refuse(
@@ -84,4 +100,20 @@ async fn refuse(
         state.store.audit(&origin, event).await?;
     }
     Err(WebError::TooManyAttempts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::network;
+
+    #[test]
+    fn an_ipv6_host_counts_for_its_64_and_ipv4_for_itself() {
+        let a = network("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = network("2001:db8:1:2:ffff:1:2:3".parse().unwrap());
+        assert_eq!(a, "2001:db8:1:2::/64");
+        assert_eq!(a, b, "addresses rotated inside one /64 share a bucket");
+        assert_ne!(a, network("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(network("192.0.2.7".parse().unwrap()), "192.0.2.7");
+        assert_eq!(network("::ffff:192.0.2.7".parse().unwrap()), "192.0.2.7");
+    }
 }

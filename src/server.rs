@@ -62,12 +62,6 @@ pub async fn prepare(settings: Settings) -> Result<AppState, StartError> {
             settings.directory.url, settings.directory.bind_dn
         ))
     })?;
-    directory.reset_decoy().await.map_err(|e| {
-        StartError::Directory(format!(
-            "decoy {}: {e}",
-            settings.directory.decoy_dn.as_deref().unwrap_or_default()
-        ))
-    })?;
     let mailer = Mailer::new(&settings.mail).map_err(|e| StartError::Mail(e.to_string()))?;
     let catalog = Catalog::builtin().map_err(|e| StartError::Other(format!("texts: {e}")))?;
     let templates = Templates::new(Arc::new(catalog), settings.server.templates_dir.clone());
@@ -75,6 +69,20 @@ pub async fn prepare(settings: Settings) -> Result<AppState, StartError> {
     let outbox = OutboxWorker::new(store.clone(), mailer, templates.clone(), settings.clone());
     let app = App::new(settings, store, directory, outbox, Arc::new(sealer));
     Ok(AppState::new(app, templates))
+}
+
+/// [`prepare`], then what only a serving instance does: the decoy's password is
+/// replaced (admin commands such as `guichet accounts show` need not write to the
+/// directory).
+pub async fn prepare_to_serve(settings: Settings) -> Result<AppState, StartError> {
+    let decoy = settings.directory.decoy_dn.clone().unwrap_or_default();
+    let state = prepare(settings).await?;
+    state
+        .directory
+        .reset_decoy()
+        .await
+        .map_err(|e| StartError::Directory(format!("decoy {decoy}: {e}")))?;
+    Ok(state)
 }
 
 /// Binds the configured address (port 0 picks a free one).

@@ -17,7 +17,9 @@ pub async fn run(options: DevOptions) -> Result<(), CliError> {
         .await
         .map_err(|e| CliError::Failed(format!("{e} (choose another with --port)")))?;
     let addr = listener.local_addr().unwrap_or(listen);
-    let state = server::prepare(settings).await.map_err(CliError::failed)?;
+    let state = server::prepare_to_serve(settings)
+        .await
+        .map_err(CliError::failed)?;
     crate::web::dev_app::register_client(&state)
         .await
         .map_err(|e| CliError::Failed(format!("demo client: {e}")))?;

@@ -18,7 +18,9 @@ pub fn check_config(files: &[PathBuf]) -> Result<(), CliError> {
 pub async fn serve(settings: Settings) -> Result<(), CliError> {
     telemetry::init(&settings.log);
     let listen = settings.server.listen;
-    let state = server::prepare(settings).await.map_err(CliError::failed)?;
+    let state = server::prepare_to_serve(settings)
+        .await
+        .map_err(CliError::failed)?;
     let listener = server::bind(listen).await.map_err(CliError::failed)?;
     let shutdown = server::shutdown_signal();
     tracing::info!(%listen, "guichet is listening");

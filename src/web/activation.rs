@@ -13,9 +13,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::error::WebError;
-use super::link_pages::{
-    self, LinkQuery, PasswordForm, again, private, rule_lines, violation_lines,
-};
+use super::link_pages::{self, LinkQuery, PasswordForm, private, rule_lines, violation_lines};
 use super::{AppState, Frame, limits};
 use crate::config::{BirthDate, IdentityMethod};
 use crate::domain::{DateOfBirth, Email, Ine, ParseError, PasswordPolicy, StudentId, Token};
@@ -205,7 +203,7 @@ pub async fn save(
                 return gone(&state, &frame, &LinkState::Unknown, Some(&token));
             };
             let violations = violation_lines(violations);
-            let frame = frame.switching_to(again("/activation/password", &token));
+            let frame = frame.for_link(&token);
             let html = password_page(&state, &frame, &token, &login, &display_name, violations)?;
             Ok(private(StatusCode::BAD_REQUEST, html))
         }
@@ -238,7 +236,7 @@ async fn identify(
         .identify(student, ine, *born, OffsetDateTime::now_utc())
         .await?;
     tokio::time::sleep(EVEN_ANSWER.saturating_sub(started.elapsed())).await;
-    let frame = frame.switching_to(again("/activation/choose", &token));
+    let frame = frame.for_link(&token);
     let html = choose_page(&state, &frame, &token, "", Vec::new(), no_errors())?;
     Ok(private(StatusCode::OK, html))
 }
@@ -342,7 +340,7 @@ pub async fn choose(
         return gone(&state, &frame, &LinkState::Unknown, None);
     };
     limits::check(&state, "activation-choose", client.ip(), &form.t).await?;
-    let frame = frame.switching_to(again("/activation/choose", &token));
+    let frame = frame.for_link(&token);
     let email = form.email.parse::<Email>();
     let accepted = form.terms.as_deref() == Some("accepted");
     let Ok(email) = email else {

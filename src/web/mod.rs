@@ -133,7 +133,7 @@ impl Frame {
 
     /// Points the language switch at this page's GET twin for `token`: a link's
     /// page answering a POST (or a GET) shows again for the same link.
-    fn for_link(self, token: &crate::domain::Token) -> Frame {
+    pub(crate) fn for_link(self, token: &crate::domain::Token) -> Frame {
         let path = self.0.here.split('?').next().unwrap_or("/").to_owned();
         self.switching_to(link_pages::again(&path, token))
     }

@@ -13,9 +13,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::error::WebError;
-use super::link_pages::{
-    self, LinkQuery, PasswordForm, again, private, rule_lines, violation_lines,
-};
+use super::link_pages::{self, LinkQuery, PasswordForm, private, rule_lines, violation_lines};
 use super::{AppState, Frame, limits};
 use crate::config::ResetIdentifier;
 use crate::domain::{PasswordPolicy, Token};
@@ -181,7 +179,7 @@ pub async fn change(
             let Opened::Form { login } = flow.open(&token, now).await? else {
                 return gone(&state, &frame, &LinkState::Unknown, Some(&token));
             };
-            let frame = frame.switching_to(again("/password/reset", &token));
+            let frame = frame.for_link(&token);
             let html = reset_page(&state, &frame, &token, &login, violation_lines(violations))?;
             Ok(private(StatusCode::BAD_REQUEST, html))
         }

@@ -467,7 +467,7 @@ async fn launch(text: &str) -> (AppState, SocketAddr, oneshot::Sender<()>, JoinH
         (Some("127.0.0.1"), Some(port)) => port,
         _ => 0,
     };
-    let state = guichet::server::prepare(settings).await.unwrap();
+    let state = guichet::server::prepare_to_serve(settings).await.unwrap();
     let listener = guichet::server::bind(SocketAddr::from(([127, 0, 0, 1], port)))
         .await
         .unwrap();

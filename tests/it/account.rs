@@ -5,7 +5,7 @@
 use crate::common::ldap_proxy::LdapProxy;
 use crate::common::{
     self, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends, browser, csrf_of,
-    follow_and_submit, is_signed_in, link_token, people_dn, signs_in, with_transport,
+    follow_and_submit, is_signed_in, link_token, mail_to, people_dn, signs_in, with_transport,
 };
 use guichet::dev::slapd;
 use reqwest::StatusCode;
@@ -33,14 +33,6 @@ async fn sign_in(app: &TestApp, login: &str, password: &str) -> reqwest::Respons
         ],
     )
     .await
-}
-
-/// The mail to `to` that holds a link to `path`.
-fn mail_to<'a>(mails: &'a [String], to: &str, path: &str) -> &'a str {
-    mails
-        .iter()
-        .find(|m| m.contains(&format!("To: {to}")) && m.contains(path))
-        .unwrap_or_else(|| panic!("a mail to {to} with a link to {path}"))
 }
 
 fn location(response: &reqwest::Response) -> String {

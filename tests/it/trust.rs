@@ -14,7 +14,7 @@ use crate::common::oidc::{
 };
 use crate::common::{
     ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends, browser, csrf_of,
-    free_port, is_signed_in, link_token, open_link, people_dn, signs_in, submit_link,
+    free_port, is_signed_in, link_token, mail_to, open_link, people_dn, signs_in, submit_link,
     with_transport,
 };
 use guichet::oidc::clients::NewClient;
@@ -383,13 +383,7 @@ async fn a_cancel_and_a_confirmation_at_once_end_one_way(backend: Backend) {
             .into_iter()
             .filter(|m| !seen.contains(m))
             .collect();
-        let link_in = |to: &str, path: &str| {
-            let mail = mails
-                .iter()
-                .find(|m| m.contains(&format!("To: {to}")) && m.contains(path))
-                .unwrap_or_else(|| panic!("a mail to {to} with {path}"));
-            link_token(mail, path)
-        };
+        let link_in = |to: &str, path: &str| link_token(mail_to(&mails, to, path), path);
         let confirm = link_in(&new, "/account/email/confirm");
         let cancel = link_in(&old, "/account/email/cancel");
         seen.extend(mails.iter().cloned());

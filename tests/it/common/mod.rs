@@ -754,6 +754,14 @@ pub async fn signs_in(
     response.status() == reqwest::StatusCode::SEE_OTHER
 }
 
+/// The mail to `to` that holds a link to `path`.
+pub fn mail_to<'a>(mails: &'a [String], to: &str, path: &str) -> &'a str {
+    mails
+        .iter()
+        .find(|m| m.contains(&format!("To: {to}")) && m.contains(path))
+        .unwrap_or_else(|| panic!("a mail to {to} with a link to {path}"))
+}
+
 /// Opens a mailed link's page (`path?t=token`) in `browser`; its form's CSRF value.
 pub async fn open_link(
     app: &TestApp,

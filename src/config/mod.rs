@@ -169,7 +169,7 @@ fn default_reminders() -> Vec<humantime_serde::Serde<Duration>> {
         .to_vec()
 }
 
-/// One limit: at most `max` attempts per `window`.
+/// One limit: at most `max` counted attempts per `window`.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limit {
@@ -178,30 +178,114 @@ pub struct Limit {
     pub window: Duration,
 }
 
+/// A throttle, not a lockout: past `free` counted attempts in `window`, each
+/// further attempt waits after the last one, first `first_delay`, then twice as
+/// long each time, up to `max_delay`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Throttle {
+    pub free: i64,
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    #[serde(default = "default_first_delay", with = "humantime_serde")]
+    pub first_delay: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_delay: Duration,
+}
+
+fn default_first_delay() -> Duration {
+    Duration::from_secs(1)
+}
+
 /// Limits on the steps that match an identity or check a password, counted in the
-/// database so that every instance shares them.
+/// database so that every instance shares them. At sign-in and on links only
+/// failures count; where the page must not tell a match from a miss (a link asked
+/// for by e-mail) every attempt counts, or the limit would tell it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitSettings {
-    /// Per client address.
+    /// Per client network (an IPv4 address, an IPv6 /64).
+    #[serde(default = "default_per_address")]
     pub per_address: Limit,
-    /// Per identifier typed (e-mail, student number, login, link).
+    /// Per identifier typed (login, e-mail, student number, link) from one network:
+    /// a lockout an attacker can only inflict on the network he uses.
+    #[serde(default = "default_per_identifier")]
     pub per_identifier: Limit,
-    /// For the whole service.
-    pub global: Limit,
+    /// Per identifier from anywhere: slows a guesser who spreads over networks,
+    /// without locking the student out (browsers that signed in to the account
+    /// before are not slowed).
+    #[serde(default = "default_per_account")]
+    pub per_account: Throttle,
+    /// How long a browser that signed in to an account stays trusted for it.
+    #[serde(default = "default_trusted_device", with = "humantime_serde")]
+    pub trusted_device: Duration,
+}
+
+fn default_per_address() -> Limit {
+    Limit {
+        max: 100,
+        window: Duration::from_secs(600),
+    }
+}
+
+fn default_per_identifier() -> Limit {
+    Limit {
+        max: 5,
+        window: Duration::from_secs(3600),
+    }
+}
+
+fn default_per_account() -> Throttle {
+    Throttle {
+        free: 10,
+        window: Duration::from_secs(3600),
+        first_delay: default_first_delay(),
+        max_delay: Duration::from_secs(300),
+    }
+}
+
+fn default_trusted_device() -> Duration {
+    Duration::from_secs(180 * 86400)
 }
 
 impl Default for LimitSettings {
     fn default() -> Self {
-        let limit = |max, secs| Limit {
-            max,
-            window: Duration::from_secs(secs),
-        };
         LimitSettings {
-            per_address: limit(30, 600),
-            per_identifier: limit(5, 3600),
-            global: limit(1200, 60),
+            per_address: default_per_address(),
+            per_identifier: default_per_identifier(),
+            per_account: default_per_account(),
+            trusted_device: default_trusted_device(),
         }
+    }
+}
+
+/// An address or a CIDR block, as an operator writes it (`10.0.0.7`, `10.0.0.0/8`,
+/// `2001:db8::/32`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network(pub ipnet::IpNet);
+
+impl std::str::FromStr for Network {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        text.parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map(|net| Network(net.trunc()))
+            .map_err(|_| format!("expected an IP address or a CIDR block, got {text:?}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Network {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Network {
+    pub fn contains(&self, address: std::net::IpAddr) -> bool {
+        self.0.contains(&address)
     }
 }
 
@@ -220,6 +304,10 @@ pub struct ServerSettings {
     /// Serves `/dev/mail`, the dev mailbox. Only `guichet dev` turns it on.
     #[serde(default)]
     pub dev_mailbox: Option<PathBuf>,
+    /// Load balancers and reverse proxies (addresses or CIDRs) whose `Forwarded` or
+    /// `X-Forwarded-For` header names the client; from anyone else it is ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<Network>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -497,6 +585,7 @@ impl Settings {
             ));
         }
         self.check_hashing()?;
+        self.check_limits()?;
         if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
             return Err(ConfigError::new(
                 "mail.from",
@@ -561,6 +650,33 @@ impl Settings {
             return Err(ConfigError::new(
                 "directory.pool_size",
                 "pool_size and timeout must be greater than zero",
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_limits(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        for (key, limit) in [
+            ("limits.per_address", l.per_address),
+            ("limits.per_identifier", l.per_identifier),
+        ] {
+            if limit.max < 1 || limit.window.is_zero() {
+                return Err(ConfigError::new(
+                    key,
+                    "expected max >= 1 and a window longer than zero",
+                ));
+            }
+        }
+        let t = l.per_account;
+        if t.free < 1
+            || t.window.is_zero()
+            || t.first_delay.is_zero()
+            || t.first_delay > t.max_delay
+        {
+            return Err(ConfigError::new(
+                "limits.per_account",
+                "expected free >= 1, a window longer than zero and 0 < first_delay <= max_delay",
             ));
         }
         Ok(())

@@ -30,6 +30,7 @@ pub use invitations::Invitation;
 pub use logout_deliveries::LogoutDelivery;
 pub use oidc::{ClientRecord, CodeRecord, NewToken, Redemption, StoredKey, TokenKind, TokenRecord};
 pub use outbox::{Claimed, Outgoing};
+pub use rate_limits::Count;
 pub use retention::Retention;
 pub use session_end::{AccountClaim, Ended, EndedSession};
 pub use sessions::{NewSession, SessionRecord};

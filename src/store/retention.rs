@@ -18,7 +18,7 @@ pub struct Retention {
 impl Store {
     /// Deletes what expired long enough ago; returns how many rows went.
     pub async fn purge(&self, now: i64, retention: Retention) -> Result<u64, StoreError> {
-        let steps: [(&str, i64); 10] = [
+        let steps: [(&str, i64); 11] = [
             // Codes outlive their 60 s by two days: a replay seen in that time still
             // revokes what the code gave.
             (
@@ -63,6 +63,8 @@ impl Store {
                 "DELETE FROM oidc_logout_deliveries WHERE delivered_at < $1 OR failed_at < $1",
                 now - DAY,
             ),
+            // A browser not seen signing in for its whole trust period is a stranger.
+            ("DELETE FROM trusted_devices WHERE expires_at < $1", now),
         ];
         let mut deleted = self.forget_hits(now - DAY).await?;
         for (sql, before) in steps {

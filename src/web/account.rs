@@ -3,17 +3,18 @@
 //! the new address, signed in or not, since students often open mail on another
 //! device).
 
-use std::net::SocketAddr;
-
 use axum::Form;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::context;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::client::Client;
+use super::devices::{self, Trust};
 use super::error::WebError;
+use super::limits::{Step, Verdict};
 use super::link_pages::{self, LinkQuery, private, rule_lines, violation_lines};
 use super::session::Student;
 use super::{AppState, Frame, limits};
@@ -107,34 +108,33 @@ impl std::fmt::Debug for EmailForm {
 
 pub async fn email_request(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: Client,
     frame: Frame,
     student: Student,
+    headers: axum::http::HeaderMap,
     Form(form): Form<EmailForm>,
 ) -> Result<Response, WebError> {
-    limits::check(
-        &state,
-        "email-change",
-        client.ip(),
-        student.account.login.as_str(),
-    )
-    .await?;
+    let login = student.account.login.as_str();
+    let stranger = Trust::Stranger;
+    let asked = limits::begin(&state, Step::EMAIL_CHANGE, client.0, login, &stranger).await?;
     let typed = form.email.trim();
     let email = match typed.parse::<Email>() {
         Ok(email) => email,
         Err(e) => {
+            asked.settle(&state, Verdict::Unchecked).await;
             let html = email_page(&state, &frame, &student, typed, Some((e.code(), "email")))?;
             return Ok((StatusCode::BAD_REQUEST, html).into_response());
         }
     };
     let now = OffsetDateTime::now_utc();
-    let login = student.account.login.as_str();
     // A current password typed here counts like a sign-in's: a session found open
     // on a shared computer is no place to guess it either.
-    let checks_password = Proof::needs_password(student.signed_in_at, now);
-    if checks_password {
-        limits::check(&state, "login", client.ip(), login).await?;
-    }
+    let checked = if Proof::needs_password(student.signed_in_at, now) {
+        let trust = devices::trust(&state, &headers, login).await;
+        Some(limits::begin(&state, Step::SIGN_IN, client.0, login, &trust).await?)
+    } else {
+        None
+    };
     let current = Password::new(form.current);
     let proof = Proof {
         signed_in_at: student.signed_in_at,
@@ -143,11 +143,13 @@ pub async fn email_request(
     };
     let outcome = flow(&state, frame.origin(client))
         .request(&student.account, proof, &email, frame.0.lang, now)
-        .await?;
-    if checks_password && outcome != Requested::WrongPassword {
-        limits::refund(&state, "login", client.ip(), login).await?;
+        .await;
+    asked.settle(&state, Verdict::of(&outcome, |_| false)).await;
+    if let Some(checked) = checked {
+        let verdict = Verdict::of(&outcome, |o| *o == Requested::WrongPassword);
+        checked.settle(&state, verdict).await;
     }
-    let error = match outcome {
+    let error = match outcome? {
         Requested::LinkSent => {
             let page = context! { email => email.as_str(), lifetime => lifetime(&state) };
             let html = state.render("email_change_sent.html", &frame, page)?;
@@ -185,18 +187,20 @@ pub async fn cancellation(
 
 pub async fn cancel(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: Client,
     frame: Frame,
     Form(form): Form<LinkQuery>,
 ) -> Result<Response, WebError> {
     let Ok(token) = form.t.parse::<Token>() else {
         return cancel_outcome(&state, &frame, &Cancelled::Gone(LinkState::Unknown), None);
     };
-    limits::check(&state, "email-confirm", client.ip(), &form.t).await?;
-    let outcome = flow(&state, frame.origin(client))
-        .cancel(&token, OffsetDateTime::now_utc())
-        .await?;
-    cancel_outcome(&state, &frame, &outcome, Some(&token))
+    limits::guard(&state, Step::LINK, client.0, &form.t, async {
+        let outcome = flow(&state, frame.origin(client))
+            .cancel(&token, OffsetDateTime::now_utc())
+            .await?;
+        cancel_outcome(&state, &frame, &outcome, Some(&token))
+    })
+    .await
 }
 
 fn cancel_outcome(
@@ -242,24 +246,26 @@ pub async fn confirmation(
 
 pub async fn confirm(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: Client,
     frame: Frame,
     Form(form): Form<LinkQuery>,
 ) -> Result<Response, WebError> {
     let Ok(token) = form.t.parse::<Token>() else {
         return gone(&state, &frame, &LinkState::Unknown, None);
     };
-    limits::check(&state, "email-confirm", client.ip(), &form.t).await?;
-    match flow(&state, frame.origin(client))
-        .confirm(&token, OffsetDateTime::now_utc())
-        .await?
-    {
-        Confirmed::Changed { email } => {
-            let html = state.render("email_change_done.html", &frame, context! { email })?;
-            Ok(private(StatusCode::OK, html))
+    limits::guard(&state, Step::LINK, client.0, &form.t, async {
+        match flow(&state, frame.origin(client))
+            .confirm(&token, OffsetDateTime::now_utc())
+            .await?
+        {
+            Confirmed::Changed { email } => {
+                let html = state.render("email_change_done.html", &frame, context! { email })?;
+                Ok(private(StatusCode::OK, html))
+            }
+            Confirmed::Gone(link) => gone(&state, &frame, &link, Some(&token)),
         }
-        Confirmed::Gone(link) => gone(&state, &frame, &link, Some(&token)),
-    }
+    })
+    .await
 }
 
 fn password_page(
@@ -308,15 +314,17 @@ impl std::fmt::Debug for PasswordChangeForm {
 
 pub async fn password_change(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: Client,
     frame: Frame,
     student: Student,
+    headers: axum::http::HeaderMap,
     Form(form): Form<PasswordChangeForm>,
 ) -> Result<Response, WebError> {
     let login = student.account.login.as_str();
     // Wrong current passwords count like wrong sign-ins: whoever finds a session
     // open on a shared computer may not guess the password here either.
-    limits::check(&state, "login", client.ip(), login).await?;
+    let trust = devices::trust(&state, &headers, login).await;
+    let attempt = limits::begin(&state, Step::SIGN_IN, client.0, login, &trust).await?;
     let change = PasswordChange {
         app: &state.app,
         origin: frame.origin(client),
@@ -330,10 +338,11 @@ pub async fn password_change(
             frame.0.lang,
             OffsetDateTime::now_utc(),
         )
-        .await?;
-    let (wrong, violations) = match outcome {
+        .await;
+    let verdict = Verdict::of(&outcome, |o| matches!(o, PasswordChanged::WrongPassword));
+    attempt.settle(&state, verdict).await;
+    let (wrong, violations) = match outcome? {
         PasswordChanged::Done => {
-            limits::refund(&state, "login", client.ip(), login).await?;
             let html = state.render(
                 "password_done.html",
                 &frame,
@@ -342,10 +351,7 @@ pub async fn password_change(
             return Ok(private(StatusCode::OK, html));
         }
         PasswordChanged::WrongPassword => (true, Vec::new()),
-        PasswordChanged::Refused(violations) => {
-            limits::refund(&state, "login", client.ip(), login).await?;
-            (false, violation_lines(violations))
-        }
+        PasswordChanged::Refused(violations) => (false, violation_lines(violations)),
     };
     let html = password_page(&state, &frame, &student, wrong, violations)?;
     Ok(private(StatusCode::BAD_REQUEST, html))

@@ -1,18 +1,19 @@
 //! Activation pages: parse the forms into domain types, apply the rate limits, call
 //! the activation flow, and show its answer.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Form;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Value, context};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::client::Client;
 use super::error::WebError;
+use super::limits::Step;
 use super::link_pages::{self, LinkQuery, PasswordForm, private, rule_lines, violation_lines};
 use super::{AppState, Frame, limits};
 use crate::config::{BirthDate, IdentityMethod};
@@ -90,7 +91,7 @@ fn by_ine(state: &AppState) -> bool {
 
 pub async fn request(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: Client,
     frame: Frame,
     Form(form): Form<RequestForm>,
 ) -> Result<Response, WebError> {
@@ -98,7 +99,7 @@ pub async fn request(
     if by_ine(&state) {
         return identify(state, client, frame, form, started).await;
     }
-    limits::check(&state, "activation", client.ip(), &form.email).await?;
+    limits::guard(&state, Step::ACTIVATION_REQUEST, client.0, &form.email, async {
     let email = form.email.parse::<Email>();
     let accepted = form.terms.as_deref() == Some("accepted");
     if email.is_err() || !accepted {
@@ -128,6 +129,8 @@ pub async fn request(
     Ok(state
         .render("activation_sent.html", &frame, page)?
         .into_response())
+    })
+    .await
 }
 
 fn password_page(
@@ -173,72 +176,83 @@ pub async fn open(
 
 pub async fn save(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: Client,
     frame: Frame,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, WebError> {
     let Ok(token) = form.t.parse::<Token>() else {
         return gone(&state, &frame, &LinkState::Unknown, None);
     };
-    limits::check(&state, "activation-password", client.ip(), &form.t).await?;
-    let now = OffsetDateTime::now_utc();
-    let flow = flow(&state, frame.origin(client));
-    match flow
-        .save(
-            &token,
-            &form.password,
-            &form.confirmation,
-            frame.0.lang,
-            now,
-        )
-        .await?
-    {
-        Saved::Activated { login } => done(&state, frame, login),
-        Saved::Refused(violations) => {
-            let Opened::Form {
-                login,
-                display_name,
-            } = flow.open(&token, now).await?
-            else {
-                return gone(&state, &frame, &LinkState::Unknown, Some(&token));
-            };
-            let violations = violation_lines(violations);
-            let frame = frame.for_link(&token);
-            let html = password_page(&state, &frame, &token, &login, &display_name, violations)?;
-            Ok(private(StatusCode::BAD_REQUEST, html))
+    limits::guard(&state, Step::LINK, client.0, &form.t, async {
+        let now = OffsetDateTime::now_utc();
+        let flow = flow(&state, frame.origin(client));
+        match flow
+            .save(
+                &token,
+                &form.password,
+                &form.confirmation,
+                frame.0.lang,
+                now,
+            )
+            .await?
+        {
+            Saved::Activated { login } => done(&state, frame, login),
+            Saved::Refused(violations) => {
+                let Opened::Form {
+                    login,
+                    display_name,
+                } = flow.open(&token, now).await?
+                else {
+                    return gone(&state, &frame, &LinkState::Unknown, Some(&token));
+                };
+                let violations = violation_lines(violations);
+                let frame = frame.for_link(&token);
+                let html =
+                    password_page(&state, &frame, &token, &login, &display_name, violations)?;
+                Ok(private(StatusCode::BAD_REQUEST, html))
+            }
+            Saved::Gone(link) => gone(&state, &frame, &link, Some(&token)),
         }
-        Saved::Gone(link) => gone(&state, &frame, &link, Some(&token)),
-    }
+    })
+    .await
 }
 
 /// Perpignan's step 1: student number and INE. Matched or not, the next form shows,
 /// after the same time.
 async fn identify(
     state: AppState,
-    client: SocketAddr,
+    client: Client,
     frame: Frame,
     form: RequestForm,
     started: Instant,
 ) -> Result<Response, WebError> {
-    limits::check(&state, "activation", client.ip(), &form.student).await?;
-    let (student, ine) = (form.student.parse::<StudentId>(), form.ine.parse::<Ine>());
-    let born = date_of_birth(state.settings.profile.identity.birth_date, &form.born);
-    let (Ok(student), Ok(ine), Ok(born)) = (&student, &ine, &born) else {
-        let errors = context! {
-            student => student.as_ref().err().map(|e| e.code()),
-            ine => ine.as_ref().err().map(|e| e.code()),
-            born => born.as_ref().err().map(|e| e.code()),
-        };
-        let html = identify_page(&state, &frame, &form, errors)?;
-        return Ok((StatusCode::BAD_REQUEST, html).into_response());
-    };
-    let token = flow(&state, frame.origin(client))
-        .identify(student, ine, *born, OffsetDateTime::now_utc())
-        .await?;
-    tokio::time::sleep(EVEN_ANSWER.saturating_sub(started.elapsed())).await;
-    let frame = frame.for_link(&token);
-    let html = choose_page(&state, &frame, &token, "", Vec::new(), no_errors())?;
-    Ok(private(StatusCode::OK, html))
+    limits::guard(
+        &state,
+        Step::ACTIVATION_REQUEST,
+        client.0,
+        &form.student,
+        async {
+            let (student, ine) = (form.student.parse::<StudentId>(), form.ine.parse::<Ine>());
+            let born = date_of_birth(state.settings.profile.identity.birth_date, &form.born);
+            let (Ok(student), Ok(ine), Ok(born)) = (&student, &ine, &born) else {
+                let errors = context! {
+                    student => student.as_ref().err().map(|e| e.code()),
+                    ine => ine.as_ref().err().map(|e| e.code()),
+                    born => born.as_ref().err().map(|e| e.code()),
+                };
+                let html = identify_page(&state, &frame, &form, errors)?;
+                return Ok((StatusCode::BAD_REQUEST, html).into_response());
+            };
+            let token = flow(&state, frame.origin(client))
+                .identify(student, ine, *born, OffsetDateTime::now_utc())
+                .await?;
+            tokio::time::sleep(EVEN_ANSWER.saturating_sub(started.elapsed())).await;
+            let frame = frame.for_link(&token);
+            let html = choose_page(&state, &frame, &token, "", Vec::new(), no_errors())?;
+            Ok(private(StatusCode::OK, html))
+        },
+    )
+    .await
 }
 
 fn no_errors() -> Value {
@@ -331,7 +345,7 @@ pub struct ChooseForm {
 /// Perpignan's step 2: password, personal e-mail, terms.
 pub async fn choose(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: Client,
     frame: Frame,
     Form(form): Form<ChooseForm>,
 ) -> Result<Response, WebError> {
@@ -339,7 +353,7 @@ pub async fn choose(
     let Ok(token) = form.t.parse::<Token>() else {
         return gone(&state, &frame, &LinkState::Unknown, None);
     };
-    limits::check(&state, "activation-choose", client.ip(), &form.t).await?;
+    limits::guard(&state, Step::LINK, client.0, &form.t, async {
     let frame = frame.for_link(&token);
     let email = form.email.parse::<Email>();
     let accepted = form.terms.as_deref() == Some("accepted");
@@ -394,6 +408,8 @@ pub async fn choose(
         }
         Chosen::Gone(link) => gone(&state, &frame, &link, Some(&token)),
     }
+    })
+    .await
 }
 
 /// Perpignan's step 3 (GET): a button, so that a mail scanner opening the link does
@@ -431,19 +447,21 @@ pub struct ConfirmForm {
 
 pub async fn confirm(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: Client,
     frame: Frame,
     Form(form): Form<ConfirmForm>,
 ) -> Result<Response, WebError> {
     let Ok(token) = form.t.parse::<Token>() else {
         return gone(&state, &frame, &LinkState::Unknown, None);
     };
-    limits::check(&state, "activation-confirm", client.ip(), &form.t).await?;
-    match flow(&state, frame.origin(client))
-        .confirm(&token, frame.0.lang, OffsetDateTime::now_utc())
-        .await?
-    {
-        Confirmed::Activated { login } => done(&state, frame, login),
-        Confirmed::Gone(link) => gone(&state, &frame, &link, Some(&token)),
-    }
+    limits::guard(&state, Step::LINK, client.0, &form.t, async {
+        match flow(&state, frame.origin(client))
+            .confirm(&token, frame.0.lang, OffsetDateTime::now_utc())
+            .await?
+        {
+            Confirmed::Activated { login } => done(&state, frame, login),
+            Confirmed::Gone(link) => gone(&state, &frame, &link, Some(&token)),
+        }
+    })
+    .await
 }

@@ -29,8 +29,9 @@ pub enum WebError {
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A rate limit refused the request; it may come back after `retry_after` seconds.
     #[error("too many attempts")]
-    TooManyAttempts,
+    TooManyAttempts { retry_after: u64 },
     /// Nothing was done; trying again in a moment will work.
     #[error("busy")]
     Busy,
@@ -88,7 +89,7 @@ impl WebError {
         match self {
             WebError::NotFound => (StatusCode::NOT_FOUND, "error.not_found"),
             WebError::BadRequest(_) => (StatusCode::BAD_REQUEST, "error.bad_request"),
-            WebError::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "error.too_many"),
+            WebError::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "error.too_many"),
             WebError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "error.busy"),
             WebError::Csrf => (StatusCode::FORBIDDEN, "error.csrf"),
             WebError::Authorize(_) => (StatusCode::BAD_REQUEST, "error.authorize"),
@@ -114,6 +115,10 @@ impl WebError {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let (status, page) = self.status_and_page();
+        let retry_after = match self {
+            WebError::TooManyAttempts { retry_after } => retry_after,
+            _ => 30,
+        };
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         } else {
@@ -123,10 +128,9 @@ impl IntoResponse for WebError {
         response.extensions_mut().insert(ErrorPage(page));
         // Overload and outages are answered at once with when to come back.
         if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("30"),
-            );
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after.into());
         }
         response
     }
@@ -166,11 +170,17 @@ pub async fn render_error_pages(
     };
     let page = context! { key => page };
     let profile = &state.settings.profile;
+    // The page replaces the body; when to come back stays.
+    let retry_after = response
+        .headers()
+        .get(axum::http::header::RETRY_AFTER)
+        .cloned();
+    let retry = retry_after.map(|value| [(axum::http::header::RETRY_AFTER, value)]);
     match super::pages::render(&state.templates, "error.html", profile, &frame, page) {
-        Ok(html) => (status, html).into_response(),
+        Ok(html) => (status, retry, html).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "error page could not be rendered");
-            (status, "Service indisponible / Service unavailable").into_response()
+            (status, retry, "Service indisponible / Service unavailable").into_response()
         }
     }
 }

@@ -1,10 +1,8 @@
 //! The help page: a contact form that reaches the helpdesk, rate-limited, and a
 //! reference number for the student.
 
-use std::net::SocketAddr;
-
 use axum::Form;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use std::collections::BTreeMap;
@@ -13,7 +11,9 @@ use minijinja::context;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::client::Client;
 use super::error::WebError;
+use super::limits::Step;
 use super::{AppState, Frame, limits};
 use crate::domain::{FieldError, HelpCategory, HelpRequest};
 use crate::flows::help::Help;
@@ -69,34 +69,36 @@ pub async fn show(State(state): State<AppState>, frame: Frame) -> Result<Html<St
 
 pub async fn submit(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: Client,
     frame: Frame,
     Form(form): Form<HelpForm>,
 ) -> Result<Response, WebError> {
-    limits::check(&state, "help", client.ip(), &form.contact).await?;
-    let request = match HelpRequest::parse(
-        &form.name,
-        &form.identifier,
-        &form.contact,
-        &form.category,
-        &form.message,
-    ) {
-        Ok(request) => request,
-        Err(problems) => {
-            let html = help_page(&state, &frame, &form, &problems)?;
-            return Ok((StatusCode::BAD_REQUEST, html).into_response());
-        }
-    };
-    let help = Help {
-        store: &state.store,
-        directory: &state.directory,
-        profile: &state.settings.profile,
-        outbox: state.outbox.waker(),
-        origin: frame.origin(client),
-    };
-    let reference = help.submit(&request, OffsetDateTime::now_utc()).await?;
-    let page = context! { reference, contact => request.contact.as_str() };
-    Ok(state
-        .render("help_sent.html", &frame, page)?
-        .into_response())
+    limits::guard(&state, Step::HELP, client.0, &form.contact, async {
+        let request = match HelpRequest::parse(
+            &form.name,
+            &form.identifier,
+            &form.contact,
+            &form.category,
+            &form.message,
+        ) {
+            Ok(request) => request,
+            Err(problems) => {
+                let html = help_page(&state, &frame, &form, &problems)?;
+                return Ok((StatusCode::BAD_REQUEST, html).into_response());
+            }
+        };
+        let help = Help {
+            store: &state.store,
+            directory: &state.directory,
+            profile: &state.settings.profile,
+            outbox: state.outbox.waker(),
+            origin: frame.origin(client),
+        };
+        let reference = help.submit(&request, OffsetDateTime::now_utc()).await?;
+        let page = context! { reference, contact => request.contact.as_str() };
+        Ok(state
+            .render("help_sent.html", &frame, page)?
+            .into_response())
+    })
+    .await
 }

@@ -4,9 +4,11 @@
 mod account;
 mod activation;
 mod assets;
+pub(crate) mod client;
 pub(crate) mod csrf;
 pub mod dev_app;
 mod dev_mail;
+mod devices;
 pub mod error;
 mod health;
 mod help;
@@ -124,9 +126,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Frame {
 
 impl Frame {
     /// Who is asking, for the audit log.
-    pub(crate) fn origin(&self, client: std::net::SocketAddr) -> crate::store::Origin {
+    pub(crate) fn origin(&self, client: client::Client) -> crate::store::Origin {
         crate::store::Origin {
-            client_ip: Some(client.ip()),
+            client_ip: Some(client.0),
             request_id: self.0.request_id.clone(),
         }
     }

@@ -1,18 +1,19 @@
 //! Forgot-password pages: the request form, the same "check your mail" answer for
 //! everyone, and the new-password form behind the mailed link.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Form;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Value, context};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::client::Client;
 use super::error::WebError;
+use super::limits::Step;
 use super::link_pages::{self, LinkQuery, PasswordForm, private, rule_lines, violation_lines};
 use super::{AppState, Frame, limits};
 use crate::config::ResetIdentifier;
@@ -23,7 +24,7 @@ use crate::store::LinkState;
 /// Every answer to the request takes at least this long, whatever the account.
 const EVEN_ANSWER: Duration = Duration::from_millis(300);
 
-fn flow<'a>(state: &'a AppState, client: SocketAddr, frame: &Frame) -> Reset<'a> {
+fn flow<'a>(state: &'a AppState, client: Client, frame: &Frame) -> Reset<'a> {
     Reset {
         app: &state.app,
         origin: frame.origin(client),
@@ -81,30 +82,38 @@ pub struct ForgotForm {
 
 pub async fn request(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: Client,
     frame: Frame,
     Form(form): Form<ForgotForm>,
 ) -> Result<Response, WebError> {
     let started = Instant::now();
-    limits::check(&state, "reset", client.ip(), &form.identifier).await?;
-    let allowed = &state.settings.profile.reset.identifiers;
-    let Some(identifier) = Identifier::parse(&form.identifier, allowed) else {
-        let error = if identifier_label(&state) == "reset.forgot.email" {
-            "reset.forgot.email_invalid"
-        } else {
-            "reset.forgot.any_invalid"
-        };
-        let html = forgot_page(&state, &frame, form.identifier.trim(), Some(error))?;
-        return Ok((StatusCode::BAD_REQUEST, html).into_response());
-    };
-    flow(&state, client, &frame)
-        .request(&identifier, frame.0.lang, OffsetDateTime::now_utc())
-        .await?;
-    tokio::time::sleep(EVEN_ANSWER.saturating_sub(started.elapsed())).await;
-    let page = context! { lifetime => lifetime(&state) };
-    Ok(state
-        .render("password_sent.html", &frame, page)?
-        .into_response())
+    limits::guard(
+        &state,
+        Step::RESET_REQUEST,
+        client.0,
+        &form.identifier,
+        async {
+            let allowed = &state.settings.profile.reset.identifiers;
+            let Some(identifier) = Identifier::parse(&form.identifier, allowed) else {
+                let error = if identifier_label(&state) == "reset.forgot.email" {
+                    "reset.forgot.email_invalid"
+                } else {
+                    "reset.forgot.any_invalid"
+                };
+                let html = forgot_page(&state, &frame, form.identifier.trim(), Some(error))?;
+                return Ok((StatusCode::BAD_REQUEST, html).into_response());
+            };
+            flow(&state, client, &frame)
+                .request(&identifier, frame.0.lang, OffsetDateTime::now_utc())
+                .await?;
+            tokio::time::sleep(EVEN_ANSWER.saturating_sub(started.elapsed())).await;
+            let page = context! { lifetime => lifetime(&state) };
+            Ok(state
+                .render("password_sent.html", &frame, page)?
+                .into_response())
+        },
+    )
+    .await
 }
 
 fn reset_page(
@@ -126,7 +135,7 @@ fn reset_page(
 
 pub async fn open(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: Client,
     frame: Frame,
     Query(query): Query<LinkQuery>,
 ) -> Result<Response, WebError> {
@@ -147,42 +156,44 @@ pub async fn open(
 
 pub async fn change(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: Client,
     frame: Frame,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, WebError> {
     let Ok(token) = form.t.parse::<Token>() else {
         return gone(&state, &frame, &LinkState::Unknown, None);
     };
-    limits::check(&state, "reset-password", client.ip(), &form.t).await?;
-    let now = OffsetDateTime::now_utc();
-    let flow = flow(&state, client, &frame);
-    match flow
-        .change(
-            &token,
-            &form.password,
-            &form.confirmation,
-            frame.0.lang,
-            now,
-        )
-        .await?
-    {
-        Changed::Done { login, .. } => {
-            let html = state.render(
-                "password_done.html",
-                &frame,
-                context! { login, signed_in => false },
-            )?;
-            Ok(private(StatusCode::OK, html))
+    limits::guard(&state, Step::LINK, client.0, &form.t, async {
+        let now = OffsetDateTime::now_utc();
+        let flow = flow(&state, client, &frame);
+        match flow
+            .change(
+                &token,
+                &form.password,
+                &form.confirmation,
+                frame.0.lang,
+                now,
+            )
+            .await?
+        {
+            Changed::Done { login, .. } => {
+                let html = state.render(
+                    "password_done.html",
+                    &frame,
+                    context! { login, signed_in => false },
+                )?;
+                Ok(private(StatusCode::OK, html))
+            }
+            Changed::Refused(violations) => {
+                let Opened::Form { login } = flow.open(&token, now).await? else {
+                    return gone(&state, &frame, &LinkState::Unknown, Some(&token));
+                };
+                let frame = frame.for_link(&token);
+                let html = reset_page(&state, &frame, &token, &login, violation_lines(violations))?;
+                Ok(private(StatusCode::BAD_REQUEST, html))
+            }
+            Changed::Gone(link) => gone(&state, &frame, &link, Some(&token)),
         }
-        Changed::Refused(violations) => {
-            let Opened::Form { login } = flow.open(&token, now).await? else {
-                return gone(&state, &frame, &LinkState::Unknown, Some(&token));
-            };
-            let frame = frame.for_link(&token);
-            let html = reset_page(&state, &frame, &token, &login, violation_lines(violations))?;
-            Ok(private(StatusCode::BAD_REQUEST, html))
-        }
-        Changed::Gone(link) => gone(&state, &frame, &link, Some(&token)),
-    }
+    })
+    .await
 }

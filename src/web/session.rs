@@ -1,10 +1,8 @@
 //! Sign-in, sign-out and the signed-in student: the session cookie, the login page,
 //! and an extractor that sends anyone without a live session to the login page.
 
-use std::net::SocketAddr;
-
 use axum::Form;
-use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
@@ -14,8 +12,10 @@ use minijinja::context;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::client::Client;
 use super::error::WebError;
-use super::{AppState, Frame, limits};
+use super::limits::{Step, Verdict};
+use super::{AppState, Frame, devices, limits};
 use crate::directory::Account;
 use crate::domain::{Login, Password, Token, TokenHash};
 use crate::flows::sign_in::{Refusal, SignIn, SignedIn};
@@ -185,12 +185,13 @@ impl std::fmt::Debug for LoginForm {
 
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: Client,
     frame: Frame,
     headers: axum::http::HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, WebError> {
-    limits::check(&state, "login", client.ip(), &form.login).await?;
+    let trust = devices::trust(&state, &headers, &form.login).await;
+    let attempt = limits::begin(&state, Step::SIGN_IN, client.0, &form.login, &trust).await?;
     let next = local_target(form.next.as_deref());
     let typed = form.login.trim();
     let outcome = match typed.parse::<Login>() {
@@ -204,16 +205,20 @@ pub async fn login(
                     previous.as_ref(),
                     OffsetDateTime::now_utc(),
                 )
-                .await?
+                .await
         }
-        Err(_) => SignedIn::Refused(Refusal::BadCredentials),
+        Err(_) => Ok(SignedIn::Refused(Refusal::BadCredentials)),
     };
-    let refusal = match outcome {
+    let verdict = Verdict::of(&outcome, |o| matches!(o, SignedIn::Refused(_)));
+    attempt.settle(&state, verdict).await;
+    let refusal = match outcome? {
         SignedIn::Session(secret) => {
-            limits::refund(&state, "login", client.ip(), &form.login).await?;
             let mut response = see_other(&next);
             let max_age = state.settings.sessions.absolute.as_secs();
             if let Some(cookie) = session_cookie(&state, secret.expose(), max_age) {
+                response.headers_mut().append(SET_COOKIE, cookie);
+            }
+            if let Some(cookie) = devices::remember(&state, &headers, &form.login).await {
                 response.headers_mut().append(SET_COOKIE, cookie);
             }
             return Ok(response);
@@ -246,7 +251,7 @@ pub async fn end_current_session(
     state: &AppState,
     headers: &axum::http::HeaderMap,
     frame: &Frame,
-    client: Option<SocketAddr>,
+    client: Option<Client>,
 ) -> Result<(), WebError> {
     let Some(id) = browser_session(state, headers) else {
         return Ok(());
@@ -274,7 +279,7 @@ pub struct LogoutForm {
 /// Signs out of Guichet and of every application the session signed into.
 pub async fn logout(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: Client,
     frame: Frame,
     headers: axum::http::HeaderMap,
     Form(form): Form<LogoutForm>,

@@ -602,7 +602,7 @@ async fn perpignan_rules_refuse_unlisted_special_characters(backend: Backend) {
 async fn repeated_attempts_are_limited_per_identifier_and_per_address(backend: Backend) {
     let smtp = TestSmtp::start();
     let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
-        let limits = "[limits]\nper_address = { max = 4, window = \"10m\" }\nper_identifier = { max = 2, window = \"1h\" }\nglobal = { max = 100, window = \"1m\" }\n";
+        let limits = "[limits]\nper_address = { max = 4, window = \"10m\" }\nper_identifier = { max = 2, window = \"1h\" }\n";
         with_transport(t, &smtp.transport()).replace("[invitations]", &format!("{limits}[invitations]"))
     })
     .await;
@@ -619,15 +619,13 @@ async fn repeated_attempts_are_limited_per_identifier_and_per_address(backend: B
         "the same identifier, whatever its case"
     );
     assert!(page.contains("Trop de tentatives"), "{page}");
-    // Another identifier still works, until the address itself is over its limit.
-    assert_eq!(
-        ask_for_link(&app, "someone@example.org").await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        ask_for_link(&app, "third@example.org").await.0,
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    // Another identifier still works, until the address itself is over its limit
+    // (four requests: the refused one is not counted).
+    for other in ["someone@example.org", "third@example.org"] {
+        assert_eq!(ask_for_link(&app, other).await.0, StatusCode::OK);
+    }
+    let (status, _) = ask_for_link(&app, "fourth@example.org").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     app.shutdown().await;
 }
 

@@ -14,6 +14,7 @@ mod help;
 mod import;
 mod interop;
 mod invitation;
+mod limits;
 mod mail;
 mod oidc;
 mod reset;

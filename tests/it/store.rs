@@ -305,13 +305,29 @@ async fn rate_limit_counters_are_shared_and_windowed(backend: Backend) {
     let database = TestDatabase::create(backend).await;
     let (one, two) = (connect(&database).await, connect(&database).await);
     one.migrate().await.unwrap();
-    // Two instances count into the same window.
-    assert_eq!(one.hit("ip:192.0.2.7", 60, 1_200).await.unwrap(), 1);
-    assert_eq!(two.hit("ip:192.0.2.7", 60, 1_210).await.unwrap(), 2);
-    assert_eq!(one.hit("ip:192.0.2.8", 60, 1_210).await.unwrap(), 1);
-    assert_eq!(
-        one.hit("ip:192.0.2.7", 60, 1_260).await.unwrap(),
-        1,
+    // Two instances count into the same window, never past its limit; a refused
+    // attempt adds nothing.
+    assert!(one.take_hit("ip:192.0.2.7", 1_200, 2, 1_200).await.unwrap());
+    assert!(two.take_hit("ip:192.0.2.7", 1_200, 2, 1_210).await.unwrap());
+    assert!(!one.take_hit("ip:192.0.2.7", 1_200, 2, 1_211).await.unwrap());
+    let count = two.count_hits("ip:192.0.2.7", 1_200).await.unwrap();
+    assert_eq!((count.hits, count.last_at), (2, 1_210));
+    assert_eq!(one.note_refusal("ip:192.0.2.7", 1_200).await.unwrap(), 1);
+    assert!(one.take_hit("ip:192.0.2.8", 1_200, 2, 1_210).await.unwrap());
+    // A count given back frees its place; a take that expected another count fails.
+    two.give_back_hit("ip:192.0.2.7", 1_200).await.unwrap();
+    assert!(
+        !one.take_hit_after("ip:192.0.2.7", 1_200, 2, 1_220)
+            .await
+            .unwrap()
+    );
+    assert!(
+        one.take_hit_after("ip:192.0.2.7", 1_200, 1, 1_220)
+            .await
+            .unwrap()
+    );
+    assert!(
+        one.take_hit("ip:192.0.2.7", 1_260, 2, 1_260).await.unwrap(),
         "a new window starts afresh"
     );
     assert_eq!(one.forget_hits(1_260).await.unwrap(), 2);

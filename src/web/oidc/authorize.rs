@@ -2,9 +2,7 @@
 //! answer: the request goes to the provider as sent, the outcome comes back as a
 //! redirect (code, error, login page) or a page (consent, refusal).
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Form, Query, State};
+use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use minijinja::context;
@@ -15,6 +13,7 @@ use crate::oidc::provider::{
     Authorization, ConsentAnswer, ConsentAsked, Provider, Refusal, ToLogin,
 };
 use crate::store::Origin;
+use crate::web::client::Client;
 use crate::web::{AppState, Frame, WebError, leaving_page, session};
 
 pub async fn get(
@@ -41,7 +40,7 @@ pub async fn post(
 /// original request).
 pub async fn consent(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    peer: Client,
     frame: Frame,
     headers: HeaderMap,
     Form(mut params): Form<Params>,

@@ -1,9 +1,7 @@
 //! The end-session endpoint (RP-initiated logout, GET and POST), and the answer
 //! once signed out, which the sign-out form of the account pages shares.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Form, Query, State};
+use axum::extract::{Form, Query, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,11 +12,12 @@ use super::redirect;
 use crate::oidc::protocol::{EndSessionRequest, Params};
 use crate::oidc::provider::{EndSession, Provider};
 use crate::store::Origin;
+use crate::web::client::Client;
 use crate::web::{AppState, Frame, WebError, leaving_page, session};
 
 pub async fn get(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: Client,
     frame: Frame,
     headers: HeaderMap,
     Query(params): Query<Params>,
@@ -31,7 +30,7 @@ pub async fn get(
 
 pub async fn post(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: Client,
     frame: Frame,
     headers: HeaderMap,
     Form(params): Form<Params>,

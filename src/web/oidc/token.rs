@@ -1,10 +1,8 @@
 //! The endpoints clients call from their back ends: token, introspection,
 //! revocation. Each answers JSON, refusals included.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, Form, FromRequest, Request, State};
+use axum::extract::{Form, FromRequest, Request, State};
 use axum::http::header::{AUTHORIZATION, PRAGMA};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +12,7 @@ use super::no_store;
 use crate::oidc::OAuthError;
 use crate::oidc::protocol::{ClientRequest, Params};
 use crate::oidc::provider::Provider;
+use crate::web::client::Client;
 use crate::web::{AppState, Frame};
 
 /// A form body, or the JSON `invalid_request` an OAuth client expects (RFC 6749
@@ -50,7 +49,7 @@ fn client_request(headers: &HeaderMap, params: Params) -> ClientRequest {
 
 pub async fn token(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    peer: Client,
     frame: Frame,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
@@ -70,7 +69,7 @@ pub async fn token(
 
 pub async fn introspect(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    peer: Client,
     frame: Frame,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
@@ -84,7 +83,7 @@ pub async fn introspect(
 
 pub async fn revoke(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    peer: Client,
     frame: Frame,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,

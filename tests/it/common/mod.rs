@@ -20,6 +20,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub const DEMO_PASSWORD: &str = "Demo-Passw0rd!";
+/// [`DEMO_PASSWORD`] as the sample tree holds it.
+const DEMO_PASSWORD_HASH: &str = "{ARGON2}$argon2i$v=19$m=4096,t=3,p=1$8dWyD84KehFSGdQBWGx0Vg$vK30lR/+duPdiqV2LJ4fQhFg2wuHXUEQjjPjk5Plygk";
 
 /// Runs one async test body against SQLite and against PostgreSQL.
 macro_rules! both_backends {
@@ -122,6 +124,33 @@ impl TestDirectory {
     pub fn admin_modify(&self, ldif: &str) {
         let code = self.modify_as(slapd::ADMIN_DN, "admin-secret", ldif);
         assert_eq!(code, 0, "ldapmodify failed for:\n{ldif}");
+    }
+
+    /// Adds `count` active students `{prefix}1` … whose password is [`DEMO_PASSWORD`]
+    /// (a lecture hall); returns their logins.
+    pub fn add_students(&self, prefix: &str, count: usize) -> Vec<String> {
+        let logins: Vec<String> = (1..=count).map(|i| format!("{prefix}{i}")).collect();
+        let ldif: String = logins
+            .iter()
+            .enumerate()
+            .map(|(i, uid)| {
+                format!(
+                    "dn: {dn}\nchangetype: add\nobjectClass: inetOrgPerson\nobjectClass: eduPerson\n\
+                     objectClass: supannPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\n\
+                     mail: {uid}@univ-demo.fr\nsupannMailPerso: {uid}@example.org\n\
+                     supannEtuId: {etu}\nsupannCodeINE: 1234567892C\n\
+                     eduPersonAffiliation: student\neduPersonPrimaryAffiliation: student\n\
+                     supannRessourceEtat: {{COMPTE}}A:SupannActif\n\
+                     supannRessourceEtatDate: {{COMPTE}}A:SupannActif:20250901:\n\
+                     userPassword: {hash}\n\n",
+                    dn = people_dn(uid),
+                    etu = 29_000_000 + i,
+                    hash = DEMO_PASSWORD_HASH,
+                )
+            })
+            .collect();
+        self.admin_modify(&ldif);
+        logins
     }
 
     /// `ldapmodify` bound as `dn`: its exit code (50 for insufficient access).
@@ -732,16 +761,28 @@ pub fn browser() -> reqwest::Client {
         .unwrap()
 }
 
-/// Signs in on the login page with `browser`; true if Guichet opened a session.
-pub async fn signs_in(
+/// A browser of its own on another computer: its requests come from `address`
+/// (any of 127.0.0.0/8 reaches the test server).
+pub fn browser_at(address: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(address.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+/// Posts the login form with `browser` (fetching the form for its CSRF value first);
+/// Guichet's answer.
+pub async fn sign_in_with(
     app: &TestApp,
     browser: &reqwest::Client,
     login: &str,
     password: &str,
-) -> bool {
+) -> reqwest::Response {
     let page = browser.get(app.url("/login")).send().await.unwrap();
     let csrf = csrf_of(&page.text().await.unwrap());
-    let response = browser
+    browser
         .post(app.url("/login"))
         .form(&[
             ("csrf", csrf.as_str()),
@@ -750,7 +791,17 @@ pub async fn signs_in(
         ])
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Signs in on the login page with `browser`; true if Guichet opened a session.
+pub async fn signs_in(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    login: &str,
+    password: &str,
+) -> bool {
+    let response = sign_in_with(app, browser, login, password).await;
     response.status() == reqwest::StatusCode::SEE_OTHER
 }
 

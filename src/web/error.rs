@@ -168,13 +168,19 @@ pub async fn render_error_pages(
         csrf: None,
         here,
     };
-    let page = context! { key => page };
-    let profile = &state.settings.profile;
-    // The page replaces the body; when to come back stays.
+    // The page replaces the body; when to come back stays, and a refusal by the
+    // limits says it in words too, rounded up to the minute.
     let retry_after = response
         .headers()
         .get(axum::http::header::RETRY_AFTER)
         .cloned();
+    let wait = retry_after
+        .as_ref()
+        .filter(|_| status == StatusCode::TOO_MANY_REQUESTS)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+        .map(|seconds| seconds.div_ceil(60) * 60);
+    let page = context! { key => page, wait };
+    let profile = &state.settings.profile;
     let retry = retry_after.map(|value| [(axum::http::header::RETRY_AFTER, value)]);
     match super::pages::render(&state.templates, "error.html", profile, &frame, page) {
         Ok(html) => (status, retry, html).into_response(),

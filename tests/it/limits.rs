@@ -89,7 +89,9 @@ async fn a_guesser_cannot_lock_the_student_out(backend: Backend) {
         assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
         let wait = retry_after(&refused);
         assert!((1..=3600).contains(&wait), "Retry-After {wait}");
-        assert!(refused.text().await.unwrap().contains("Trop de tentatives"));
+        let page = refused.text().await.unwrap();
+        assert!(page.contains("Trop de tentatives"), "{page}");
+        assert!(page.contains("Vous pourrez réessayer dans "), "{page}");
     }
     assert_eq!(
         counted(&app, "login:ip:127.0.0.66").await,
@@ -142,6 +144,11 @@ async fn strangers_are_slowed_but_the_students_own_browser_is_not(backend: Backe
         "past the free attempts, strangers wait"
     );
     assert!((1..=60).contains(&retry_after(&stranger)));
+    let page = stranger.text().await.unwrap();
+    assert!(
+        page.contains("Vous pourrez réessayer dans 1 minute."),
+        "{page}"
+    );
     let next_guess = sign_in_with(&app, &browser_at("127.0.0.31"), ACTIVE_UID, "guess").await;
     assert_eq!(next_guess.status(), StatusCode::TOO_MANY_REQUESTS);
     let own = sign_in_with(&app, &laptop, ACTIVE_UID, DEMO_PASSWORD).await;

@@ -412,6 +412,17 @@ pub struct MailSettings {
     /// Attempts before a message is given up (and shown as failed to the helpdesk).
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// How long a claimed message is a worker's: renewed every third of it while
+    /// the send goes on, so a crashed instance's message is sent again this soon
+    /// after, and a slow live send is never taken over. Under 3 s counts as 3 s.
+    #[serde(default = "MailSettings::default_lease", with = "humantime_serde")]
+    pub lease: Duration,
+}
+
+impl MailSettings {
+    fn default_lease() -> Duration {
+        Duration::from_secs(10)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -12,9 +12,9 @@ use crate::config::Settings;
 use crate::store::{Claimed, Store, StoreError, unix_now};
 use crate::templates::Templates;
 
-/// A claimed row is ours for this long: more than the SMTP timeout, so a slow relay
-/// never lets another worker send the same row.
-const LEASE_SECS: i64 = 300;
+/// Leases are counted in whole seconds, so a lease of `n` may have `n - 1` left when
+/// claimed; from 3 s, renewing every third of it keeps it ahead.
+const MIN_LEASE_SECS: i64 = 3;
 const MAX_BACKOFF_SECS: i64 = 3600;
 
 #[derive(Clone, Debug)]
@@ -57,26 +57,41 @@ impl OutboxWorker {
     async fn drain_while(&self, go_on: impl Fn() -> bool) -> Result<usize, StoreError> {
         let mut sent = 0;
         while go_on() {
-            let Some(mail) = self
+            let Some(mut mail) = self
                 .store
-                .claim_mail(unix_now(), LEASE_SECS, 1)
+                .claim_mail(unix_now(), self.lease_secs(), 1)
                 .await?
                 .pop()
             else {
                 break;
             };
-            sent += usize::from(self.deliver(&mail).await?);
+            sent += usize::from(self.deliver(&mut mail).await?);
         }
         Ok(sent)
     }
 
-    async fn deliver(&self, mail: &Claimed) -> Result<bool, StoreError> {
+    fn lease_secs(&self) -> i64 {
+        let lease = i64::try_from(self.settings.mail.lease.as_secs()).unwrap_or(i64::MAX);
+        lease.max(MIN_LEASE_SECS)
+    }
+
+    async fn deliver(&self, mail: &mut Claimed) -> Result<bool, StoreError> {
         let settings = &self.settings;
-        let outcome =
-            match message::build(&self.templates, &settings.profile, self.mailer.from(), mail) {
-                Ok(message) => self.mailer.send(message).await,
-                Err(e) => Err(e),
-            };
+        let outcome = match message::build(
+            &self.templates,
+            &settings.profile,
+            self.mailer.from(),
+            mail,
+        ) {
+            Ok(message) => match self.send_holding_lease(message, mail).await {
+                Some(outcome) => outcome,
+                None => {
+                    tracing::warn!(id = %mail.id, "lease lost during the send, left to its new holder");
+                    return Ok(false);
+                }
+            },
+            Err(e) => Err(e),
+        };
         let now = unix_now();
         match outcome {
             Ok(()) => {
@@ -106,6 +121,37 @@ impl OutboxWorker {
                     .mail_failed(mail, &error.to_string(), None, now)
                     .await?;
                 Ok(false)
+            }
+        }
+    }
+
+    /// Sends `message` while renewing the lease of `mail` every third of it, so that
+    /// a live send, however slow, keeps its row and a dead worker's row is free again
+    /// within one lease. `None` if the lease was lost meanwhile: the send is dropped,
+    /// as the row's new holder sends it. A renewal the database cannot make now is
+    /// tried again at the next tick; the lease may still be ours then.
+    async fn send_holding_lease(
+        &self,
+        message: lettre::Message,
+        mail: &mut Claimed,
+    ) -> Option<Result<(), MailError>> {
+        let lease = self.lease_secs();
+        let every = Duration::from_millis(u64::try_from(lease).unwrap_or(u64::MAX) * 1000 / 3);
+        let send = self.mailer.send(message);
+        tokio::pin!(send);
+        loop {
+            tokio::select! {
+                outcome = &mut send => return Some(outcome),
+                () = tokio::time::sleep(every) => {}
+            }
+            // Renewed outside the race with the send: cut off half-way, a renewal the
+            // database applied would leave us holding a lease we no longer know.
+            match self.store.renew_mail_lease(mail, unix_now(), lease).await {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(error) => {
+                    tracing::warn!(id = %mail.id, %error, "lease not renewed, will retry")
+                }
             }
         }
     }

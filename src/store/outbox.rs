@@ -105,6 +105,33 @@ impl Store {
             .collect()
     }
 
+    /// Extends the lease of a row this worker still holds to `now + lease_secs`, while
+    /// its send goes on. False if the lease was lost (it ran out and another worker
+    /// claimed the row): the row is no longer ours to send or to mark.
+    pub async fn renew_mail_lease(
+        &self,
+        mail: &mut Claimed,
+        now: i64,
+        lease_secs: i64,
+    ) -> Result<bool, StoreError> {
+        let lease = now + lease_secs;
+        let renewed = sqlx::query(
+            "UPDATE outbox SET lease_until = $1 \
+             WHERE id = $2 AND lease_until = $3 AND sent_at IS NULL AND failed_at IS NULL",
+        )
+        .bind(lease)
+        .bind(&mail.id)
+        .bind(mail.lease)
+        .execute(self.pool())
+        .await?
+        .rows_affected()
+            == 1;
+        if renewed {
+            mail.lease = lease;
+        }
+        Ok(renewed)
+    }
+
     /// Marks a claimed row sent and wipes its payload. False if the lease was lost
     /// (another worker took the row over), which the worker logs.
     pub async fn mail_sent(&self, mail: &Claimed, now: i64) -> Result<bool, StoreError> {

@@ -318,7 +318,36 @@ async fn a_crash_mid_send_loses_nothing_and_sends_nothing_twice(backend: Backend
     app.shutdown().await;
 }
 
+/// A relay slower than the lease (4.5 s to answer DATA, the lease 3 s): the worker
+/// renews the lease while it waits, so another worker looking all along never gets
+/// the row, and the mail is claimed and sent once.
+async fn a_slow_send_keeps_its_lease_from_another_worker(backend: Backend) {
+    let slow = SmtpOptions {
+        data_delay: 4.5,
+        ..SmtpOptions::default()
+    };
+    let smtp = TestSmtp::start_with(common::free_port(), slow);
+    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
+        with_transport(t, &smtp.transport())
+            .replace("retry_base = \"1s\"", "retry_base = \"1s\"\nlease = \"3s\"")
+    })
+    .await;
+    enqueue(&app, &activation_mail("lea.durand@example.org")).await;
+    rows_until(&app, |r| r[0].2 == 1).await;
+    // The other worker: another instance's, on the same database.
+    while rows(&app).await[0].0.is_none() {
+        let taken = app.state.store.claim_mail(unix_now(), 3, 1).await.unwrap();
+        assert!(taken.is_empty(), "the row was taken from a live send");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let state = rows(&app).await;
+    assert_eq!(state[0].2, 1, "claimed once");
+    assert_eq!(smtp.received().len(), 1, "sent once");
+    app.shutdown().await;
+}
+
 both_backends!(
+    a_slow_send_keeps_its_lease_from_another_worker,
     queued_mail_reaches_the_smtp_server_once_and_the_link_is_wiped,
     mail_queued_during_an_smtp_outage_goes_out_once_smtp_is_back,
     mail_goes_out_over_starttls_with_the_relays_password,

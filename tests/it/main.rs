@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod conformance;
 mod directory;
+mod faults;
 mod help;
 mod import;
 mod interop;

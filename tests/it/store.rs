@@ -269,6 +269,48 @@ async fn the_outbox_hands_each_mail_to_one_worker_and_wipes_links_once_sent(back
     assert_eq!(store.pending_mail().await.unwrap(), claimed as i64);
 }
 
+/// A worker renews the lease of the mail it is sending; one that died stops renewing.
+/// The renewed row stays its worker's; the other is free once its lease runs out,
+/// and its first holder can neither renew it nor mark it sent any more.
+async fn a_renewed_lease_holds_the_mail_and_one_left_to_run_out_frees_it(backend: Backend) {
+    let (_db, store) = ready(backend).await;
+    let mut conn = store.pool().acquire().await.unwrap();
+    for n in 0..2 {
+        Store::enqueue_mail(&mut conn, &mail(n), 1_000)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    let mut held = store.claim_mail(1_000, 3, 2).await.unwrap();
+    assert_eq!(held.len(), 2);
+    let (mut live, mut dead) = (held.remove(0), held.remove(0));
+    assert!(store.renew_mail_lease(&mut live, 1_002, 3).await.unwrap());
+    assert!(
+        store.claim_mail(1_002, 3, 10).await.unwrap().is_empty(),
+        "both leases hold before they run out"
+    );
+    let taken = store.claim_mail(1_003, 3, 10).await.unwrap();
+    assert_eq!(taken.len(), 1, "only the lease left to run out is free");
+    assert_eq!(taken[0].id, dead.id);
+    assert_eq!(taken[0].attempts, 2);
+    assert!(
+        !store.renew_mail_lease(&mut dead, 1_003, 3).await.unwrap(),
+        "its first holder lost it"
+    );
+    assert!(!store.mail_sent(&dead, 1_004).await.unwrap());
+    assert!(store.mail_sent(&taken[0], 1_004).await.unwrap());
+    assert!(
+        store.renew_mail_lease(&mut live, 1_004, 3).await.unwrap(),
+        "renewed again"
+    );
+    assert!(store.claim_mail(1_006, 3, 10).await.unwrap().is_empty());
+    assert!(
+        store.mail_sent(&live, 1_006).await.unwrap(),
+        "sent under the renewed lease"
+    );
+    assert_eq!(store.pending_mail().await.unwrap(), 0);
+}
+
 async fn failed_mail_is_retried_later_or_given_up(backend: Backend) {
     let (_db, store) = ready(backend).await;
     let mut conn = store.pool().acquire().await.unwrap();
@@ -447,6 +489,7 @@ both_backends!(
     racing_uses_of_one_link_let_exactly_one_through,
     a_password_change_voids_every_live_link,
     the_outbox_hands_each_mail_to_one_worker_and_wipes_links_once_sent,
+    a_renewed_lease_holds_the_mail_and_one_left_to_run_out_frees_it,
     failed_mail_is_retried_later_or_given_up,
     rate_limit_counters_are_shared_and_windowed,
     migrations_create_the_schema_and_can_run_again,

@@ -35,8 +35,10 @@ class Store:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        await asyncio.sleep(self.data_delay)
+        # Kept first: aiosmtpd cancels a handler whose client went away, and a
+        # relay that has the final "." has the message.
         self.box.add(envelope.original_content or envelope.content)
+        await asyncio.sleep(self.data_delay)
         return "250 Message accepted for delivery"
 
 

@@ -2,7 +2,9 @@
 //! to a write: the write is applied, but Guichet hears of it late. With the
 //! request's timeout shorter than the delay, the request is dropped while the
 //! write is in flight, which is how a client hanging up or a timeout cuts a
-//! request off half-way. It also records the DN of every bind Guichet makes.
+//! request off half-way. It can also cut the connection of a write before the
+//! directory has it, or after it applied it (the answer lost), as the directory
+//! dying at that moment would. It also records the DN of every bind Guichet makes.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,12 +14,24 @@ use tokio::net::{TcpListener, TcpStream, UnixStream};
 
 /// LDAP answers to writes (RFC 4511 §4.6 ModifyResponse, §4.12 ExtendedResponse).
 const WRITE_ANSWERS: [u8; 2] = [0x67, 0x78];
+/// LDAP writes (RFC 4511 §4.6 ModifyRequest, §4.12 ExtendedRequest).
+const WRITE_REQUESTS: [u8; 2] = [0x66, 0x77];
 /// RFC 4511 §4.2 BindRequest.
 const BIND_REQUEST: u8 = 0x60;
+
+/// Where the next write's connection is cut, as the directory dying would cut it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// The write never reaches the directory.
+    BeforeTheWrite,
+    /// The directory applies the write; its answer is lost with the connection.
+    AfterTheWrite,
+}
 
 pub struct LdapProxy {
     pub port: u16,
     delay: Arc<Mutex<Option<Duration>>>,
+    cut: Arc<Mutex<Option<Cut>>>,
     binds: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -36,14 +50,19 @@ impl LdapProxy {
         let port = listener.local_addr().unwrap().port();
         let listener = TcpListener::from_std(listener).unwrap();
         let delay = Arc::new(Mutex::new(None));
+        let cut = Arc::new(Mutex::new(None));
         let binds = Arc::new(Mutex::new(Vec::new()));
-        let (shared, seen) = (delay.clone(), binds.clone());
+        let faults = Faults {
+            delay: delay.clone(),
+            cut: cut.clone(),
+            binds: binds.clone(),
+        };
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (socket, delay, binds) = (socket.clone(), shared.clone(), seen.clone());
+                let (socket, faults) = (socket.clone(), faults.clone());
                 tokio::spawn(async move {
                     if let Ok(server) = UnixStream::connect(&socket).await {
-                        relay(client, server, delay, binds).await;
+                        relay(client, server, faults).await;
                     }
                 });
             }
@@ -51,6 +70,7 @@ impl LdapProxy {
         LdapProxy {
             port,
             delay,
+            cut,
             binds,
             task,
         }
@@ -73,6 +93,11 @@ impl LdapProxy {
         *self.delay.lock().unwrap() = delay;
     }
 
+    /// Cuts the connection of the next write at `cut` (once: later writes pass).
+    pub fn cut_next_write(&self, cut: Cut) {
+        *self.cut.lock().unwrap() = Some(cut);
+    }
+
     /// The DNs bound to so far, in order.
     pub fn binds(&self) -> Vec<String> {
         self.binds.lock().unwrap().clone()
@@ -89,14 +114,30 @@ impl Drop for LdapProxy {
     }
 }
 
-async fn relay(
-    client: TcpStream,
-    server: UnixStream,
+/// What the tests set on the proxy, shared with every connection it relays.
+#[derive(Clone)]
+struct Faults {
     delay: Arc<Mutex<Option<Duration>>>,
+    cut: Arc<Mutex<Option<Cut>>>,
     binds: Arc<Mutex<Vec<String>>>,
-) {
+}
+
+impl Faults {
+    /// Takes the cut set for the next write if it is `at`.
+    fn take_cut(&self, at: Cut) -> bool {
+        let mut cut = self.cut.lock().unwrap();
+        let hit = *cut == Some(at);
+        if hit {
+            *cut = None;
+        }
+        hit
+    }
+}
+
+async fn relay(client: TcpStream, server: UnixStream, faults: Faults) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
+    let seen = faults.clone();
     let upstream = tokio::spawn(async move {
         let mut pending: Vec<u8> = Vec::new();
         let mut buffer = [0u8; 16 * 1024];
@@ -108,7 +149,12 @@ async fn relay(
             while let Some(size) = message_size(&pending) {
                 let message: Vec<u8> = pending.drain(..size).collect();
                 if let Some(dn) = bind_dn(&message) {
-                    binds.lock().unwrap().push(dn);
+                    seen.binds.lock().unwrap().push(dn);
+                }
+                // Ending here closes the connection to the directory, and so the
+                // relay back to Guichet, without passing the write on.
+                if is_write_request(&message) && seen.take_cut(Cut::BeforeTheWrite) {
+                    return;
                 }
                 if server_write.write_all(&message).await.is_err() {
                     return;
@@ -126,8 +172,14 @@ async fn relay(
         pending.extend_from_slice(&buffer[..read]);
         while let Some(size) = message_size(&pending) {
             let message: Vec<u8> = pending.drain(..size).collect();
-            let held = *delay.lock().unwrap();
-            if let (Some(held), true) = (held, is_write_answer(&message)) {
+            let is_answer = is_write_answer(&message);
+            // Dropping both halves closes the connection with the answer unsent.
+            if is_answer && faults.take_cut(Cut::AfterTheWrite) {
+                upstream.abort();
+                return;
+            }
+            let held = *faults.delay.lock().unwrap();
+            if let (Some(held), true) = (held, is_answer) {
                 tokio::time::sleep(held).await;
             }
             if client_write.write_all(&message).await.is_err() {
@@ -170,9 +222,15 @@ fn op_offset(message: &[u8]) -> Option<usize> {
 }
 
 fn is_write_answer(message: &[u8]) -> bool {
-    op_offset(message)
-        .and_then(|op| message.get(op))
-        .is_some_and(|tag| WRITE_ANSWERS.contains(tag))
+    op_tag(message).is_some_and(|tag| WRITE_ANSWERS.contains(&tag))
+}
+
+fn is_write_request(message: &[u8]) -> bool {
+    op_tag(message).is_some_and(|tag| WRITE_REQUESTS.contains(&tag))
+}
+
+fn op_tag(message: &[u8]) -> Option<u8> {
+    op_offset(message).and_then(|op| message.get(op)).copied()
 }
 
 /// BindRequest ::= [APPLICATION 0] SEQUENCE { version INTEGER, name LDAPDN, … }

@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod ldap_proxy;
 pub mod oidc;
+pub mod tcp_proxy;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -482,6 +483,28 @@ impl TestApp {
     /// Stops the server, waiting for requests in flight.
     pub async fn shutdown(mut self) {
         self.stop_gracefully().await;
+    }
+
+    /// A second instance on the same settings, database and directory, as behind a
+    /// load balancer: its own port, its own outbox and back-channel workers.
+    pub async fn another_instance(&self) -> Instance {
+        let (_, addr, stop, server) = launch(&self.settings_text).await;
+        Instance { addr, stop, server }
+    }
+}
+
+/// One more instance of a `TestApp` (see `TestApp::another_instance`).
+pub struct Instance {
+    pub addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<()>,
+}
+
+impl Instance {
+    /// Stops it as SIGTERM does.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        self.server.await.unwrap();
     }
 }
 

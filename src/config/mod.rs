@@ -219,7 +219,14 @@ pub struct LimitSettings {
     /// How long a browser that signed in to an account stays trusted for it.
     #[serde(default = "default_trusted_device", with = "humantime_serde")]
     pub trusted_device: Duration,
+    /// Networks many students share one address in (a campus NAT, the library's
+    /// proxy): not limited as one client; each login from them still is.
+    #[serde(default)]
+    pub shared_networks: Vec<Network>,
 }
+
+/// The longest window or delay: the hourly purge forgets counts a day old.
+const DAY: Duration = Duration::from_secs(86_400);
 
 fn default_per_address() -> Limit {
     Limit {
@@ -255,6 +262,7 @@ impl Default for LimitSettings {
             per_identifier: default_per_identifier(),
             per_account: default_per_account(),
             trusted_device: default_trusted_device(),
+            shared_networks: Vec::new(),
         }
     }
 }
@@ -270,7 +278,12 @@ impl std::str::FromStr for Network {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let text = text.trim();
         text.parse::<ipnet::IpNet>()
-            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .or_else(|_| {
+                // A mapped address (`::ffff:192.0.2.7`) means the IPv4 one, which is
+                // how clients are matched.
+                text.parse::<std::net::IpAddr>()
+                    .map(|address| ipnet::IpNet::from(address.to_canonical()))
+            })
             .map(|net| Network(net.trunc()))
             .map_err(|_| format!("expected an IP address or a CIDR block, got {text:?}"))
     }
@@ -308,6 +321,21 @@ pub struct ServerSettings {
     /// `X-Forwarded-For` header names the client; from anyone else it is ignored.
     #[serde(default)]
     pub trusted_proxies: Vec<Network>,
+    /// Which header those proxies write: only that one is read, since a proxy
+    /// passes the other on from the client untouched.
+    #[serde(default)]
+    pub forwarded_header: ForwardedHeader,
+}
+
+/// The header a trusted proxy names the client in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` (nginx `proxy_add_x_forwarded_for`, HAProxy `forwardfor`).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239).
+    Forwarded,
 }
 
 #[derive(Debug, Deserialize)]
@@ -672,10 +700,10 @@ impl Settings {
             ("limits.per_address", l.per_address),
             ("limits.per_identifier", l.per_identifier),
         ] {
-            if limit.max < 1 || limit.window.is_zero() {
+            if limit.max < 1 || limit.window.is_zero() || limit.window > DAY {
                 return Err(ConfigError::new(
                     key,
-                    "expected max >= 1 and a window longer than zero",
+                    "expected max >= 1 and a window between 1 s and 1 day",
                 ));
             }
         }
@@ -687,7 +715,7 @@ impl Settings {
         {
             return Err(ConfigError::new(
                 "limits.per_account",
-                "expected free >= 1, a window longer than zero and 0 < first_delay <= max_delay",
+                "expected free >= 1, a window up to 1 day and 0 < first_delay <= max_delay <= 1 day",
             ));
         }
         Ok(())

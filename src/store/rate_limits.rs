@@ -133,6 +133,16 @@ impl Store {
         Ok(())
     }
 
+    /// Trusts the browser `device_hash` no more, for any account (its cookie was
+    /// replaced, or it guessed too often).
+    pub async fn forget_device(&self, device_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM trusted_devices WHERE device_hash = $1")
+            .bind(device_hash)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Whether the browser `device_hash` signed in to `login_digest` and is still trusted.
     pub async fn is_trusted_device(
         &self,

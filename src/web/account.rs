@@ -131,7 +131,13 @@ pub async fn email_request(
     // on a shared computer is no place to guess it either.
     let checked = if Proof::needs_password(student.signed_in_at, now) {
         let trust = devices::trust(&state, &headers, login).await;
-        Some(limits::begin(&state, Step::SIGN_IN, client.0, login, &trust).await?)
+        match limits::begin(&state, Step::SIGN_IN, client.0, login, &trust).await {
+            Ok(checked) => Some(checked),
+            Err(refused) => {
+                asked.settle(&state, Verdict::Unchecked).await;
+                return Err(refused);
+            }
+        }
     } else {
         None
     };

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Value, context};
 use serde::Deserialize;
@@ -15,7 +16,7 @@ use super::client::Client;
 use super::error::WebError;
 use super::limits::Step;
 use super::link_pages::{self, LinkQuery, PasswordForm, private, rule_lines, violation_lines};
-use super::{AppState, Frame, limits};
+use super::{AppState, Frame, devices, limits};
 use crate::config::{BirthDate, IdentityMethod};
 use crate::domain::{DateOfBirth, Email, Ine, ParseError, PasswordPolicy, StudentId, Token};
 use crate::flows::activation::{Activation, NotSent, Opened, Requested, Saved};
@@ -178,6 +179,7 @@ pub async fn save(
     State(state): State<AppState>,
     client: Client,
     frame: Frame,
+    headers: HeaderMap,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, WebError> {
     let Ok(token) = form.t.parse::<Token>() else {
@@ -196,7 +198,7 @@ pub async fn save(
             )
             .await?
         {
-            Saved::Activated { login } => done(&state, frame, login),
+            Saved::Activated { login } => done(&state, frame, &headers, login).await,
             Saved::Refused(violations) => {
                 let Opened::Form {
                     login,
@@ -275,10 +277,21 @@ pub async fn choosing(
 
 /// The last page of an activation. Its language switch leads home: the form behind
 /// it is used up.
-fn done(state: &AppState, frame: Frame, login: String) -> Result<Response, WebError> {
+/// The account is active: the browser that activated it is trusted for it (the
+/// student proved the mailbox; strangers guessing the new password never slow her).
+async fn done(
+    state: &AppState,
+    frame: Frame,
+    headers: &HeaderMap,
+    login: String,
+) -> Result<Response, WebError> {
     let frame = frame.switching_to("/".to_owned());
     let html = state.render("activation_done.html", &frame, context! { login })?;
-    Ok(private(StatusCode::OK, html))
+    let mut response = private(StatusCode::OK, html);
+    if let Some(cookie) = devices::remember(state, headers, &login).await {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    Ok(response)
 }
 
 /// The date of birth as the profile asks for it: ignored when off, blank allowed when
@@ -449,6 +462,7 @@ pub async fn confirm(
     State(state): State<AppState>,
     client: Client,
     frame: Frame,
+    headers: HeaderMap,
     Form(form): Form<ConfirmForm>,
 ) -> Result<Response, WebError> {
     let Ok(token) = form.t.parse::<Token>() else {
@@ -459,7 +473,7 @@ pub async fn confirm(
             .confirm(&token, frame.0.lang, OffsetDateTime::now_utc())
             .await?
         {
-            Confirmed::Activated { login } => done(&state, frame, login),
+            Confirmed::Activated { login } => done(&state, frame, &headers, login).await,
             Confirmed::Gone(link) => gone(&state, &frame, &link, Some(&token)),
         }
     })

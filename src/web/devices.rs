@@ -62,11 +62,16 @@ pub async fn trust(state: &AppState, headers: &HeaderMap, login: &str) -> Trust 
     }
 }
 
-/// Trusts the browser that just signed in to `login`, with the cookie it holds or a
-/// new one; returns the `Set-Cookie` to send. A store that does not answer only
-/// leaves the browser a stranger.
+/// Trusts the browser that just signed in to `login` with a new cookie, for that
+/// account only; the cookie it held before is trusted no more. So a cookie copied
+/// from a shared computer dies at the next student's sign-in there, and a cookie
+/// planted before the student signs in is never trusted. Returns the `Set-Cookie`
+/// to send; a store that does not answer only leaves the browser a stranger.
 pub async fn remember(state: &AppState, headers: &HeaderMap, login: &str) -> Option<HeaderValue> {
-    let token = device_token(state, headers).unwrap_or_else(Token::generate);
+    if let Some(old) = device_token(state, headers) {
+        forget(state, old.hash().as_str()).await;
+    }
+    let token = Token::generate();
     let lifetime = state.settings.limits.trusted_device.as_secs();
     let expires_at = unix_now().saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX));
     if let Err(error) = state
@@ -87,4 +92,12 @@ pub async fn remember(state: &AppState, headers: &HeaderMap, login: &str) -> Opt
         .http_only(true)
         .secure(state.settings.secure_cookies());
     super::set_cookie(&cookie.build())
+}
+
+/// Trusts the device `hash` no more (a new cookie replaced it, or it guessed too
+/// often: OWASP's lockout of a device cookie).
+pub async fn forget(state: &AppState, hash: &str) {
+    if let Err(error) = state.store.forget_device(hash).await {
+        tracing::warn!(%error, "a trusted device could not be forgotten");
+    }
 }

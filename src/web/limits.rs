@@ -96,9 +96,21 @@ impl Verdict {
     }
 }
 
+/// Which of an attempt's limits a bucket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bucket {
+    Network,
+    IdentifierOnNetwork,
+    Identifier,
+    Throttle,
+    /// A trusted browser's own, for one login.
+    Device,
+}
+
 /// One counted bucket of an attempt in progress.
 #[derive(Debug)]
 struct Taken {
+    kind: Bucket,
     bucket: String,
     window_start: i64,
 }
@@ -132,44 +144,72 @@ pub async fn begin(
         counts: step.counts,
         taken: Vec::new(),
     };
-    let fixed = match trust {
-        Trust::Device(device) => vec![(
+    let net = network(client);
+    let mut fixed = Vec::new();
+    match trust {
+        Trust::Device(device) => fixed.push((
+            Bucket::Device,
             format!("{}:dev:{device}:{id}", step.name),
             limits.per_identifier,
-        )],
-        Trust::Stranger => vec![
-            (
-                format!("{}:ip:{}", step.name, network(client)),
-                limits.per_address,
-            ),
-            (
-                format!("{}:id:{id}@{}", step.name, network(client)),
+        )),
+        Trust::Stranger => {
+            // Networks many students share (a campus NAT) are not one client; each
+            // login from them still is.
+            if !limits.shared_networks.iter().any(|n| n.contains(client)) {
+                fixed.push((
+                    Bucket::Network,
+                    format!("{}:ip:{net}", step.name),
+                    limits.per_address,
+                ));
+            }
+            fixed.push((
+                Bucket::IdentifierOnNetwork,
+                format!("{}:id:{id}@{net}", step.name),
                 limits.per_identifier,
-            ),
-        ],
-    };
-    for (bucket, limit) in fixed {
+            ));
+            // A step that sends mail caps what one address receives, from anywhere:
+            // the mails reach the student, so this locks nobody out.
+            if step.counts == Counts::Every {
+                fixed.push((
+                    Bucket::Identifier,
+                    format!("{}:id:{id}", step.name),
+                    limits.per_identifier,
+                ));
+            }
+        }
+    }
+    for (kind, bucket, limit) in fixed {
         let window_start = window_start(now, limit.window.as_secs());
         if !state
             .store
             .take_hit(&bucket, window_start, limit.max, now)
             .await?
         {
+            if let (Bucket::Device, Trust::Device(device)) = (kind, trust) {
+                super::devices::forget(state, device).await;
+            }
             let retry_after = (window_start + secs(limit) - now).max(1);
             return attempt
                 .refuse(state, step, client, &bucket, window_start, retry_after)
                 .await;
         }
         attempt.taken.push(Taken {
+            kind,
             bucket,
             window_start,
         });
     }
-    if *trust == Trust::Stranger {
+    if *trust == Trust::Stranger && step.counts == Counts::Failures {
         let bucket = format!("{}:acct:{id}", step.name);
         match throttle(state, &bucket, limits.per_account, now).await? {
             Ok(taken) => attempt.taken.push(taken),
             Err((window_start, retry_after)) => {
+                // Asking again while throttled costs the asker's own budget for
+                // this login on his network: polling for the moment the delay
+                // ends is not free.
+                attempt
+                    .taken
+                    .retain(|taken| taken.kind != Bucket::IdentifierOnNetwork);
                 return attempt
                     .refuse(state, step, client, &bucket, window_start, retry_after)
                     .await;
@@ -207,7 +247,7 @@ async fn throttle(
 ) -> Result<Result<Taken, (i64, i64)>, WebError> {
     let window_start = window_start(now, throttle.window.as_secs());
     let count = state.store.count_hits(bucket, window_start).await?;
-    let ready = count.last_at + delay(count.hits, throttle);
+    let ready = count.last_at.saturating_add(delay(count.hits, throttle));
     let taken = if count.hits < throttle.free {
         state
             .store
@@ -222,6 +262,7 @@ async fn throttle(
     };
     if taken {
         return Ok(Ok(Taken {
+            kind: Bucket::Throttle,
             bucket: bucket.to_owned(),
             window_start,
         }));

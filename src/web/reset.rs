@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Value, context};
 use serde::Deserialize;
@@ -15,7 +16,7 @@ use super::client::Client;
 use super::error::WebError;
 use super::limits::Step;
 use super::link_pages::{self, LinkQuery, PasswordForm, private, rule_lines, violation_lines};
-use super::{AppState, Frame, limits};
+use super::{AppState, Frame, devices, limits};
 use crate::config::ResetIdentifier;
 use crate::domain::{PasswordPolicy, Token};
 use crate::flows::reset::{Changed, Identifier, Opened, Reset};
@@ -158,6 +159,7 @@ pub async fn change(
     State(state): State<AppState>,
     client: Client,
     frame: Frame,
+    headers: HeaderMap,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, WebError> {
     let Ok(token) = form.t.parse::<Token>() else {
@@ -182,7 +184,13 @@ pub async fn change(
                     &frame,
                     context! { login, signed_in => false },
                 )?;
-                Ok(private(StatusCode::OK, html))
+                // The way out of a throttled login: the browser that proved the
+                // mailbox is trusted for the account from now on.
+                let mut response = private(StatusCode::OK, html);
+                if let Some(cookie) = devices::remember(&state, &headers, &login).await {
+                    response.headers_mut().append(SET_COOKIE, cookie);
+                }
+                Ok(response)
             }
             Changed::Refused(violations) => {
                 let Opened::Form { login } = flow.open(&token, now).await? else {

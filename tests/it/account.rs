@@ -4,13 +4,13 @@
 
 use crate::common::ldap_proxy::LdapProxy;
 use crate::common::{
-    self, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends, browser, csrf_of,
-    follow_and_submit, is_signed_in, link_token, mail_to, people_dn, signs_in, with_transport,
+    self, ACTIVE_EMAIL, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends,
+    browser, csrf_of, follow_and_submit, is_signed_in, link_token, mail_to, people_dn, signs_in,
+    with_transport,
 };
 use guichet::dev::slapd;
 use reqwest::StatusCode;
 
-const ACTIVE_EMAIL: &str = "chloe.bernard@example.org";
 const NEW_EMAIL: &str = "chloe.nouvelle@example.org";
 const NEW_PASSWORD: &str = "Magnolia-au-vent-42";
 

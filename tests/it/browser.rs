@@ -9,8 +9,8 @@
 
 use crate::common::browser::Browser;
 use crate::common::{
-    self, ACTIVE_UID, Backend, DEMO_PASSWORD, PENDING_EMAIL, PENDING_UID, TestApp, TestSmtp,
-    link_token, people_dn,
+    self, ACTIVE_EMAIL, ACTIVE_UID, Backend, DEMO_PASSWORD, PENDING_EMAIL, PENDING_UID, TestApp,
+    TestSmtp, link_token, people_dn,
 };
 use fantoccini::key::Key;
 
@@ -34,7 +34,6 @@ const HELP_FR: &str = "Contacter l’assistance";
 const HELP_SENT_FR: &str = "Demande envoyée";
 
 /// The personal e-mail of the active sample account `cbernard` (`ACTIVE_UID`).
-const ACTIVE_EMAIL: &str = "chloe.bernard@example.org";
 
 /// Rules `static/password.js` checks in the browser; the others are left to the server.
 const CHECKED_IN_BROWSER: &[&str] = &[

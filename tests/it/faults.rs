@@ -12,15 +12,14 @@ use std::time::{Duration, Instant};
 use crate::common::ldap_proxy::{Cut, LdapProxy};
 use crate::common::tcp_proxy::TcpProxy;
 use crate::common::{
-    self, ACTIVE_UID, Backend, DEMO_PASSWORD, PENDING_EMAIL, PENDING_UID, SmtpOptions, TestApp,
-    TestDatabase, TestDirectory, TestSmtp, both_backends, browser, csrf_of, is_signed_in,
-    link_token, mail_to, people_dn, signs_in, with_transport,
+    self, ACTIVE_EMAIL, ACTIVE_UID, Backend, DEMO_PASSWORD, PENDING_EMAIL, PENDING_UID,
+    SmtpOptions, TestApp, TestDatabase, TestDirectory, TestSmtp, both_backends, browser, csrf_of,
+    is_signed_in, link_token, mail_to, people_dn, signs_in, with_transport,
 };
 use guichet::config::Settings;
 use guichet::store::{Outgoing, Store, unix_now};
 use reqwest::StatusCode;
 
-const ACTIVE_EMAIL: &str = "chloe.bernard@example.org";
 const NEW_PASSWORD: &str = "Magnolia-au-vent-42";
 const LATER_PASSWORD: &str = "Glycine-sous-la-pluie-8";
 

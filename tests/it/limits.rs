@@ -116,7 +116,7 @@ async fn a_guesser_cannot_lock_the_student_out(backend: Backend) {
 /// before is not, and signs in at once.
 async fn strangers_are_slowed_but_the_students_own_browser_is_not(backend: Backend) {
     let limits = "[limits]\nper_account = { free = 6, window = \"1h\", first_delay = \"1m\", max_delay = \"5m\" }";
-    let (app, _smtp) = start(backend, limits).await;
+    let (app, smtp) = start(backend, limits).await;
     let laptop = browser_at("127.0.0.9");
     let first = sign_in_with(&app, &laptop, ACTIVE_UID, DEMO_PASSWORD).await;
     assert_eq!(first.status(), StatusCode::SEE_OTHER);
@@ -157,9 +157,93 @@ async fn strangers_are_slowed_but_the_students_own_browser_is_not(backend: Backe
         StatusCode::SEE_OTHER,
         "the student's own browser is not slowed"
     );
+    // Each sign-in gives the browser a new cookie: one copied from it before (on a
+    // shared computer) is trusted no more.
+    let copied = browser_with_cookie(&app, &device_cookie(&first));
+    let copy = sign_in_with(&app, &copied, ACTIVE_UID, DEMO_PASSWORD).await;
+    assert_eq!(copy.status(), StatusCode::TOO_MANY_REQUESTS);
     // The trusted browser's own typos count for it alone, and do not free strangers.
     let typo = sign_in_with(&app, &laptop, ACTIVE_UID, "typo").await;
     assert_eq!(typo.status(), StatusCode::UNAUTHORIZED);
+    // A student on a new computer gets out through her mailbox: the browser that
+    // resets the password is trusted for the account.
+    let (status, _) = app
+        .post_form("/password/forgot", &[("identifier", common::ACTIVE_EMAIL)])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mails = smtp.wait_for(1, 20).await;
+    let token = common::link_token(&mails[0], "/password/reset");
+    let new_password = "Tramontane-2026!";
+    let fields = [
+        ("t", token.as_str()),
+        ("password", new_password),
+        ("confirmation", new_password),
+    ];
+    let (status, page) = app.post_form("/password/reset", &fields).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let after = sign_in_with(&app, &app.http, ACTIVE_UID, new_password).await;
+    assert_eq!(after.status(), StatusCode::SEE_OTHER);
+    app.shutdown().await;
+}
+
+/// The `guichet_device` cookie a response sets.
+fn device_cookie(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with("guichet_device="))
+        .expect("a device cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// A browser elsewhere holding `cookie` (copied from another one).
+fn browser_with_cookie(app: &TestApp, cookie: &str) -> reqwest::Client {
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    jar.add_cookie_str(cookie, &app.url("/").parse().unwrap());
+    reqwest::Client::builder()
+        .cookie_provider(jar)
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address("127.0.0.32".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+/// A campus NAT named in `limits.shared_networks` is not limited as one client:
+/// its students' failures on many logins never refuse it; each login from it is
+/// still limited, and other networks keep their own limit.
+async fn a_shared_network_is_not_one_client(backend: Backend) {
+    let limits =
+        "[limits]\nper_address = { max = 3, window = \"10m\" }\nshared_networks = [\"127.0.0.7\"]";
+    let (app, _smtp) = start(backend, limits).await;
+    let hall = app.directory.add_students("amphi", 5);
+    let (campus, outside) = (browser_at("127.0.0.7"), browser_at("127.0.0.8"));
+    for login in &hall {
+        let typo = sign_in_with(&app, &campus, login, "typo").await;
+        assert_eq!(typo.status(), StatusCode::UNAUTHORIZED, "campus, {login}");
+    }
+    let mut outside_statuses = Vec::new();
+    for login in &hall[..4] {
+        outside_statuses.push(sign_in_with(&app, &outside, login, "typo").await.status());
+    }
+    assert_eq!(
+        outside_statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{outside_statuses:?}"
+    );
+    for _ in 0..4 {
+        sign_in_with(&app, &campus, &hall[0], "typo").await;
+    }
+    let locked = sign_in_with(&app, &campus, &hall[0], "typo").await;
+    assert_eq!(
+        locked.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "one login from the campus"
+    );
     app.shutdown().await;
 }
 
@@ -290,4 +374,5 @@ both_backends!(
     strangers_are_slowed_but_the_students_own_browser_is_not,
     a_password_spray_does_not_stop_other_students,
     the_client_address_comes_from_trusted_proxies_only,
+    a_shared_network_is_not_one_client,
 );

@@ -2,12 +2,11 @@
 //! SQLite and PostgreSQL.
 
 use crate::common::{
-    self, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends, csrf_of,
-    link_token, people_dn, with_transport,
+    self, ACTIVE_EMAIL, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends,
+    csrf_of, link_token, people_dn, with_transport,
 };
 use reqwest::StatusCode;
 
-const ACTIVE_EMAIL: &str = "chloe.bernard@example.org";
 const NEW_PASSWORD: &str = "Magnolia-au-vent-42";
 
 async fn start_tweaked(

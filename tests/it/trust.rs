@@ -13,15 +13,14 @@ use crate::common::oidc::{
     redeem_code, registered, sign_in_and_authorize, token_request, userinfo,
 };
 use crate::common::{
-    ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends, browser, csrf_of,
-    free_port, is_signed_in, link_token, mail_to, open_link, people_dn, signs_in, submit_link,
-    with_transport,
+    ACTIVE_EMAIL, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends, browser,
+    csrf_of, free_port, is_signed_in, link_token, mail_to, open_link, people_dn, signs_in,
+    submit_link, with_transport,
 };
 use guichet::oidc::clients::NewClient;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-const ACTIVE_EMAIL: &str = "chloe.bernard@example.org";
 const NEW_PASSWORD: &str = "Magnolia-au-vent-42";
 
 async fn start(backend: Backend, tweak: impl FnOnce(String) -> String) -> (TestApp, TestSmtp) {

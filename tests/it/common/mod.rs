@@ -564,6 +564,8 @@ pub fn link_token(raw: &str, path: &str) -> String {
 
 // Accounts of the sample tree (directory-schema/sample/tree.ldif).
 pub const ACTIVE_UID: &str = "cbernard";
+/// The personal address on record of [`ACTIVE_UID`].
+pub const ACTIVE_EMAIL: &str = "chloe.bernard@example.org";
 pub const PENDING_UID: &str = "ldurand";
 pub const PENDING_EMAIL: &str = "lea.durand@example.org";
 pub const PERPIGNAN_UID: &str = "e2401234";

@@ -33,8 +33,6 @@ const HOME_FR: &str = "Votre compte numérique";
 const HELP_FR: &str = "Contacter l’assistance";
 const HELP_SENT_FR: &str = "Demande envoyée";
 
-/// The personal e-mail of the active sample account `cbernard` (`ACTIVE_UID`).
-
 /// Rules `static/password.js` checks in the browser; the others are left to the server.
 const CHECKED_IN_BROWSER: &[&str] = &[
     "min_length",

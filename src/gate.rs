@@ -73,7 +73,9 @@ impl Gate {
         let slot = self.slots.clone().acquire_owned();
         // The semaphore is never closed, so an error cannot happen; it would mean no slot.
         let permit = match self.patience {
-            Some(patience) => tokio::time::timeout(patience, slot).await.map_err(|_| Full)?,
+            Some(patience) => tokio::time::timeout(patience, slot)
+                .await
+                .map_err(|_| Full)?,
             None => slot.await,
         };
         permit.map(|slot| Pass { _slot: slot }).map_err(|_| Full)

@@ -111,7 +111,9 @@ impl Hasher {
             // Cannot happen while every job carries a pass; refusing is the safe answer.
             Err(TrySendError::Full(_)) => return Err(HashError::Busy),
             Err(TrySendError::Disconnected(_)) => {
-                return Err(HashError::Failed("the hashing threads have ended".to_owned()));
+                return Err(HashError::Failed(
+                    "the hashing threads have ended".to_owned(),
+                ));
             }
         }
         answer

@@ -106,7 +106,10 @@ pub async fn serve(
         }
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             left = connections.len(),
             "requests still in flight after the grace period are cut"
@@ -120,7 +123,11 @@ async fn accept(
     listener: &TcpListener,
     slots: &Arc<Semaphore>,
 ) -> io::Result<(OwnedSemaphorePermit, TcpStream, SocketAddr)> {
-    let slot = slots.clone().acquire_owned().await.map_err(io::Error::other)?;
+    let slot = slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(io::Error::other)?;
     let (stream, remote) = listener.accept().await?;
     Ok((slot, stream, remote))
 }
@@ -141,7 +148,10 @@ impl Connection {
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::new(self.limits));
         match tls {
-            None => self.http(Watched::new(stream, activity.clone()), activity).await,
+            None => {
+                self.http(Watched::new(stream, activity.clone()), activity)
+                    .await
+            }
             Some(tls) => {
                 // A handshake is part of sending the first request head.
                 match tokio::time::timeout(self.limits.header_read, tls.accept(stream)).await {
@@ -386,7 +396,10 @@ mod tests {
     async fn a_request_in_flight_has_no_deadline_and_idleness_counts_from_its_end() {
         let activity = Arc::new(Activity::new(limits(Duration::from_secs(10))));
         let head = activity.deadline().unwrap();
-        assert!(head <= Instant::now() + Duration::from_secs(10), "the first head");
+        assert!(
+            head <= Instant::now() + Duration::from_secs(10),
+            "the first head"
+        );
         let request = InFlight::start(&activity);
         let second = InFlight::start(&activity);
         activity.bytes_read();
@@ -395,7 +408,10 @@ mod tests {
         assert_eq!(activity.deadline(), None, "one request is still in flight");
         drop(second);
         let idle = activity.deadline().unwrap();
-        assert!(idle > Instant::now() + Duration::from_secs(50), "the idle timeout");
+        assert!(
+            idle > Instant::now() + Duration::from_secs(50),
+            "the idle timeout"
+        );
         activity.bytes_read();
         let next = activity.deadline().unwrap();
         assert!(

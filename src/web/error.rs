@@ -93,9 +93,9 @@ impl WebError {
             WebError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "error.busy"),
             WebError::Csrf => (StatusCode::FORBIDDEN, "error.csrf"),
             WebError::Authorize(_) => (StatusCode::BAD_REQUEST, "error.authorize"),
-            WebError::Directory(DirectoryError::Busy | DirectoryError::Hashing(HashError::Busy)) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "error.busy")
-            }
+            WebError::Directory(
+                DirectoryError::Busy | DirectoryError::Hashing(HashError::Busy),
+            ) => (StatusCode::SERVICE_UNAVAILABLE, "error.busy"),
             WebError::Directory(e) if e.is_transient() => {
                 (StatusCode::SERVICE_UNAVAILABLE, "error.directory_down")
             }
@@ -165,11 +165,17 @@ pub async fn render_error_pages(
     };
     let page = context! { key => page };
     let profile = &state.settings.profile;
+    // The page replaces the body; when to come back stays.
+    let retry_after = response
+        .headers()
+        .get(axum::http::header::RETRY_AFTER)
+        .cloned();
+    let retry = retry_after.map(|value| [(axum::http::header::RETRY_AFTER, value)]);
     match super::pages::render(&state.templates, "error.html", profile, &frame, page) {
-        Ok(html) => (status, html).into_response(),
+        Ok(html) => (status, retry, html).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "error page could not be rendered");
-            (status, "Service indisponible / Service unavailable").into_response()
+            (status, retry, "Service indisponible / Service unavailable").into_response()
         }
     }
 }
@@ -207,7 +213,10 @@ mod tests {
                 Some(ErrorPage("error.directory_down"))
             )
         );
-        for busy in [DirectoryError::Hashing(HashError::Busy), DirectoryError::Busy] {
+        for busy in [
+            DirectoryError::Hashing(HashError::Busy),
+            DirectoryError::Busy,
+        ] {
             let response = WebError::Directory(busy).into_response();
             assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
             assert_eq!(response.headers()["retry-after"], "30");

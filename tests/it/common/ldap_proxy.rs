@@ -2,7 +2,8 @@
 //! to a write: the write is applied, but Guichet hears of it late. With the
 //! request's timeout shorter than the delay, the request is dropped while the
 //! write is in flight, which is how a client hanging up or a timeout cuts a
-//! request off half-way. It also records the DN of every bind Guichet makes.
+//! request off half-way. It can hold back answers to binds too (a slow directory at
+//! sign-in). It also records the DN of every bind Guichet makes.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,12 +13,30 @@ use tokio::net::{TcpListener, TcpStream, UnixStream};
 
 /// LDAP answers to writes (RFC 4511 §4.6 ModifyResponse, §4.12 ExtendedResponse).
 const WRITE_ANSWERS: [u8; 2] = [0x67, 0x78];
-/// RFC 4511 §4.2 BindRequest.
+/// RFC 4511 §4.2 BindRequest, §4.2.2 BindResponse.
 const BIND_REQUEST: u8 = 0x60;
+const BIND_ANSWER: u8 = 0x61;
+
+/// How late answers reach Guichet, by kind (`None`: at once).
+#[derive(Debug, Clone, Copy, Default)]
+struct Hold {
+    writes: Option<Duration>,
+    binds: Option<Duration>,
+}
+
+impl Hold {
+    fn of(&self, message: &[u8]) -> Option<Duration> {
+        match answer_tag(message) {
+            Some(tag) if WRITE_ANSWERS.contains(&tag) => self.writes,
+            Some(BIND_ANSWER) => self.binds,
+            _ => None,
+        }
+    }
+}
 
 pub struct LdapProxy {
     pub port: u16,
-    delay: Arc<Mutex<Option<Duration>>>,
+    hold: Arc<Mutex<Hold>>,
     binds: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -35,22 +54,22 @@ impl LdapProxy {
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let listener = TcpListener::from_std(listener).unwrap();
-        let delay = Arc::new(Mutex::new(None));
+        let hold = Arc::new(Mutex::new(Hold::default()));
         let binds = Arc::new(Mutex::new(Vec::new()));
-        let (shared, seen) = (delay.clone(), binds.clone());
+        let (shared, seen) = (hold.clone(), binds.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (socket, delay, binds) = (socket.clone(), shared.clone(), seen.clone());
+                let (socket, hold, binds) = (socket.clone(), shared.clone(), seen.clone());
                 tokio::spawn(async move {
                     if let Ok(server) = UnixStream::connect(&socket).await {
-                        relay(client, server, delay, binds).await;
+                        relay(client, server, hold, binds).await;
                     }
                 });
             }
         });
         LdapProxy {
             port,
-            delay,
+            hold,
             binds,
             task,
         }
@@ -70,7 +89,12 @@ impl LdapProxy {
 
     /// From now on, answers to writes reach Guichet `delay` late (`None`: at once).
     pub fn hold_write_answers(&self, delay: Option<Duration>) {
-        *self.delay.lock().unwrap() = delay;
+        self.hold.lock().unwrap().writes = delay;
+    }
+
+    /// From now on, answers to binds reach Guichet `delay` late (`None`: at once).
+    pub fn hold_bind_answers(&self, delay: Option<Duration>) {
+        self.hold.lock().unwrap().binds = delay;
     }
 
     /// The DNs bound to so far, in order.
@@ -92,7 +116,7 @@ impl Drop for LdapProxy {
 async fn relay(
     client: TcpStream,
     server: UnixStream,
-    delay: Arc<Mutex<Option<Duration>>>,
+    hold: Arc<Mutex<Hold>>,
     binds: Arc<Mutex<Vec<String>>>,
 ) {
     let (mut client_read, mut client_write) = client.into_split();
@@ -126,8 +150,8 @@ async fn relay(
         pending.extend_from_slice(&buffer[..read]);
         while let Some(size) = message_size(&pending) {
             let message: Vec<u8> = pending.drain(..size).collect();
-            let held = *delay.lock().unwrap();
-            if let (Some(held), true) = (held, is_write_answer(&message)) {
+            let held = hold.lock().unwrap().of(&message);
+            if let Some(held) = held {
                 tokio::time::sleep(held).await;
             }
             if client_write.write_all(&message).await.is_err() {
@@ -169,10 +193,9 @@ fn op_offset(message: &[u8]) -> Option<usize> {
     Some(id + 1 + id_header + id_length)
 }
 
-fn is_write_answer(message: &[u8]) -> bool {
-    op_offset(message)
-        .and_then(|op| message.get(op))
-        .is_some_and(|tag| WRITE_ANSWERS.contains(tag))
+/// The protocolOp's tag: which request or answer this is.
+fn answer_tag(message: &[u8]) -> Option<u8> {
+    op_offset(message).and_then(|op| message.get(op)).copied()
 }
 
 /// BindRequest ::= [APPLICATION 0] SEQUENCE { version INTEGER, name LDAPDN, … }
@@ -202,12 +225,22 @@ mod tests {
             0x30, 0x0c, 0x02, 0x01, 0x02, 0x67, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
         ];
         assert_eq!(message_size(&modify), Some(14));
-        assert!(is_write_answer(&modify));
+        let second = Duration::from_secs(1);
+        let writes = Hold {
+            writes: Some(second),
+            binds: None,
+        };
+        assert_eq!(writes.of(&modify), Some(second));
         assert_eq!(message_size(&modify[..5]), None);
         let bind = [
             0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
         ];
-        assert!(!is_write_answer(&bind));
+        assert_eq!(writes.of(&bind), None);
+        let binds = Hold {
+            writes: None,
+            binds: Some(second),
+        };
+        assert_eq!((binds.of(&bind), binds.of(&modify)), (Some(second), None));
         // messageID 1, BindRequest { version 3, name "cn=x", simple "pw" }
         let request = [
             0x30, 0x12, 0x02, 0x01, 0x01, 0x60, 0x0d, 0x02, 0x01, 0x03, 0x04, 0x04, b'c', b'n',

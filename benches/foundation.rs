@@ -51,6 +51,8 @@ async fn main() {
         password_write: PasswordWrite::Hash,
         import: None,
         decoy_dn: Some(slapd::DECOY_DN.to_owned()),
+        bind_queue: 128,
+        bind_wait: Duration::from_secs(3),
     };
     let directory = Arc::new(Directory::new(&settings, hasher).expect("directory"));
     directory.ping().await.expect("ping");

@@ -1,20 +1,29 @@
-//! argon2id password hashing, off the async runtime and bounded: at most
-//! `max_concurrent` hashes run at once and at most `max_waiting` requests queue for a
-//! slot. Past that the caller gets `Busy` at once, so load turns into 503 pages instead
-//! of an ever-growing queue.
+//! argon2id password hashing on a fixed pool of OS threads, bounded: at most
+//! `max_concurrent` hashes run at once (one per thread) and at most `max_waiting`
+//! requests queue for a thread. Past that the caller gets `Busy` at once, so load turns
+//! into 503 pages instead of an ever-growing queue.
+//!
+//! Each thread allocates one argon2 memory block on its first hash and reuses it for
+//! every later one. Hashing on `spawn_blocking` threads instead let each of those
+//! threads keep a malloc arena holding its last 19 MiB block: a flood of sign-ins
+//! left the process at 457 MiB. Here the memory is `max_concurrent` blocks, for good.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::{PasswordHasher as _, SaltString, rand_core::OsRng};
-use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use tokio::sync::oneshot;
 
 use crate::config::HashingSettings;
 use crate::domain::Password;
+use crate::gate::{Gate, Pass};
 
 /// The scheme prefix slapd's argon2 module recognises in `userPassword`.
 pub const LDAP_SCHEME: &str = "{ARGON2}";
+/// Threads are named `guichet-hash-N` (shown by `top -H` and in /proc).
+const THREAD_NAME: &str = "guichet-hash";
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -24,34 +33,39 @@ pub enum HashError {
     Failed(String),
 }
 
+/// A handle on the hashing threads. Clones share them; when the last clone is
+/// dropped the queue closes and the threads end.
 #[derive(Clone)]
 pub struct Hasher {
     params: Params,
-    slots: Arc<Semaphore>,
-    waiting: Arc<AtomicUsize>,
-    max_waiting: usize,
+    gate: Gate,
+    jobs: SyncSender<Job>,
 }
 
 impl std::fmt::Debug for Hasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hasher")
             .field("params", &self.params)
-            .field("free_slots", &self.slots.available_permits())
+            .field("gate", &self.gate)
             .finish()
     }
 }
 
-/// Decrements the waiting count however the wait ends (slot, error or cancellation).
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
+/// One password to hash. The gate's pass travels with it and is given back by the
+/// thread when the hash is done, so "running" means running on a thread.
+struct Job {
+    password: Password,
+    pass: Pass,
+    reply: oneshot::Sender<Result<String, HashError>>,
 }
 
 impl Hasher {
     pub fn new(settings: &HashingSettings) -> Result<Self, HashError> {
+        Self::start(settings, THREAD_NAME)
+    }
+
+    /// Starts `max_concurrent` threads named `{name}-N`.
+    fn start(settings: &HashingSettings, name: &str) -> Result<Self, HashError> {
         let params = Params::new(
             settings.memory_kib,
             settings.iterations,
@@ -59,11 +73,21 @@ impl Hasher {
             None,
         )
         .map_err(|e| HashError::Failed(e.to_string()))?;
+        // A job is sent only with a pass, so the queue never holds more than one per
+        // thread; the waiting happens at the gate, where it is bounded.
+        let (jobs, queue) = mpsc::sync_channel(settings.max_concurrent);
+        let queue = Arc::new(Mutex::new(queue));
+        for index in 0..settings.max_concurrent {
+            let (queue, worker) = (queue.clone(), Worker::new(params.clone()));
+            std::thread::Builder::new()
+                .name(format!("{name}-{index}"))
+                .spawn(move || worker.serve(&queue))
+                .map_err(|e| HashError::Failed(format!("cannot start a hashing thread: {e}")))?;
+        }
         Ok(Hasher {
             params,
-            slots: Arc::new(Semaphore::new(settings.max_concurrent)),
-            waiting: Arc::new(AtomicUsize::new(0)),
-            max_waiting: settings.max_waiting,
+            gate: Gate::new(settings.max_concurrent, settings.max_waiting, None),
+            jobs,
         })
     }
 
@@ -75,34 +99,93 @@ impl Hasher {
 
     /// The PHC string of an argon2id hash with a fresh 128-bit salt.
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
-        let _permit = self.wait_for_slot().await?;
-        let params = self.params.clone();
-        let password = password.clone();
-        tokio::task::spawn_blocking(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-                .hash_password(password.expose().as_bytes(), &salt)
-                .map(|hash| hash.to_string())
-                .map_err(|e| HashError::Failed(e.to_string()))
-        })
-        .await
-        .map_err(|e| HashError::Failed(e.to_string()))?
+        let pass = self.gate.enter().await.map_err(|_| HashError::Busy)?;
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            password: password.clone(),
+            pass,
+            reply,
+        };
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            // Cannot happen while every job carries a pass; refusing is the safe answer.
+            Err(TrySendError::Full(_)) => return Err(HashError::Busy),
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(HashError::Failed(
+                    "the hashing threads have ended".to_owned(),
+                ));
+            }
+        }
+        answer
+            .await
+            .map_err(|_| HashError::Failed("a hashing thread ended mid-hash".to_owned()))?
+    }
+}
+
+/// What one thread owns: the hasher and its memory block, reused for every hash.
+struct Worker {
+    argon2: Argon2<'static>,
+    memory: Vec<Block>,
+}
+
+impl Worker {
+    fn new(params: Params) -> Worker {
+        Worker {
+            argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+            memory: Vec::new(),
+        }
     }
 
-    async fn wait_for_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, HashError> {
-        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
-            return Ok(permit);
+    /// Hashes jobs until every `Hasher` is gone (the queue then reports disconnection).
+    fn serve(mut self, queue: &Mutex<Receiver<Job>>) {
+        loop {
+            // Only the wait for a job holds the lock; a poisoned lock means another
+            // thread panicked while waiting, and this one ends too.
+            let next = match queue.lock() {
+                Ok(queue) => queue.recv(),
+                Err(_) => return,
+            };
+            let Ok(Job {
+                password,
+                pass,
+                reply,
+            }) = next
+            else {
+                return;
+            };
+            // The caller gave up (its request timed out or the client left).
+            if reply.is_closed() {
+                continue;
+            }
+            let result = self.hash(password.expose().as_bytes());
+            drop(pass);
+            let _ = reply.send(result);
         }
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(HashError::Busy);
+    }
+
+    fn hash(&mut self, password: &[u8]) -> Result<String, HashError> {
+        let failed = |e: argon2::password_hash::Error| HashError::Failed(e.to_string());
+        let params = self.argon2.params();
+        if self.memory.len() != params.block_count() {
+            self.memory = vec![Block::default(); params.block_count()];
         }
-        let _waiting = Waiting(&self.waiting);
-        self.slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| HashError::Failed("hashing pool closed".to_owned()))
+        let mut salt = [0u8; Salt::RECOMMENDED_LENGTH];
+        OsRng.fill_bytes(&mut salt);
+        let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+        let (argon2, memory) = (&self.argon2, &mut self.memory);
+        let hash = Output::init_with(output_len, |out| {
+            Ok(argon2.hash_password_into_with_memory(password, &salt, out, &mut *memory)?)
+        })
+        .map_err(failed)?;
+        let salt = SaltString::encode_b64(&salt).map_err(failed)?;
+        let phc = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(params).map_err(failed)?,
+            salt: Some(salt.as_salt()),
+            hash: Some(hash),
+        };
+        Ok(phc.to_string())
     }
 }
 
@@ -158,5 +241,60 @@ mod tests {
         assert_eq!(busy, 4);
         // Once the queue drains, new requests are served again.
         assert!(hasher.hash(&password).await.is_ok());
+    }
+
+    #[test]
+    fn a_thread_reuses_one_memory_block_for_every_hash() {
+        let params = Params::new(8 * 1024, 1, 1, None).unwrap();
+        let mut worker = Worker::new(params.clone());
+        let first = worker.hash(b"first").unwrap();
+        let block = (worker.memory.as_ptr(), worker.memory.capacity());
+        assert_eq!(worker.memory.len(), params.block_count());
+        for round in 0..20 {
+            let phc = worker.hash(format!("password {round}").as_bytes()).unwrap();
+            let parsed = PasswordHash::new(&phc).unwrap();
+            assert!(
+                Argon2::default()
+                    .verify_password(format!("password {round}").as_bytes(), &parsed)
+                    .is_ok()
+            );
+            assert_eq!(
+                (worker.memory.as_ptr(), worker.memory.capacity()),
+                block,
+                "the same block, never a new one"
+            );
+        }
+        let parsed = PasswordHash::new(&first).unwrap();
+        assert!(Argon2::default().verify_password(b"first", &parsed).is_ok());
+    }
+
+    /// The threads of this process whose name starts with `prefix`.
+    fn threads_named(prefix: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .filter(|name| name.starts_with(prefix))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn a_fixed_set_of_threads_hashes_and_ends_with_the_last_handle() {
+        let hasher = Hasher::start(&settings(2, 8), "hpool").unwrap();
+        let password = Password::new("correct horse battery staple");
+        for _ in 0..3 {
+            let burst = (0..8).map(|_| hasher.hash(&password));
+            let results = futures_util::future::join_all(burst).await;
+            assert!(results.iter().all(Result::is_ok));
+            assert_eq!(threads_named("hpool-"), 2, "no thread is added");
+        }
+        let clone = hasher.clone();
+        drop(hasher);
+        assert!(clone.hash(&password).await.is_ok(), "a clone keeps them");
+        drop(clone);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while threads_named("hpool-") > 0 {
+            assert!(std::time::Instant::now() < deadline, "the threads end");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 }

@@ -10,6 +10,7 @@ pub mod dev;
 pub mod directory;
 pub mod domain;
 pub mod flows;
+pub mod gate;
 pub mod hashing;
 pub mod mail;
 pub mod oidc;

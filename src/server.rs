@@ -1,6 +1,6 @@
 //! Start-up and serving: connect and migrate the store, reach the directory, then
-//! serve HTTP (or HTTPS through rustls) and run the outbox worker until a shutdown
-//! signal, finishing the requests and mail in flight.
+//! serve HTTP (or HTTPS through rustls, see `http`) and run the outbox worker until a
+//! shutdown signal, finishing the requests and mail in flight.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+
+mod http;
 
 use crate::app::App;
 use crate::config::Settings;
@@ -98,13 +100,19 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let tls = state
-        .settings
-        .server
+    let server = &state.settings.server;
+    let tls = server
         .tls
         .as_ref()
-        .map(|tls| (tls.cert_path.clone(), tls.key_path.clone()));
-    let app = web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        .map(|tls| http::tls_acceptor(&tls.cert_path, &tls.key_path))
+        .transpose()
+        .map_err(|e| StartError::Other(format!("TLS certificate or key: {e}")))?;
+    let limits = http::Limits {
+        header_read: server.header_read_timeout,
+        idle: server.idle_timeout,
+        max_connections: fit_open_files(&state.settings),
+    };
+    let router = web::router(state.clone());
     let (stop_jobs, stopped) = tokio::sync::watch::channel(false);
     // A JoinSet aborts its tasks when dropped: if this future is dropped (the process
     // is going away), the jobs go with it instead of running on detached.
@@ -116,36 +124,57 @@ pub async fn run(
         stopped.clone(),
     ));
     jobs.spawn(purge_periodically(state.clone(), stopped));
-    let result = match tls {
-        None => axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| StartError::Other(e.to_string())),
-        Some((cert, key)) => {
-            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
-                .await
-                .map_err(|e| StartError::Other(format!("TLS certificate or key: {e}")))?;
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                stopper.graceful_shutdown(Some(GRACE));
-            });
-            let listener = listener
-                .into_std()
-                .map_err(|e| StartError::Other(e.to_string()))?;
-            axum_server::from_tcp_rustls(listener, config)
-                .handle(handle)
-                .serve(app)
-                .await
-                .map_err(|e| StartError::Other(e.to_string()))
-        }
-    };
+    http::serve(listener, router, tls, limits, shutdown, GRACE).await;
     // Mail in flight finishes; what is left stays in the outbox for the next start.
     let _ = stop_jobs.send(true);
     while jobs.join_next().await.is_some() {}
     state.store.close().await;
-    result
+    Ok(())
+}
+
+/// Raises the soft open-files limit to the hard one (many systems start services
+/// at 1,024), and returns `server.max_connections` lowered to what it leaves once
+/// the database, directory and mail connections have theirs.
+fn fit_open_files(settings: &Settings) -> usize {
+    let wanted = settings.server.max_connections;
+    let before = rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft);
+    let (before, raised) = match (before, rlimit::increase_nofile_limit(u64::MAX)) {
+        (Ok(before), Ok(raised)) => (before, raised),
+        (_, Err(error)) | (Err(error), _) => {
+            tracing::warn!(%error, "cannot read or raise the open-files limit; serving as configured");
+            return wanted;
+        }
+    };
+    let reserve = reserved_files(settings);
+    let cap = connection_cap(wanted, raised, reserve);
+    tracing::info!(
+        open_files_before = before,
+        open_files = raised,
+        reserved = reserve,
+        max_connections = cap,
+        configured = wanted,
+        "open-files limit raised; connections capped below it"
+    );
+    cap
+}
+
+/// Files kept for everything but clients: the pools of the database, the directory
+/// (service, binds, import) and SMTP, plus a margin for the listener, logs, the
+/// runtime and back-channel logout calls.
+fn reserved_files(settings: &Settings) -> u64 {
+    const MARGIN: u64 = 64;
+    // lettre keeps up to 10 SMTP connections in its pool by default.
+    const SMTP_POOL: u64 = 10;
+    let database = u64::from(settings.database.max_connections);
+    let directory = 3 * settings.directory.pool_size as u64;
+    MARGIN + SMTP_POOL + database + directory
+}
+
+/// The connections to serve at once: as configured, but never so many that the
+/// reserved files would be lacking; at least one.
+fn connection_cap(wanted: usize, open_files: u64, reserve: u64) -> usize {
+    let room = usize::try_from(open_files.saturating_sub(reserve)).unwrap_or(usize::MAX);
+    wanted.min(room).max(1)
 }
 
 /// The invitation flow on the application's parts.
@@ -237,4 +266,21 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 /// rustls 0.23 needs one process-wide crypto provider; ring is the one built in.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connection_cap;
+
+    #[test]
+    fn connections_are_capped_below_the_open_files_limit() {
+        // The usual soft limit of 1,024 with 110 files reserved.
+        assert_eq!(connection_cap(4096, 1024, 110), 914);
+        // A raised limit leaves the configured figure alone.
+        assert_eq!(connection_cap(4096, 1_048_576, 110), 4096);
+        assert_eq!(connection_cap(50, 1024, 110), 50);
+        // A limit below the reserve still serves one client at a time.
+        assert_eq!(connection_cap(4096, 64, 110), 1);
+        assert_eq!(connection_cap(4096, u64::MAX, 110), 4096);
+    }
 }

@@ -325,6 +325,17 @@ pub struct ServerSettings {
     /// passes the other on from the client untouched.
     #[serde(default)]
     pub forwarded_header: ForwardedHeader,
+    /// A client that has not sent a whole request head this long after connecting,
+    /// or after it began the next request on a kept-alive connection, is closed.
+    #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection with no request in flight is closed after this long.
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Connections served at once; the next ones wait in the kernel's backlog. Lowered
+    /// at start if the open-files limit cannot hold them.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 /// The header a trusted proxy names the client in.
@@ -391,6 +402,14 @@ pub struct DirectorySettings {
     /// a real bind. Guichet sets a random password on it at every start. Without it,
     /// an unknown login costs a local hash instead (a warning says so at start).
     pub decoy_dn: Option<String>,
+    /// Password checks (binds) that may wait for one of the `pool_size` bind
+    /// connections; past that, sign-in answers 503 at once. The default holds a
+    /// lecture hall signing in together.
+    #[serde(default = "default_bind_queue")]
+    pub bind_queue: usize,
+    /// How long a password check waits for a bind connection before a 503.
+    #[serde(default = "default_bind_wait", with = "humantime_serde")]
+    pub bind_wait: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -518,6 +537,15 @@ fn default_listen() -> SocketAddr {
 fn default_request_timeout() -> Duration {
     Duration::from_secs(30)
 }
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_max_connections() -> usize {
+    4096
+}
 fn default_db_connections() -> u32 {
     10
 }
@@ -526,6 +554,12 @@ fn default_ldap_timeout() -> Duration {
 }
 fn default_ldap_pool() -> usize {
     8
+}
+fn default_bind_queue() -> usize {
+    128
+}
+fn default_bind_wait() -> Duration {
+    Duration::from_secs(3)
 }
 fn default_password_write() -> PasswordWrite {
     PasswordWrite::Hash
@@ -625,6 +659,7 @@ impl Settings {
         }
         self.check_hashing()?;
         self.check_limits()?;
+        self.check_connections()?;
         if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
             return Err(ConfigError::new(
                 "mail.from",
@@ -691,6 +726,12 @@ impl Settings {
                 "pool_size and timeout must be greater than zero",
             ));
         }
+        if dir.bind_wait.is_zero() {
+            return Err(ConfigError::new(
+                "directory.bind_wait",
+                "expected a wait greater than zero, e.g. \"3s\"",
+            ));
+        }
         Ok(())
     }
 
@@ -732,6 +773,28 @@ impl Settings {
         if h.max_concurrent == 0 {
             return Err(ConfigError::new(
                 "hashing.max_concurrent",
+                "expected at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_connections(&self) -> Result<(), ConfigError> {
+        let server = &self.server;
+        for (key, timeout) in [
+            ("server.header_read_timeout", server.header_read_timeout),
+            ("server.idle_timeout", server.idle_timeout),
+        ] {
+            if timeout.is_zero() {
+                return Err(ConfigError::new(
+                    key,
+                    "expected a duration greater than zero, e.g. \"10s\"",
+                ));
+            }
+        }
+        if server.max_connections == 0 {
+            return Err(ConfigError::new(
+                "server.max_connections",
                 "expected at least 1",
             ));
         }

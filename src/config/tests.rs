@@ -120,6 +120,37 @@ fn profile_rules_are_checked() {
 }
 
 #[test]
+fn resource_bounds_have_safe_defaults_and_are_checked() {
+    let settings = Settings::from_toml(&with_profile("paris-cite", "")).unwrap();
+    assert_eq!(settings.server.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(settings.server.idle_timeout, Duration::from_secs(60));
+    assert_eq!(settings.server.max_connections, 4096);
+    assert!(
+        settings.directory.bind_queue >= 60,
+        "a lecture hall signing in together waits rather than being refused"
+    );
+    assert_eq!(settings.directory.bind_wait, Duration::from_secs(3));
+    let server = |line: &str| {
+        with_profile("paris-cite", "").replace(
+            "public_url = \"http://localhost:8080/\"",
+            &format!("public_url = \"http://localhost:8080/\"\n{line}"),
+        )
+    };
+    for (line, key) in [
+        ("header_read_timeout = \"0s\"", "server.header_read_timeout"),
+        ("idle_timeout = \"0s\"", "server.idle_timeout"),
+        ("max_connections = 0", "server.max_connections"),
+    ] {
+        assert_eq!(error_of(&server(line)).key, key);
+    }
+    let no_wait = with_profile("paris-cite", "").replace(
+        "bind_password = \"secret\"",
+        "bind_password = \"secret\"\nbind_wait = \"0s\"",
+    );
+    assert_eq!(error_of(&no_wait).key, "directory.bind_wait");
+}
+
+#[test]
 fn secrets_can_come_from_files() {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     writeln!(file, "from-a-file").unwrap();

@@ -19,6 +19,7 @@ use crate::config::{DirectorySettings, PasswordWrite};
 use std::collections::HashSet;
 
 use crate::domain::{AccountState, Email, Ine, Login, Password, StudentId};
+use crate::gate::Gate;
 use crate::hashing::{HashError, Hasher};
 
 /// At most this many entries are read for a lookup that should find one: enough to see
@@ -49,6 +50,10 @@ pub enum DirectoryError {
     ServiceBind(u32),
     #[error("directory refused the operation (rc={rc}): {message}")]
     Refused { rc: u32, message: String },
+    /// Every bind connection is in use and the queue for them is full, or the wait
+    /// for one ran out: nothing was asked of the directory.
+    #[error("too many password checks at once; try again shortly")]
+    Busy,
     #[error(transparent)]
     Hashing(#[from] HashError),
 }
@@ -58,7 +63,9 @@ impl DirectoryError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            DirectoryError::Unavailable(_) | DirectoryError::Hashing(HashError::Busy)
+            DirectoryError::Unavailable(_)
+                | DirectoryError::Busy
+                | DirectoryError::Hashing(HashError::Busy)
         )
     }
 }
@@ -107,6 +114,8 @@ pub struct NewStudent {
 pub struct Directory {
     service: pool::Pool,
     auth: pool::Pool,
+    /// Bounds the binds on `auth`: the pool's own wait would queue them without bound.
+    binds: Gate,
     /// Bound as the import account, when one is configured.
     import: Option<pool::Pool>,
     people_dn: String,
@@ -173,6 +182,11 @@ impl Directory {
                 settings.bind_password.clone(),
             ))))?,
             auth: build(manager(None))?,
+            binds: Gate::new(
+                settings.pool_size,
+                settings.bind_queue,
+                Some(settings.bind_wait),
+            ),
             import: settings
                 .import
                 .as_ref()
@@ -549,6 +563,7 @@ impl Directory {
         if password.is_empty() {
             return Ok(BindOutcome::Rejected);
         }
+        let _bind = self.binds.enter().await.map_err(|_| DirectoryError::Busy)?;
         let mut ldap = self.auth.get().await?;
         let result = ldap
             .with_timeout(self.timeout)

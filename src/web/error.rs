@@ -13,6 +13,7 @@ use super::i18n::Locale;
 use super::pages::PageFrame;
 use crate::directory::DirectoryError;
 use crate::flows::FlowError;
+use crate::hashing::HashError;
 use crate::oidc::provider::ProviderError;
 use crate::oidc::{OAuthCode, OAuthError};
 use crate::store::StoreError;
@@ -93,11 +94,9 @@ impl WebError {
             WebError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "error.busy"),
             WebError::Csrf => (StatusCode::FORBIDDEN, "error.csrf"),
             WebError::Authorize(_) => (StatusCode::BAD_REQUEST, "error.authorize"),
-            WebError::Directory(e)
-                if matches!(e, DirectoryError::Hashing(_)) && e.is_transient() =>
-            {
-                (StatusCode::SERVICE_UNAVAILABLE, "error.busy")
-            }
+            WebError::Directory(
+                DirectoryError::Busy | DirectoryError::Hashing(HashError::Busy),
+            ) => (StatusCode::SERVICE_UNAVAILABLE, "error.busy"),
             WebError::Directory(e) if e.is_transient() => {
                 (StatusCode::SERVICE_UNAVAILABLE, "error.directory_down")
             }
@@ -205,7 +204,6 @@ fn is_bare_error(response: &Response) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hashing::HashError;
 
     fn mapped(error: WebError) -> (StatusCode, Option<ErrorPage>) {
         let response = error.into_response();
@@ -225,14 +223,18 @@ mod tests {
                 Some(ErrorPage("error.directory_down"))
             )
         );
-        let busy = WebError::Directory(DirectoryError::Hashing(HashError::Busy));
-        assert_eq!(
-            mapped(busy),
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(ErrorPage("error.busy"))
-            )
-        );
+        for busy in [
+            DirectoryError::Hashing(HashError::Busy),
+            DirectoryError::Busy,
+        ] {
+            let response = WebError::Directory(busy).into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()["retry-after"], "30");
+            assert_eq!(
+                response.extensions().get::<ErrorPage>(),
+                Some(&ErrorPage("error.busy"))
+            );
+        }
         let db = WebError::Store(StoreError::Unavailable("pool timed out".into()));
         assert_eq!(
             mapped(db),

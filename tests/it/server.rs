@@ -1,7 +1,15 @@
-//! The whole app over HTTP: health, readiness, pages, languages, errors, headers.
+//! The whole app over HTTP: health, readiness, pages, languages, errors, headers, and
+//! the bounds on connections and on sign-ins that serving keeps.
 
-use crate::common::{Backend, TestApp, both_backends};
+use std::time::Duration;
+
+use crate::common::ldap_proxy::LdapProxy;
+use crate::common::{
+    self, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, both_backends, browser, csrf_of, signs_in,
+};
 use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 async fn health_and_readiness(backend: Backend) {
     let app = TestApp::start(backend).await;
@@ -249,4 +257,239 @@ both_backends!(
     unknown_pages_get_a_translated_error_page_with_a_reference,
     every_response_carries_strict_security_headers,
     the_dev_mailbox_lists_and_shows_sent_mail,
+);
+
+/// Settings with `lines` added to `[server]`.
+fn with_server(text: String, lines: &str) -> String {
+    text.replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:0\"\n{lines}"),
+    )
+}
+
+/// Whether the server closes `stream` within `seconds`, whatever it sent before.
+async fn closed_within(stream: &mut TcpStream, seconds: u64) -> bool {
+    let mut buffer = [0u8; 4096];
+    let reads = async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(seconds), reads)
+        .await
+        .is_ok()
+}
+
+/// Reads one response to `GET /healthz` (its body is `ok`), or `None` if none
+/// comes within `seconds`.
+async fn health_answer(stream: &mut TcpStream, seconds: u64) -> Option<String> {
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let reads = async {
+        while !answer.ends_with(b"\r\n\r\nok") {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => answer.extend_from_slice(&buffer[..read]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(seconds), reads)
+        .await
+        .ok()?;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    answer.starts_with("HTTP/1.1 200").then_some(answer)
+}
+
+const HEALTH: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+async fn slow_clients_are_closed_and_others_still_served(backend: Backend) {
+    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
+        with_server(t, "header_read_timeout = \"1s\"")
+    })
+    .await;
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        let mut stream = TcpStream::connect(app.addr).await.unwrap();
+        stream.write_all(b"GET / HT").await.unwrap();
+        slow.push(stream);
+    }
+    let health = app.get("/healthz").await;
+    assert_eq!(
+        health.status(),
+        StatusCode::OK,
+        "answered while 200 are slow"
+    );
+    let closed =
+        futures_util::future::join_all(slow.iter_mut().map(|stream| closed_within(stream, 15)))
+            .await;
+    assert!(closed.iter().all(|c| *c), "every slow client is closed");
+    // A fresh connection with a whole request is answered.
+    let mut fresh = TcpStream::connect(app.addr).await.unwrap();
+    fresh.write_all(HEALTH).await.unwrap();
+    assert!(health_answer(&mut fresh, 10).await.is_some());
+    app.shutdown().await;
+}
+
+async fn kept_alive_connections_are_closed_when_idle_or_slow(backend: Backend) {
+    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
+        with_server(t, "header_read_timeout = \"1s\"\nidle_timeout = \"4s\"")
+    })
+    .await;
+    // Idle for longer than the header timeout but within the idle one: still served.
+    let mut idle = TcpStream::connect(app.addr).await.unwrap();
+    idle.write_all(HEALTH).await.unwrap();
+    assert!(health_answer(&mut idle, 10).await.is_some());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    idle.write_all(HEALTH).await.unwrap();
+    assert!(
+        health_answer(&mut idle, 10).await.is_some(),
+        "an idle pause shorter than idle_timeout keeps the connection"
+    );
+    // Then idle past idle_timeout: closed.
+    assert!(closed_within(&mut idle, 20).await, "closed once idle");
+    // A kept-alive connection whose next request head is too slow.
+    let mut slow = TcpStream::connect(app.addr).await.unwrap();
+    slow.write_all(HEALTH).await.unwrap();
+    assert!(health_answer(&mut slow, 10).await.is_some());
+    slow.write_all(b"GET /healthz HT").await.unwrap();
+    assert!(
+        health_answer(&mut slow, 20).await.is_none(),
+        "no answer, closed"
+    );
+    app.shutdown().await;
+}
+
+async fn connections_past_the_cap_wait_until_one_ends(backend: Backend) {
+    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
+        with_server(t, "max_connections = 50\nheader_read_timeout = \"60s\"")
+    })
+    .await;
+    // Connected in order, accepted in order: the first 50 take every place.
+    let mut held = Vec::new();
+    for _ in 0..60 {
+        held.push(TcpStream::connect(app.addr).await.unwrap());
+    }
+    let mut waiting = held.split_off(50);
+    let fifty_first = &mut waiting[0];
+    fifty_first.write_all(HEALTH).await.unwrap();
+    assert!(
+        health_answer(fifty_first, 2).await.is_none(),
+        "not served while 50 connections are held"
+    );
+    drop(held.pop());
+    assert!(
+        health_answer(fifty_first, 10).await.is_some(),
+        "served once one of the 50 ends"
+    );
+    drop((held, waiting));
+    app.shutdown().await;
+}
+
+/// Posts the sign-in form with `browser`, keeping the whole response.
+async fn sign_in_response(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    login: &str,
+    password: &str,
+) -> reqwest::Response {
+    let page = browser.get(app.url("/login")).send().await.unwrap();
+    let csrf = csrf_of(&page.text().await.unwrap());
+    browser
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("login", login),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// With one bind at a time and one waiting, a third sign-in while binds are slow is
+/// answered 503 at once; nothing is recorded for it, and sign-in works again after.
+async fn sign_ins_past_the_bind_queue_get_503_at_once(backend: Backend) {
+    let mut proxy = None;
+    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
+        let (t, front) = LdapProxy::in_front_of_settings(&t);
+        proxy = Some(front);
+        t.replace("timeout = \"2s\"", "timeout = \"30s\"").replace(
+            "pool_size = 4",
+            "pool_size = 1\nbind_queue = 1\nbind_wait = \"30s\"",
+        )
+    })
+    .await;
+    let proxy = proxy.unwrap();
+    proxy.hold_bind_answers(Some(Duration::from_secs(5)));
+    let app = std::sync::Arc::new(app);
+    let start = |app: &std::sync::Arc<TestApp>| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let response = sign_in_response(&app, &browser(), ACTIVE_UID, DEMO_PASSWORD).await;
+            let status = response.status();
+            let retry = response.headers().get("retry-after").cloned();
+            (status, retry, response.text().await.unwrap())
+        })
+    };
+    let binding = start(&app);
+    let student = common::people_dn(ACTIVE_UID);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !proxy.binds().contains(&student) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first bind starts"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (second, third) = (start(&app), start(&app));
+    let (first_done, other) = match futures_util::future::select(second, third).await {
+        futures_util::future::Either::Left((done, other)) => (done.unwrap(), other),
+        futures_util::future::Either::Right((done, other)) => (done.unwrap(), other),
+    };
+    assert!(
+        !binding.is_finished(),
+        "refused while the first bind is held"
+    );
+    let (status, retry, page) = first_done;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(retry.is_some(), "a 503 says when to come back");
+    assert!(page.contains("Trop de demandes en même temps"), "{page}");
+    assert_eq!(
+        binding.await.unwrap().0,
+        StatusCode::SEE_OTHER,
+        "the first signs in"
+    );
+    assert_eq!(
+        other.await.unwrap().0,
+        StatusCode::SEE_OTHER,
+        "the waiting one too"
+    );
+    proxy.hold_bind_answers(None);
+    assert!(signs_in(&app, &browser(), ACTIVE_UID, DEMO_PASSWORD).await);
+    // The refused attempt left no trace: three sign-ins, three sessions, and no
+    // failed sign-in in the audit log.
+    let logins: Vec<(String,)> =
+        sqlx::query_as("SELECT outcome FROM audit_events WHERE kind = 'login'")
+            .fetch_all(app.state.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(logins, vec![("ok".to_owned(),); 3]);
+    let sessions: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sso_sessions")
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(sessions.0, 3);
+    if let Ok(app) = std::sync::Arc::try_unwrap(app) {
+        app.shutdown().await;
+    }
+}
+
+both_backends!(
+    slow_clients_are_closed_and_others_still_served,
+    kept_alive_connections_are_closed_when_idle_or_slow,
+    connections_past_the_cap_wait_until_one_ends,
+    sign_ins_past_the_bind_queue_get_503_at_once,
 );

@@ -4,7 +4,8 @@
 //! write is in flight, which is how a client hanging up or a timeout cuts a
 //! request off half-way. It can also cut the connection of a write before the
 //! directory has it, or after it applied it (the answer lost), as the directory
-//! dying at that moment would. It also records the DN of every bind Guichet makes.
+//! dying at that moment would. It can hold back answers to binds too (a slow
+//! directory at sign-in). It also records the DN of every bind Guichet makes.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,8 +17,26 @@ use tokio::net::{TcpListener, TcpStream, UnixStream};
 const WRITE_ANSWERS: [u8; 2] = [0x67, 0x78];
 /// LDAP writes (RFC 4511 §4.6 ModifyRequest, §4.12 ExtendedRequest).
 const WRITE_REQUESTS: [u8; 2] = [0x66, 0x77];
-/// RFC 4511 §4.2 BindRequest.
+/// RFC 4511 §4.2 BindRequest, §4.2.2 BindResponse.
 const BIND_REQUEST: u8 = 0x60;
+const BIND_ANSWER: u8 = 0x61;
+
+/// How late answers reach Guichet, by kind (`None`: at once).
+#[derive(Debug, Clone, Copy, Default)]
+struct Hold {
+    writes: Option<Duration>,
+    binds: Option<Duration>,
+}
+
+impl Hold {
+    fn of(&self, message: &[u8]) -> Option<Duration> {
+        match op_tag(message) {
+            Some(tag) if WRITE_ANSWERS.contains(&tag) => self.writes,
+            Some(BIND_ANSWER) => self.binds,
+            _ => None,
+        }
+    }
+}
 
 /// Where the next write's connection is cut, as the directory dying would cut it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +49,7 @@ pub enum Cut {
 
 pub struct LdapProxy {
     pub port: u16,
-    delay: Arc<Mutex<Option<Duration>>>,
+    hold: Arc<Mutex<Hold>>,
     cut: Arc<Mutex<Option<Cut>>>,
     binds: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
@@ -49,11 +68,11 @@ impl LdapProxy {
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let listener = TcpListener::from_std(listener).unwrap();
-        let delay = Arc::new(Mutex::new(None));
+        let hold = Arc::new(Mutex::new(Hold::default()));
         let cut = Arc::new(Mutex::new(None));
         let binds = Arc::new(Mutex::new(Vec::new()));
         let faults = Faults {
-            delay: delay.clone(),
+            hold: hold.clone(),
             cut: cut.clone(),
             binds: binds.clone(),
         };
@@ -69,7 +88,7 @@ impl LdapProxy {
         });
         LdapProxy {
             port,
-            delay,
+            hold,
             cut,
             binds,
             task,
@@ -90,7 +109,12 @@ impl LdapProxy {
 
     /// From now on, answers to writes reach Guichet `delay` late (`None`: at once).
     pub fn hold_write_answers(&self, delay: Option<Duration>) {
-        *self.delay.lock().unwrap() = delay;
+        self.hold.lock().unwrap().writes = delay;
+    }
+
+    /// From now on, answers to binds reach Guichet `delay` late (`None`: at once).
+    pub fn hold_bind_answers(&self, delay: Option<Duration>) {
+        self.hold.lock().unwrap().binds = delay;
     }
 
     /// Cuts the connection of the next write at `cut` (once: later writes pass).
@@ -117,7 +141,7 @@ impl Drop for LdapProxy {
 /// What the tests set on the proxy, shared with every connection it relays.
 #[derive(Clone)]
 struct Faults {
-    delay: Arc<Mutex<Option<Duration>>>,
+    hold: Arc<Mutex<Hold>>,
     cut: Arc<Mutex<Option<Cut>>>,
     binds: Arc<Mutex<Vec<String>>>,
 }
@@ -172,14 +196,13 @@ async fn relay(client: TcpStream, server: UnixStream, faults: Faults) {
         pending.extend_from_slice(&buffer[..read]);
         while let Some(size) = message_size(&pending) {
             let message: Vec<u8> = pending.drain(..size).collect();
-            let is_answer = is_write_answer(&message);
             // Dropping both halves closes the connection with the answer unsent.
-            if is_answer && faults.take_cut(Cut::AfterTheWrite) {
+            if is_write_answer(&message) && faults.take_cut(Cut::AfterTheWrite) {
                 upstream.abort();
                 return;
             }
-            let held = *faults.delay.lock().unwrap();
-            if let (Some(held), true) = (held, is_answer) {
+            let held = faults.hold.lock().unwrap().of(&message);
+            if let Some(held) = held {
                 tokio::time::sleep(held).await;
             }
             if client_write.write_all(&message).await.is_err() {
@@ -266,6 +289,17 @@ mod tests {
             0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
         ];
         assert!(!is_write_answer(&bind));
+        let second = Duration::from_secs(1);
+        let writes = Hold {
+            writes: Some(second),
+            binds: None,
+        };
+        assert_eq!((writes.of(&modify), writes.of(&bind)), (Some(second), None));
+        let binds = Hold {
+            writes: None,
+            binds: Some(second),
+        };
+        assert_eq!((binds.of(&bind), binds.of(&modify)), (Some(second), None));
         // messageID 1, BindRequest { version 3, name "cn=x", simple "pw" }
         let request = [
             0x30, 0x12, 0x02, 0x01, 0x01, 0x60, 0x0d, 0x02, 0x01, 0x03, 0x04, 0x04, b'c', b'n',

@@ -11,6 +11,7 @@ mod cli;
 mod conformance;
 mod directory;
 mod help;
+mod hostile;
 mod import;
 mod interop;
 mod invitation;

@@ -5,3 +5,4 @@
 //! runs in seconds; `PROPTEST_CASES` raises them locally.
 
 mod domain;
+mod import;

@@ -6,3 +6,4 @@
 
 mod domain;
 mod import;
+mod oidc;

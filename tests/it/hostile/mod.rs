@@ -6,4 +6,5 @@
 
 mod domain;
 mod import;
+mod jwt;
 mod oidc;

@@ -423,6 +423,7 @@ mod tests {
         for error in [
             Empty,
             TooLong,
+            ControlCharacter,
             Email,
             Login,
             StudentId,

@@ -63,12 +63,17 @@ fn parse_when(raw: Option<&str>) -> Result<Option<i64>, CliError> {
     if let Ok(date) = time::Date::parse(raw, &date_format) {
         return Ok(Some(date.midnight().assume_utc().unix_timestamp()));
     }
-    match humantime_serde::re::humantime::parse_duration(raw) {
-        Ok(age) => Ok(Some(crate::store::unix_now() - age.as_secs() as i64)),
-        Err(_) => Err(CliError::Usage(format!(
+    let age = humantime_serde::re::humantime::parse_duration(raw).map_err(|_| {
+        CliError::Usage(format!(
             "`{raw}` is not a date (2026-11-20), a time (2026-11-20T08:00:00Z) or an age (24h)"
-        ))),
-    }
+        ))
+    })?;
+    // An age of billions of years overflows the clock's arithmetic: refused, not a panic.
+    i64::try_from(age.as_secs())
+        .ok()
+        .and_then(|secs| crate::store::unix_now().checked_sub(secs))
+        .map(Some)
+        .ok_or_else(|| CliError::Usage(format!("`{raw}` goes back further than any record")))
 }
 
 /// Events name an account by its DN; admins type its login.
@@ -78,5 +83,39 @@ fn account_key(settings: &Settings, typed: &str) -> String {
             format!("uid={},{}", login.as_str(), settings.directory.people_dn)
         }
         _ => typed.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn an_age_past_the_clock_range_is_refused_not_a_panic() {
+        for raw in [
+            "9223372036854775808s",
+            "18446744073709551615s",
+            "500000000000y",
+        ] {
+            assert!(
+                matches!(parse_when(Some(raw)), Err(CliError::Usage(_))),
+                "{raw}"
+            );
+        }
+        assert!(parse_when(Some("24h")).unwrap().is_some());
+    }
+
+    proptest! {
+        #[test]
+        fn a_time_filter_is_a_time_or_a_usage_error(raw in prop_oneof![
+            ".{0,30}",
+            "[0-9]{1,22}(ns|us|ms|s|m|h|d|w|M|y)( [0-9]{1,20}[smhdy])?",
+            "-?[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}([+-][0-9]{2}:[0-9]{2}|Z))?",
+        ]) {
+            let parsed = parse_when(Some(&raw));
+            prop_assert!(matches!(parsed, Ok(Some(_)) | Err(CliError::Usage(_))));
+        }
     }
 }

@@ -11,10 +11,10 @@ use crate::server;
 
 /// Imports the good rows and reports the bad ones, each with its line number.
 pub async fn run(settings: Settings, file: &Path) -> Result<(), CliError> {
-    let text = std::fs::read_to_string(file)
+    let bytes = std::fs::read(file)
         .map_err(|e| CliError::Failed(format!("cannot read {}: {e}", file.display())))?;
     let parsed =
-        import::parse(&text).map_err(|e| CliError::Failed(format!("{}: {e}", file.display())))?;
+        import::parse(&bytes).map_err(|e| CliError::Failed(format!("{}: {e}", file.display())))?;
     if settings.directory.import.is_none() {
         return Err(CliError::Config(ConfigError::new(
             "directory.import",

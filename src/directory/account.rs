@@ -3,7 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ldap3::{Mod, SearchEntry};
+use ldap3::asn1::StructureTag;
+use ldap3::{Mod, ResultEntry, SearchEntry};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -69,9 +70,13 @@ struct AccountValues {
 
 /// Why an entry cannot be used as an account.
 #[derive(Debug, thiserror::Error)]
-#[error("entry {dn} has no usable uid")]
-pub struct UnusableEntry {
-    pub dn: String,
+pub enum UnusableEntry {
+    #[error("entry {dn} has no usable uid")]
+    NoUid { dn: String },
+    /// The directory's answer is not an entry as RFC 4511 §4.5.2 shapes it (a DN
+    /// that is not UTF-8, a missing attribute list…).
+    #[error("a search result is not a well-formed entry")]
+    Malformed,
 }
 
 impl Account {
@@ -89,14 +94,19 @@ impl Account {
             .unwrap_or_else(|| self.login.to_string())
     }
 
-    pub fn from_entry(entry: SearchEntry) -> Result<Account, UnusableEntry> {
+    /// The account of a search result as the directory sent it.
+    pub fn from_result(result: ResultEntry) -> Result<Account, UnusableEntry> {
+        search_entry(result).and_then(Account::from_entry)
+    }
+
+    fn from_entry(entry: SearchEntry) -> Result<Account, UnusableEntry> {
         let attrs = lowercase_keys(entry.attrs);
         let first = |name: &str| attrs.get(name).and_then(|v| v.first()).cloned();
         let all = |name: &str| attrs.get(name).cloned().unwrap_or_default();
         let dn = entry.dn;
         let login = first("uid")
             .and_then(|uid| uid.parse::<Login>().ok())
-            .ok_or_else(|| UnusableEntry { dn: dn.clone() })?;
+            .ok_or_else(|| UnusableEntry::NoUid { dn: dn.clone() })?;
         let account_values = AccountValues {
             etat: all("supannressourceetat")
                 .into_iter()
@@ -159,12 +169,68 @@ fn parse_logged<T: std::str::FromStr>(raw: Option<String>, dn: &str, attribute: 
 }
 
 /// Attribute names are case-insensitive in LDAP; servers return them as defined in
-/// the schema or as requested.
+/// the schema or as requested. The values of one attribute sent under two spellings
+/// are kept together, not one spelling's dropped.
 fn lowercase_keys(attrs: HashMap<String, Vec<String>>) -> HashMap<String, Vec<String>> {
-    attrs
+    let mut merged: HashMap<String, Vec<String>> = HashMap::new();
+    for (name, values) in attrs {
+        merged
+            .entry(name.to_ascii_lowercase())
+            .or_default()
+            .extend(values);
+    }
+    merged
+}
+
+/// `SearchEntry::construct` without its panics: ldap3 `expect`s every part of the
+/// entry (a DN that is not UTF-8 from a corrupt or hostile directory would bring the
+/// request down). As there, an attribute with a value that is not UTF-8 is binary.
+fn search_entry(result: ResultEntry) -> Result<SearchEntry, UnusableEntry> {
+    let mut parts = result
+        .0
+        .match_id(4)
+        .and_then(StructureTag::expect_constructed)
+        .ok_or(UnusableEntry::Malformed)?
+        .into_iter();
+    let dn = parts
+        .next()
+        .and_then(StructureTag::expect_primitive)
+        .and_then(|dn| String::from_utf8(dn).ok())
+        .ok_or(UnusableEntry::Malformed)?;
+    let attributes = parts
+        .next()
+        .and_then(StructureTag::expect_constructed)
+        .ok_or(UnusableEntry::Malformed)?;
+    let mut entry = SearchEntry {
+        dn,
+        attrs: HashMap::new(),
+        bin_attrs: HashMap::new(),
+    };
+    for attribute in attributes {
+        let (name, values) = attribute_of(attribute).ok_or(UnusableEntry::Malformed)?;
+        match values
+            .iter()
+            .map(|v| String::from_utf8(v.clone()))
+            .collect::<Result<Vec<String>, _>>()
+        {
+            Ok(text) => entry.attrs.entry(name).or_default().extend(text),
+            Err(_) => entry.bin_attrs.entry(name).or_default().extend(values),
+        }
+    }
+    Ok(entry)
+}
+
+/// A PartialAttribute: its type and its values, as bytes.
+fn attribute_of(tag: StructureTag) -> Option<(String, Vec<Vec<u8>>)> {
+    let mut parts = tag.expect_constructed()?.into_iter();
+    let name = String::from_utf8(parts.next()?.expect_primitive()?).ok()?;
+    let values = parts
+        .next()?
+        .expect_constructed()?
         .into_iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect()
+        .map(StructureTag::expect_primitive)
+        .collect::<Option<Vec<Vec<u8>>>>()?;
+    Some((name, values))
 }
 
 /// One atomic modification of an account: everything in it lands in a single LDAP
@@ -261,9 +327,183 @@ pub fn generalized_time(at: OffsetDateTime) -> String {
 
 #[cfg(test)]
 mod tests {
+    use ldap3::asn1::{PL, TagClass};
+    use proptest::prelude::*;
     use time::macros::{date, datetime};
 
     use super::*;
+
+    fn octets(bytes: Vec<u8>) -> StructureTag {
+        StructureTag {
+            class: TagClass::Universal,
+            id: 4,
+            payload: PL::P(bytes),
+        }
+    }
+
+    fn constructed(class: TagClass, id: u64, inner: Vec<StructureTag>) -> StructureTag {
+        StructureTag {
+            class,
+            id,
+            payload: PL::C(inner),
+        }
+    }
+
+    /// A SearchResultEntry (RFC 4511 §4.5.2) as the wire carries it.
+    fn result(dn: Vec<u8>, attributes: Vec<(Vec<u8>, Vec<Vec<u8>>)>) -> ResultEntry {
+        let attributes = attributes
+            .into_iter()
+            .map(|(name, values)| {
+                let values = values.into_iter().map(octets).collect();
+                let set = constructed(TagClass::Universal, 17, values);
+                constructed(TagClass::Universal, 16, vec![octets(name), set])
+            })
+            .collect();
+        let list = constructed(TagClass::Universal, 16, attributes);
+        ResultEntry::new(constructed(
+            TagClass::Application,
+            4,
+            vec![octets(dn), list],
+        ))
+    }
+
+    /// Any BER tree: primitives and constructions of any tag, nested.
+    fn any_tag() -> impl Strategy<Value = StructureTag> {
+        let leaf = (0u64..32, proptest::collection::vec(any::<u8>(), 0..24))
+            .prop_map(|(id, b)| StructureTag { id, ..octets(b) });
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            (0u64..32, proptest::collection::vec(inner, 0..6))
+                .prop_map(|(id, children)| constructed(TagClass::Universal, id, children))
+        })
+    }
+
+    fn hostile_value() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            ".{0,30}".prop_map(String::into_bytes),
+            "(\\{COMPTE\\}|\\{MAIL\\})?[AISX]?:[A-Za-z]{0,10}:[0-9]{0,9}:[0-9]{0,9}"
+                .prop_map(String::into_bytes),
+            "[0-9]{9,10}[A-Za-z]{1,2}|[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{8}|[a-z.]{1,9}@[a-z]{1,9}\\.fr"
+                .prop_map(String::into_bytes),
+            proptest::collection::vec(any::<u8>(), 0..40),
+        ]
+    }
+
+    fn attribute_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => proptest::sample::select(ATTRIBUTES).prop_map(|name| {
+                // Servers spell names as the schema or the request does.
+                name.chars().enumerate().map(|(i, c)| if i % 3 == 0 { c.to_ascii_uppercase() } else { c }).collect()
+            }),
+            4 => proptest::sample::select(ATTRIBUTES).prop_map(str::to_owned),
+            1 => "[a-zA-Z;-]{1,12}",
+        ]
+    }
+
+    fn attributes() -> impl Strategy<Value = Vec<(Vec<u8>, Vec<Vec<u8>>)>> {
+        let values = proptest::collection::vec(hostile_value(), 0..4);
+        proptest::collection::vec(
+            (attribute_name().prop_map(String::into_bytes), values),
+            0..12,
+        )
+    }
+
+    fn sorted<V: Ord + Clone>(map: &HashMap<String, Vec<V>>) -> Vec<(String, Vec<V>)> {
+        let mut pairs: Vec<(String, Vec<V>)> = map
+            .iter()
+            .map(|(k, v)| {
+                let mut v = v.clone();
+                v.sort();
+                (k.clone(), v)
+            })
+            .collect();
+        pairs.sort();
+        pairs
+    }
+
+    proptest! {
+        #[test]
+        fn any_search_result_gives_an_account_or_a_typed_refusal(tag in any_tag(), whole in any::<bool>()) {
+            // As sent, or inside an entry's envelope, so that the walk gets past it.
+            let tag = if whole { constructed(TagClass::Application, 4, vec![tag]) } else { tag };
+            let outcome = Account::from_result(ResultEntry::new(tag));
+            let typed = matches!(outcome, Ok(_) | Err(UnusableEntry::Malformed | UnusableEntry::NoUid { .. }));
+            prop_assert!(typed);
+        }
+
+        #[test]
+        fn a_well_formed_result_reads_as_ldap3_reads_it(dn in ".{0,40}", attributes in attributes()) {
+            let mut seen = HashSet::new();
+            let unique: Vec<_> = attributes.into_iter().filter(|(name, _)| seen.insert(name.clone())).collect();
+            let ours = search_entry(result(dn.clone().into_bytes(), unique.clone()));
+            let theirs = SearchEntry::construct(result(dn.into_bytes(), unique));
+            let ours = ours.map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&ours.dn, &theirs.dn);
+            prop_assert_eq!(sorted(&ours.attrs), sorted(&theirs.attrs));
+            prop_assert_eq!(sorted(&ours.bin_attrs), sorted(&theirs.bin_attrs));
+        }
+
+        #[test]
+        fn a_hostile_entry_is_an_account_of_valid_values_or_skipped(dn in proptest::collection::vec(any::<u8>(), 0..30), attributes in attributes()) {
+            let uids: Vec<Login> = attributes
+                .iter()
+                .filter(|(name, _)| name.eq_ignore_ascii_case(b"uid"))
+                .flat_map(|(_, values)| values.iter().filter_map(|v| std::str::from_utf8(v).ok()?.parse().ok()))
+                .collect();
+            match Account::from_result(result(dn, attributes.clone())) {
+                Ok(account) => {
+                    prop_assert!(uids.contains(&account.login), "{:?} not among {uids:?}", account.login);
+                    if let Some(state) = &account.state {
+                        prop_assert_eq!(&state.to_string().parse::<AccountState>(), &Ok(state.clone()));
+                    }
+                    if let Some(ine) = &account.ine {
+                        prop_assert_eq!(&ine.as_str().parse::<Ine>(), &Ok(ine.clone()));
+                    }
+                    if let Some(email) = &account.personal_email {
+                        prop_assert_eq!(&email.as_str().parse::<Email>(), &Ok(email.clone()));
+                    }
+                    if let Some(born) = &account.date_of_birth {
+                        prop_assert_eq!(born.iso().parse::<DateOfBirth>(), Ok(*born));
+                    }
+                }
+                Err(UnusableEntry::NoUid { .. }) => {
+                    let sent: usize = attributes.iter().filter(|(n, _)| n.eq_ignore_ascii_case(b"uid")).map(|(_, v)| v.len()).sum();
+                    prop_assert!(sent == 0 || uids.len() < sent, "every uid was a login: {uids:?}");
+                }
+                Err(UnusableEntry::Malformed) => {}
+            }
+        }
+    }
+
+    #[test]
+    fn a_search_result_with_a_dn_that_is_not_utf8_is_skipped_not_a_panic() {
+        let uid = (b"uid".to_vec(), vec![b"ldurand".to_vec()]);
+        let outcome = Account::from_result(result(b"uid=l\xe9a,ou=people".to_vec(), vec![uid]));
+        assert!(
+            matches!(outcome, Err(UnusableEntry::Malformed)),
+            "{outcome:?}"
+        );
+        let truncated = ResultEntry::new(constructed(TagClass::Application, 4, vec![]));
+        assert!(matches!(
+            Account::from_result(truncated),
+            Err(UnusableEntry::Malformed)
+        ));
+    }
+
+    #[test]
+    fn an_attribute_sent_under_two_spellings_keeps_all_its_values() {
+        let account = Account::from_result(result(
+            b"uid=ldurand,ou=people".to_vec(),
+            vec![
+                (b"uid".to_vec(), vec![b"ldurand".to_vec()]),
+                (b"eduPersonAffiliation".to_vec(), vec![b"student".to_vec()]),
+                (b"edupersonaffiliation".to_vec(), vec![b"member".to_vec()]),
+            ],
+        ))
+        .unwrap();
+        let mut affiliations = account.affiliations.clone();
+        affiliations.sort();
+        assert_eq!(affiliations, ["member", "student"]);
+    }
 
     fn entry(extra: &[(&str, &[&str])]) -> SearchEntry {
         let mut attrs: HashMap<String, Vec<String>> = HashMap::from([

@@ -10,7 +10,7 @@ use std::time::Duration;
 use deadpool::Runtime;
 use deadpool::managed::{PoolError, Timeouts};
 use ldap3::exop::PasswordModify;
-use ldap3::{Ldap, LdapError, Mod, Scope, SearchEntry, dn_escape, ldap_escape};
+use ldap3::{Ldap, LdapError, Mod, Scope, dn_escape, ldap_escape};
 use secrecy::SecretString;
 
 pub use account::{Account, AccountChange, generalized_time};
@@ -278,7 +278,7 @@ impl Directory {
         Ok(entries
             .into_iter()
             .next()
-            .and_then(|entry| Account::from_entry(SearchEntry::construct(entry)).ok()))
+            .and_then(|entry| Account::from_result(entry).ok()))
     }
 
     /// Every account in one of `states` (short forms such as `I:SupannCree`) that has
@@ -311,7 +311,7 @@ impl Directory {
             .await?;
         let mut accounts = Vec::new();
         while let Some(entry) = stream.next().await? {
-            if let Ok(account) = Account::from_entry(SearchEntry::construct(entry)) {
+            if let Ok(account) = Account::from_result(entry) {
                 accounts.push(account);
             }
         }
@@ -428,9 +428,8 @@ impl Directory {
         }
         Ok(entries
             .into_iter()
-            .map(SearchEntry::construct)
             .filter_map(|entry| {
-                Account::from_entry(entry)
+                Account::from_result(entry)
                     .inspect_err(|e| tracing::warn!(error = %e, "skipping directory entry"))
                     .ok()
             })

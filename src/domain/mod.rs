@@ -31,6 +31,8 @@ pub enum ParseError {
     Empty,
     #[error("the value is too long")]
     TooLong,
+    #[error("the value holds a control character (a tab, a line break)")]
+    ControlCharacter,
     #[error("not a valid e-mail address")]
     Email,
     #[error("not a valid login")]
@@ -54,6 +56,7 @@ impl ParseError {
         match self {
             ParseError::Empty => "error.field.empty",
             ParseError::TooLong => "error.field.too_long",
+            ParseError::ControlCharacter => "error.field.control_character",
             ParseError::Email => "error.field.email",
             ParseError::Login => "error.field.login",
             ParseError::StudentId => "error.field.student_id",

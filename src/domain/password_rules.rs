@@ -91,7 +91,9 @@ impl PasswordRules {
                 return Err(RulesError::AllowedSpecials);
             }
         }
-        if self.min_letters + self.min_digits > self.max_length {
+        // Saturating: settings from the environment can hold any usize, and an
+        // overflow here would be a panic at start instead of the field's error.
+        if self.min_letters.saturating_add(self.min_digits) > self.max_length {
             return Err(RulesError::LettersAndDigits);
         }
         Ok(())
@@ -100,7 +102,41 @@ impl PasswordRules {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    #[test]
+    fn letter_and_digit_counts_past_usize_are_refused_not_a_panic() {
+        let mut huge = rules("");
+        (huge.min_letters, huge.min_digits) = (usize::MAX, 1);
+        assert_eq!(huge.check(), Err(RulesError::LettersAndDigits));
+    }
+
+    /// Mostly numbers a profile would write, sometimes any at all.
+    fn small_or_any() -> impl Strategy<Value = usize> {
+        prop_oneof![3 => 0usize..300, 1 => any::<usize>()]
+    }
+
+    proptest! {
+        #[test]
+        fn rules_that_check_out_can_be_applied(
+            lengths in (small_or_any(), small_or_any()),
+            counts in (small_or_any(), small_or_any(), 0usize..8, any::<u8>()),
+            specials in proptest::option::of(".{0,6}"),
+        ) {
+            let mut r = rules("");
+            (r.min_length, r.max_length) = lengths;
+            (r.min_letters, r.min_digits, r.min_classes, r.min_strength) = counts;
+            r.allowed_specials = specials;
+            if r.check().is_ok() {
+                prop_assert!(8 <= r.min_length && r.min_length <= r.max_length && r.max_length <= 256);
+                prop_assert!(r.min_letters + r.min_digits <= r.max_length);
+                prop_assert!(r.min_classes <= 4 && r.min_strength <= 4);
+                prop_assert!(r.allowed_specials.iter().all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_punctuation())));
+            }
+        }
+    }
 
     fn rules(extra: &str) -> PasswordRules {
         toml::from_str(&format!("min_length = 12\n{extra}")).unwrap()

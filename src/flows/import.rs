@@ -50,45 +50,27 @@ pub struct ParsedFile {
     pub rejected: Vec<(u64, String)>,
 }
 
+/// The UTF-8 byte order mark that spreadsheet programs put before an export.
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
 /// Parses the whole file: every row either becomes a `NewStudent` or an error line.
-pub fn parse(text: &str) -> Result<ParsedFile, ImportFileError> {
-    let first_line = text.lines().next().ok_or(ImportFileError::NoHeader)?;
-    let delimiter = if first_line.matches(';').count() > first_line.matches(',').count() {
-        b';'
-    } else {
-        b','
-    };
+/// The file is taken as bytes: a row that is not UTF-8 (an export saved as Latin-1
+/// or Windows-1252) is reported on its own line instead of refusing the whole file.
+pub fn parse(file: &[u8]) -> Result<ParsedFile, ImportFileError> {
+    let file = file.strip_prefix(BOM).unwrap_or(file);
     let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
+        .delimiter(delimiter(file)?)
         .trim(csv::Trim::All)
         .flexible(true)
-        .from_reader(text.trim_start_matches('\u{feff}').as_bytes());
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| ImportFileError::Unreadable(e.to_string()))?
-        .iter()
-        .map(|h| h.trim().to_ascii_lowercase())
-        .collect();
-    let column: HashMap<&str, usize> = headers
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.as_str(), i))
-        .collect();
-    let missing: Vec<&str> = REQUIRED
-        .iter()
-        .copied()
-        .filter(|c| !column.contains_key(c))
-        .collect();
-    if !missing.is_empty() {
-        return Err(ImportFileError::MissingColumns(missing.join(", ")));
-    }
+        .from_reader(file);
+    let column = columns(&mut reader)?;
     let mut parsed = ParsedFile::default();
     for record in reader.records() {
         let record = match record {
             Ok(record) => record,
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
-                parsed.rejected.push((line, format!("unreadable row: {e}")));
+                parsed.rejected.push((line, unreadable(&e)));
                 continue;
             }
         };
@@ -113,6 +95,52 @@ pub fn parse(text: &str) -> Result<ParsedFile, ImportFileError> {
         }
     }
     Ok(parsed)
+}
+
+/// `;` when the header row (the first line that is not blank, as for the CSV
+/// reader) has more of them than commas, else `,`.
+fn delimiter(file: &[u8]) -> Result<u8, ImportFileError> {
+    let first_line = file
+        .split(|&b| b == b'\n')
+        .find(|line| !line.trim_ascii().is_empty())
+        .ok_or(ImportFileError::NoHeader)?;
+    let count = |wanted: u8| first_line.iter().filter(|&&b| b == wanted).count();
+    Ok(if count(b';') > count(b',') {
+        b';'
+    } else {
+        b','
+    })
+}
+
+/// Where each column is, by lower-case name; every required one must be there.
+fn columns(reader: &mut csv::Reader<&[u8]>) -> Result<HashMap<String, usize>, ImportFileError> {
+    let headers = reader
+        .headers()
+        .map_err(|e| ImportFileError::Unreadable(e.to_string()))?;
+    let column: HashMap<String, usize> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.trim().to_ascii_lowercase(), i))
+        .collect();
+    let missing: Vec<&str> = REQUIRED
+        .iter()
+        .copied()
+        .filter(|c| !column.contains_key(*c))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ImportFileError::MissingColumns(missing.join(", ")));
+    }
+    Ok(column)
+}
+
+/// What the operator reads for a row the CSV reader could not take.
+fn unreadable(error: &csv::Error) -> String {
+    match error.kind() {
+        csv::ErrorKind::Utf8 { .. } => {
+            "unreadable row: not UTF-8 text (export the file as UTF-8)".to_owned()
+        }
+        _ => format!("unreadable row: {error}"),
+    }
 }
 
 fn student(fields: &HashMap<&str, &str>) -> Result<NewStudent, Vec<String>> {
@@ -141,8 +169,10 @@ fn student(fields: &HashMap<&str, &str>) -> Result<NewStudent, Vec<String>> {
         let value = field(key);
         if value.is_empty() {
             Err(ParseError::Empty)
-        } else if value.chars().count() > MAX_NAME || value.chars().any(char::is_control) {
+        } else if value.chars().count() > MAX_NAME {
             Err(ParseError::TooLong)
+        } else if value.chars().any(char::is_control) {
+            Err(ParseError::ControlCharacter)
         } else {
             Ok(value.to_owned())
         }
@@ -257,7 +287,7 @@ mod tests {
         let ParsedFile {
             rows: good,
             rejected: bad,
-        } = parse(text).unwrap();
+        } = parse(text.as_bytes()).unwrap();
         assert_eq!(good.len(), 1);
         assert_eq!(good[0].0, 2);
         assert_eq!(good[0].1.login.as_str(), "22500001");
@@ -271,15 +301,15 @@ mod tests {
 
     #[test]
     fn commas_work_and_missing_columns_are_named() {
-        let ParsedFile { rows: good, rejected: bad } = parse("ine,student_number,surname,given_name,personal_email\n1234567890A,22500001,Durand,Léa,lea@example.org\n").unwrap();
+        let ParsedFile { rows: good, rejected: bad } = parse("ine,student_number,surname,given_name,personal_email\n1234567890A,22500001,Durand,Léa,lea@example.org\n".as_bytes()).unwrap();
         assert_eq!((good.len(), bad.len()), (1, 0));
-        let error = parse("student_number;ine\n1;2\n").unwrap_err();
+        let error = parse(b"student_number;ine\n1;2\n").unwrap_err();
         assert!(
             error
                 .to_string()
                 .contains("given_name, surname, personal_email"),
             "{error}"
         );
-        assert!(matches!(parse(""), Err(ImportFileError::NoHeader)));
+        assert!(matches!(parse(b""), Err(ImportFileError::NoHeader)));
     }
 }

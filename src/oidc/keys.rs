@@ -434,8 +434,14 @@ pub fn verify_own(
         return None;
     }
     let key = keys.iter().find(|k| Some(&k.kid) == header.kid.as_ref())?;
+    // The key's own algorithm, never the one the token names (RFC 8725 §3.1): our
+    // RSA key does not verify RS512 or PS256 signatures, which Guichet never makes.
+    let alg = Alg::parse(&key.alg)?.jwt();
+    if header.alg != alg {
+        return None;
+    }
     let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(&key.public_jwk).ok()?;
-    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    let mut validation = jsonwebtoken::Validation::new(alg);
     configure(&mut validation);
     let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?;
     jsonwebtoken::decode::<Value>(token, &key, &validation)

@@ -318,6 +318,31 @@ async fn security_headers(State(state): State<AppState>, request: Request, next:
 #[cfg(test)]
 mod tests {
     use axum::http::{HeaderValue, Method, Uri, header};
+    use proptest::prelude::*;
+
+    proptest! {
+        // Requests reach the pages in origin form: a path, maybe a query.
+        #[test]
+        fn the_language_switch_of_any_address_stays_on_site(raw in "/[/\\\\]{0,3}[a-z.%2F/\\\\]{0,20}(\\?([a-z]{0,4}=[a-z%&=+]{0,6}&?){0,3})?") {
+            let Ok(uri) = raw.parse::<Uri>() else { return Ok(()) };
+            for method in [Method::GET, Method::POST] {
+                let here = super::here(&method, &uri);
+                prop_assert!(here.starts_with('/') && !here.starts_with("//") && !here.starts_with("/\\"), "{raw:?} → {here:?}");
+                let query = here.split_once('?').map(|(_, q)| q).unwrap_or_default();
+                prop_assert!(url::form_urlencoded::parse(query.as_bytes()).all(|(k, _)| k != "lang"));
+            }
+        }
+
+        #[test]
+        fn a_cookie_header_of_any_bytes_gives_a_value_it_holds_or_none(bytes in proptest::collection::vec(any::<u8>(), 0..80), name in "[a-z_]{1,6}") {
+            let Ok(value) = HeaderValue::from_bytes(&bytes) else { return Ok(()) };
+            let mut headers = axum::http::HeaderMap::new();
+            headers.append(header::COOKIE, value);
+            if let Some(found) = super::cookie(&headers, &name) {
+                prop_assert!(String::from_utf8_lossy(&bytes).contains(found));
+            }
+        }
+    }
 
     #[test]
     fn the_language_switch_never_leads_off_site() {

@@ -12,6 +12,7 @@ mod conformance;
 mod directory;
 mod faults;
 mod help;
+mod hostile;
 mod import;
 mod interop;
 mod invitation;

@@ -307,11 +307,8 @@ impl Provider<'_> {
         if prompts.contains(&"none") && prompts.len() > 1 {
             return Err(reply.invalid("prompt=none cannot be combined"));
         }
-        let max_age = match params.max_age.as_deref().map(str::parse::<i64>) {
-            None => None,
-            Some(Ok(age)) if age >= 0 => Some(age),
-            Some(_) => return Err(reply.invalid("max_age must be a number of seconds")),
-        };
+        let max_age =
+            max_age(params.max_age.as_deref()).map_err(|refused| reply.invalid(refused))?;
         Ok(Asked {
             scope,
             prompts,
@@ -495,6 +492,15 @@ impl Provider<'_> {
     }
 }
 
+/// `max_age`: a number of seconds, 0 or more (OIDC Core §3.1.2.1).
+fn max_age(raw: Option<&str>) -> Result<Option<i64>, &'static str> {
+    match raw.map(str::parse::<i64>) {
+        None => Ok(None),
+        Some(Ok(age)) if age >= 0 => Ok(Some(age)),
+        Some(_) => Err("max_age must be a number of seconds"),
+    }
+}
+
 /// PKCE: S256 only, and required of public clients (RFC 7636, RFC 9700 §2.1.1).
 fn checked_challenge(params: &AuthorizeParams, client: &ClientRecord) -> Result<(), &'static str> {
     match (
@@ -561,7 +567,75 @@ fn to_login(request: &AuthorizeRequest, asked: Option<&str>) -> Authorization {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    fn pairs() -> impl Strategy<Value = Params> {
+        let name = prop_oneof![
+            proptest::sample::select(
+                &["prompt", "ui_locales", "login_hint", LOGIN_ASKED, "scope"][..]
+            )
+            .prop_map(str::to_owned),
+            ".{0,12}",
+        ];
+        let value = prop_oneof![
+            "(login|none|consent| |\\t|\u{a0}){0,5}",
+            "((fr|en|de)(-[A-Za-z]{2})?[ _,;]?){0,4}",
+            ".{0,40}",
+        ];
+        proptest::collection::vec((name, value), 0..12)
+    }
+
+    /// The login page's return address, read back as pairs.
+    fn back(to: &ToLogin) -> Params {
+        let query = to.next.strip_prefix("/authorize?").unwrap_or_default();
+        url::form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn the_login_page_comes_back_to_the_request_as_sent(sent in pairs(), asked in proptest::option::of(".{1,30}")) {
+            let Ok(request) = AuthorizeRequest::parse(sent.clone()) else { return Ok(()) };
+            let Authorization::Login(to) = to_login(&request, asked.as_deref()) else {
+                return Err(TestCaseError::fail("not the login page"));
+            };
+            prop_assert!(to.next.starts_with("/authorize"));
+            let expected: Params = sent
+                .iter()
+                .filter(|(k, _)| k != LOGIN_ASKED)
+                .filter_map(|(k, v)| match (k.as_str(), &asked) {
+                    ("prompt", None) => {
+                        let kept: Vec<&str> = v.split_whitespace().filter(|p| *p != "login").collect();
+                        (!kept.is_empty()).then(|| (k.clone(), kept.join(" ")))
+                    }
+                    _ => Some((k.clone(), v.clone())),
+                })
+                .chain(asked.iter().map(|a| (LOGIN_ASKED.to_owned(), a.clone())))
+                .collect();
+            prop_assert_eq!(back(&to), expected);
+            prop_assert!(matches!(to.lang, None | Some("fr" | "en")));
+            prop_assert_eq!(to.login_hint.as_deref(), request.hint("login_hint"));
+        }
+
+        #[test]
+        fn max_age_is_a_number_of_seconds_or_refused(raw in prop_oneof![".{0,24}", "-?[0-9]{1,25}", any::<i64>().prop_map(|n| n.to_string())]) {
+            match max_age(Some(&raw)) {
+                Ok(Some(age)) => prop_assert_eq!(Ok(age), raw.parse::<i64>()),
+                Ok(None) => prop_assert!(false, "a value given is never absent"),
+                Err(refused) => prop_assert!(raw.parse::<i64>().map_or(true, |n| n < 0), "{refused}"),
+            }
+        }
+
+        #[test]
+        fn a_challenge_of_s256_shape_is_43_to_128_base64url_characters(raw in prop_oneof![".{0,140}", "[A-Za-z0-9_-]{40,130}", "[A-Za-z0-9_+/=-]{43,50}"]) {
+            let shaped = (43..=128).contains(&raw.chars().count())
+                && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            prop_assert_eq!(is_s256_challenge(&raw), shaped);
+        }
+    }
 
     #[test]
     fn challenges_have_the_s256_shape() {

@@ -10,7 +10,7 @@ mod userinfo;
 
 use axum::Json;
 use axum::Router;
-use axum::http::header::{CACHE_CONTROL, LOCATION, PRAGMA, WWW_AUTHENTICATE};
+use axum::http::header::{CACHE_CONTROL, LOCATION, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -79,6 +79,10 @@ impl IntoResponse for OAuthError {
         if let Some(challenge) = challenge {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
+        // An outage or overload: the client is told when to come back, as pages are.
+        if self.code == OAuthCode::TemporarilyUnavailable {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static("30"));
+        }
         response
     }
 }
@@ -111,4 +115,17 @@ fn redirect(status: StatusCode, location: &str) -> Response {
         response.headers_mut().insert(LOCATION, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_tells_the_client_when_to_come_back() {
+        let response = OAuthError::unavailable().into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "30");
+        assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+    }
 }

@@ -175,8 +175,12 @@ impl Worker {
         let (argon2, memory) = (&self.argon2, &mut self.memory);
         let hash = Output::init_with(output_len, |out| {
             Ok(argon2.hash_password_into_with_memory(password, &salt, out, &mut *memory)?)
-        })
-        .map_err(failed)?;
+        });
+        // The blocks stay for the next hash; what they hold of this password must not
+        // (a core dump or swap would let guesses skip the memory-hard part). argon2's
+        // `zeroize` feature wipes its own temporaries.
+        memory.fill(Block::default());
+        let hash = hash.map_err(failed)?;
         let salt = SaltString::encode_b64(&salt).map_err(failed)?;
         let phc = PasswordHash {
             algorithm: Algorithm::Argon2id.ident(),

@@ -110,6 +110,7 @@ pub async fn run(
     let limits = http::Limits {
         header_read: server.header_read_timeout,
         idle: server.idle_timeout,
+        stall: server.request_timeout + server.header_read_timeout,
         max_connections: fit_open_files(&state.settings),
     };
     let router = web::router(state.clone());
@@ -147,6 +148,13 @@ fn fit_open_files(settings: &Settings) -> usize {
     };
     let reserve = reserved_files(settings);
     let cap = connection_cap(wanted, raised, reserve);
+    if raised <= reserve {
+        tracing::warn!(
+            open_files = raised,
+            reserved = reserve,
+            "the open-files limit barely covers the database, directory and mail: one client at a time"
+        );
+    }
     tracing::info!(
         open_files_before = before,
         open_files = raised,
@@ -163,11 +171,11 @@ fn fit_open_files(settings: &Settings) -> usize {
 /// runtime and back-channel logout calls.
 fn reserved_files(settings: &Settings) -> u64 {
     const MARGIN: u64 = 64;
-    // lettre keeps up to 10 SMTP connections in its pool by default.
-    const SMTP_POOL: u64 = 10;
+    // The outbox sends one message at a time, on a connection of its own.
+    const SMTP: u64 = 1;
     let database = u64::from(settings.database.max_connections);
     let directory = 3 * settings.directory.pool_size as u64;
-    MARGIN + SMTP_POOL + database + directory
+    MARGIN + SMTP + database + directory
 }
 
 /// The connections to serve at once: as configured, but never so many that the

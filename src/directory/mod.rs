@@ -46,6 +46,10 @@ impl std::fmt::Debug for NewSecret {
 pub enum DirectoryError {
     #[error("directory unavailable: {0}")]
     Unavailable(String),
+    /// A write was sent but its answer never came (the connection died, or the
+    /// directory took longer than `timeout`): it may have been applied.
+    #[error("directory did not confirm a write: {0}")]
+    Unconfirmed(String),
     #[error("the service account could not bind (rc={0})")]
     ServiceBind(u32),
     #[error("directory refused the operation (rc={rc}): {message}")]
@@ -64,6 +68,7 @@ impl DirectoryError {
         matches!(
             self,
             DirectoryError::Unavailable(_)
+                | DirectoryError::Unconfirmed(_)
                 | DirectoryError::Busy
                 | DirectoryError::Hashing(HashError::Busy)
         )
@@ -526,7 +531,8 @@ impl Directory {
                 };
                 ldap.with_timeout(self.timeout)
                     .extended(exop)
-                    .await?
+                    .await
+                    .map_err(unconfirmed)?
                     .success()?;
                 drop(ldap);
                 self.apply(dn, change).await
@@ -593,7 +599,20 @@ async fn modify(
 ) -> Result<(), DirectoryError> {
     ldap.with_timeout(timeout)
         .modify(dn, mods)
-        .await?
+        .await
+        .map_err(unconfirmed)?
         .success()?;
     Ok(())
+}
+
+/// A write's failure: once the operation was handed to the connection, a lost
+/// connection or a timeout leaves its outcome unknown; only an operation that could
+/// not be sent at all is known not to have happened.
+fn unconfirmed(error: LdapError) -> DirectoryError {
+    match error {
+        LdapError::ResultRecv { .. } | LdapError::Timeout { .. } => {
+            DirectoryError::Unconfirmed(error.to_string())
+        }
+        other => other.into(),
+    }
 }

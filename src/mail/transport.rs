@@ -22,9 +22,14 @@ pub enum MailError {
     Permanent(String),
 }
 
+/// A message's SMTP conversation (connect, greeting, TLS, login, envelope, data,
+/// quit) may take this many `timeout`s in all.
+const SEND_STEPS: u32 = 6;
+
 #[derive(Clone)]
 enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// With how long one message's whole conversation may take.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>, std::time::Duration),
     File(AsyncFileTransport<Tokio1Executor>),
 }
 
@@ -38,7 +43,7 @@ pub struct Mailer {
 impl std::fmt::Debug for Mailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match self.transport {
-            Transport::Smtp(_) => "smtp",
+            Transport::Smtp(..) => "smtp",
             Transport::File(_) => "file",
         };
         f.debug_struct("Mailer").field("transport", &kind).finish()
@@ -100,7 +105,10 @@ impl Mailer {
                         password.expose_secret().to_owned(),
                     ));
                 }
-                Transport::Smtp(builder.build())
+                // One connection per message, not lettre's pool: a send cut off
+                // half-way (its time ran out, its lease was lost) must not leave a
+                // half-written message on a connection the next one reuses.
+                Transport::Smtp(builder.build(), *timeout * SEND_STEPS)
             }
         };
         Ok(Mailer { transport, from })
@@ -118,7 +126,13 @@ impl Mailer {
                 .await
                 .map(|_| ())
                 .map_err(|e| MailError::Transient(e.to_string())),
-            Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(classify),
+            // lettre's timeout bounds the connection; this bounds the whole
+            // conversation, so a relay that stalls mid-way cannot hold the outbox.
+            Transport::Smtp(smtp, budget) => tokio::time::timeout(*budget, smtp.send(message))
+                .await
+                .map_err(|_| MailError::Transient(format!("the relay took more than {budget:?}")))?
+                .map(|_| ())
+                .map_err(classify),
         }
     }
 }

@@ -33,11 +33,18 @@ use tower::ServiceExt as _;
 /// this pause, so the loop neither spins nor floods the log.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// HTTP/2 streams one connection may have open at once.
+const MAX_STREAMS: u32 = 32;
+
 /// The bounds on connections, from `[server]` (the cap lowered to the open-files limit).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub header_read: Duration,
     pub idle: Duration,
+    /// How long a connection with requests in flight may go without a byte moving
+    /// either way (longer than a request may take): a client that stops reading its
+    /// answers (an HTTP/2 window left at zero) cannot hold its slot for ever.
+    pub stall: Duration,
     pub max_connections: usize,
 }
 
@@ -74,7 +81,12 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(None);
-    builder.http2().timer(TokioTimer::new());
+    // A client's streams run at once on one slot: a few dozen are plenty for a
+    // browser, and bound what one connection can ask of the handlers.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -98,10 +110,14 @@ pub async fn serve(
                     };
                     connections.spawn(connection.run(stream, tls.clone()));
                 }
-                Err(error) => {
+                // Out of files or memory: pause rather than spin. Any other error is
+                // the pending connection's own (aborted, unreachable, accept(2)), and
+                // a client that provokes it must not slow the others.
+                Err(error) if out_of_resources(&error) => {
                     tracing::warn!(%error, "cannot accept a connection; pausing");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
+                Err(error) => tracing::debug!(%error, "a connection failed as it was accepted"),
             },
         }
     }
@@ -130,6 +146,11 @@ async fn accept(
         .map_err(io::Error::other)?;
     let (stream, remote) = listener.accept().await?;
     Ok((slot, stream, remote))
+}
+
+/// EMFILE, ENFILE, ENOBUFS, ENOMEM: the process or the system ran out.
+fn out_of_resources(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(23 | 24 | 105 | 12))
 }
 
 /// One accepted client and what serving it needs.
@@ -207,8 +228,8 @@ enum Phase {
     /// Waiting for a request head to complete since then: the first one (from the
     /// accept) or the next one (from its first byte).
     Head(Instant),
-    /// Requests being handled or their responses sent; no deadline.
-    Busy(usize),
+    /// Requests being handled or their responses sent; bytes last moved then.
+    Busy(usize, Instant),
     /// Kept alive with nothing in flight since then.
     Idle(Instant),
 }
@@ -235,7 +256,8 @@ impl Activity {
         self.changed.notify_one();
     }
 
-    /// Bytes arrived: on an idle connection, that is the start of the next request.
+    /// Bytes arrived: on an idle connection, that is the start of the next request;
+    /// on a busy one, progress.
     fn bytes_read(&self) {
         let idle = matches!(
             *self.phase.lock().unwrap_or_else(PoisonError::into_inner),
@@ -246,6 +268,17 @@ impl Activity {
                 Phase::Idle(_) => Phase::Head(Instant::now()),
                 other => other,
             });
+        } else {
+            self.moved();
+        }
+    }
+
+    /// Bytes moved on a busy connection. Its deadline only moves later, so the
+    /// watchdog need not be woken: it finds the new deadline when it wakes.
+    fn moved(&self) {
+        let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Phase::Busy(n, _) = *phase {
+            *phase = Phase::Busy(n, Instant::now());
         }
     }
 
@@ -253,7 +286,7 @@ impl Activity {
         match *self.phase.lock().unwrap_or_else(PoisonError::into_inner) {
             Phase::Head(since) => Some(since + self.limits.header_read),
             Phase::Idle(since) => Some(since + self.limits.idle),
-            Phase::Busy(_) => None,
+            Phase::Busy(_, since) => Some(since + self.limits.stall),
         }
     }
 
@@ -280,8 +313,8 @@ struct InFlight(Arc<Activity>);
 impl InFlight {
     fn start(activity: &Arc<Activity>) -> InFlight {
         activity.update(|phase| match phase {
-            Phase::Busy(n) => Phase::Busy(n + 1),
-            Phase::Head(_) | Phase::Idle(_) => Phase::Busy(1),
+            Phase::Busy(n, _) => Phase::Busy(n + 1, Instant::now()),
+            Phase::Head(_) | Phase::Idle(_) => Phase::Busy(1, Instant::now()),
         });
         InFlight(activity.clone())
     }
@@ -290,7 +323,7 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.update(|phase| match phase {
-            Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
+            Phase::Busy(n, _) if n > 1 => Phase::Busy(n - 1, Instant::now()),
             _ => Phase::Idle(Instant::now()),
         });
     }
@@ -356,7 +389,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.moved();
+        }
+        polled
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -372,7 +410,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.moved();
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -388,12 +431,13 @@ mod tests {
         Limits {
             header_read,
             idle: Duration::from_secs(60),
+            stall: Duration::from_secs(40),
             max_connections: 1,
         }
     }
 
     #[tokio::test]
-    async fn a_request_in_flight_has_no_deadline_and_idleness_counts_from_its_end() {
+    async fn a_request_in_flight_waits_for_bytes_to_move_and_idleness_counts_from_its_end() {
         let activity = Arc::new(Activity::new(limits(Duration::from_secs(10))));
         let head = activity.deadline().unwrap();
         assert!(
@@ -402,10 +446,15 @@ mod tests {
         );
         let request = InFlight::start(&activity);
         let second = InFlight::start(&activity);
+        let stalled = |activity: &Activity| {
+            let deadline = activity.deadline().unwrap();
+            deadline > Instant::now() + Duration::from_secs(30)
+                && deadline <= Instant::now() + Duration::from_secs(40)
+        };
         activity.bytes_read();
-        assert_eq!(activity.deadline(), None, "a body being read is no head");
+        assert!(stalled(&activity), "a body being read is no head");
         drop(request);
-        assert_eq!(activity.deadline(), None, "one request is still in flight");
+        assert!(stalled(&activity), "one request is still in flight");
         drop(second);
         let idle = activity.deadline().unwrap();
         assert!(

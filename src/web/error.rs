@@ -97,6 +97,10 @@ impl WebError {
             WebError::Directory(
                 DirectoryError::Busy | DirectoryError::Hashing(HashError::Busy),
             ) => (StatusCode::SERVICE_UNAVAILABLE, "error.busy"),
+            WebError::Directory(DirectoryError::Unconfirmed(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "error.directory_unconfirmed",
+            ),
             WebError::Directory(e) if e.is_transient() => {
                 (StatusCode::SERVICE_UNAVAILABLE, "error.directory_down")
             }
@@ -235,6 +239,15 @@ mod tests {
                 Some(&ErrorPage("error.busy"))
             );
         }
+        let lost = WebError::Directory(DirectoryError::Unconfirmed("result recv error".into()));
+        assert_eq!(
+            mapped(lost),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(ErrorPage("error.directory_unconfirmed"))
+            ),
+            "a write whose answer was lost is not said to have changed nothing"
+        );
         let db = WebError::Store(StoreError::Unavailable("pool timed out".into()));
         assert_eq!(
             mapped(db),

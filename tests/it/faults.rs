@@ -310,8 +310,10 @@ async fn a_sigkill_while_the_outbox_sends_loses_nothing_and_resends_within_secon
 // --- The directory at the write ------------------------------------------------
 
 /// The directory goes away as the password write is sent: it never has the write.
-/// The page says nothing changed, the old password still binds, and the same link
-/// sets the password once the directory is back; only then are the records made.
+/// Guichet cannot tell this from a write whose answer is lost, so the page says the
+/// change was not confirmed and to send the form again (never that nothing
+/// changed); the old password still binds, and the same link sets the password once
+/// the directory is back; only then are the records made.
 async fn the_directory_lost_at_the_write_changes_nothing_and_the_link_still_works(
     backend: Backend,
 ) {
@@ -321,7 +323,8 @@ async fn the_directory_lost_at_the_write_changes_nothing_and_the_link_still_work
     proxy.cut_next_write(Cut::BeforeTheWrite);
     let (status, page) = reset(&app, &token).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{page}");
-    assert!(page.contains("Rien n’a été modifié"), "{page}");
+    assert!(page.contains("n’a pas confirmé l’enregistrement"), "{page}");
+    assert!(!page.contains("Rien n’a été modifié"), "{page}");
     assert_eq!(
         app.directory.whoami(&dn, DEMO_PASSWORD),
         0,
@@ -357,6 +360,10 @@ async fn a_write_whose_answer_is_lost_is_recorded_when_the_student_retries(backe
     proxy.cut_next_write(Cut::AfterTheWrite);
     let (status, page) = reset(&app, &token).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{page}");
+    assert!(
+        page.contains("il a peut-être été fait") && !page.contains("Rien n’a été modifié"),
+        "the page does not say nothing changed: {page}"
+    );
     assert_eq!(
         app.directory.whoami(&dn, NEW_PASSWORD),
         0,

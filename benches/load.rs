@@ -132,4 +132,7 @@ async fn main() {
         idle.fds
     );
     scenarios::all(&bed, &options).await;
+    if let Some(bed) = Arc::into_inner(bed) {
+        bed.finish().await;
+    }
 }

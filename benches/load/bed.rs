@@ -26,6 +26,8 @@ pub struct Bed {
     pub secret: String,
     pub mail_dir: PathBuf,
     pub pid: u32,
+    /// The PostgreSQL server and the database made for this run, dropped at the end.
+    database: Option<(String, String)>,
     child: Child,
     _environment: DevEnvironment,
     _data: tempfile::TempDir,
@@ -53,7 +55,11 @@ pub async fn start(postgres: Option<&str>) -> Bed {
     add_students(&environment);
     let dir = data.path().join("dev");
     let text = std::fs::read_to_string(dir.join("guichet.toml")).expect("dev settings");
-    let text = adjust(&text, postgres).await;
+    let database = match postgres {
+        Some(server) => Some((server.to_owned(), fresh_database(server).await)),
+        None => None,
+    };
+    let text = adjust(&text, database.as_ref());
     let config = dir.join("load.toml");
     std::fs::write(&config, &text).expect("write settings");
     let secret = register_client(&text).await;
@@ -65,6 +71,7 @@ pub async fn start(postgres: Option<&str>) -> Bed {
         secret,
         mail_dir: dir.join("mail"),
         pid: child.id(),
+        database,
         child,
         _environment: environment,
         _data: data,
@@ -81,16 +88,17 @@ fn free_port() -> u16 {
 /// The settings `guichet dev` wrote, with what the bench changes (printed): logs at
 /// `warn` (dev logs every request at debug, which would be measured too) and, on
 /// PostgreSQL, a fresh database instead of the SQLite file.
-async fn adjust(text: &str, postgres: Option<&str>) -> String {
+fn adjust(text: &str, database: Option<&(String, String)>) -> String {
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     for line in &mut lines {
         if line.starts_with("level = ") {
             *line = "level = \"warn\"".to_owned();
             println!("setting changed: log.level = \"warn\" (dev has info,guichet=debug)");
         }
-        match postgres {
-            Some(server) if line.starts_with("url = \"sqlite://") => {
-                let url = fresh_database(server).await;
+        match database {
+            Some((server, name)) if line.starts_with("url = \"sqlite://") => {
+                let mut url = url::Url::parse(server).expect("postgres URL");
+                url.set_path(&format!("/{name}"));
                 println!("setting changed: database.url = {url}");
                 *line = format!("url = \"{url}\"");
             }
@@ -100,7 +108,7 @@ async fn adjust(text: &str, postgres: Option<&str>) -> String {
     lines.join("\n")
 }
 
-/// Creates an empty database on the PostgreSQL server at `server`; its URL.
+/// Creates an empty database on the PostgreSQL server at `server`; its name.
 async fn fresh_database(server: &str) -> String {
     let name = format!("guichet_load_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(server)
@@ -110,9 +118,24 @@ async fn fresh_database(server: &str) -> String {
         .execute(&mut admin)
         .await
         .expect("create database");
-    let mut url = url::Url::parse(server).expect("postgres URL");
-    url.set_path(&format!("/{name}"));
-    url.to_string()
+    name
+}
+
+impl Bed {
+    /// Stops Guichet, then drops the run's PostgreSQL database if there is one.
+    pub async fn finish(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some((server, name)) = self.database.take() {
+            let mut admin = sqlx::PgConnection::connect(&server)
+                .await
+                .expect("connect to PostgreSQL");
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await
+                .expect("drop database");
+        }
+    }
 }
 
 /// The students the scenarios sign in, reset and activate, added as the admin.

@@ -415,9 +415,12 @@ async fn slow(bed: &Arc<Bed>, options: &Options) {
         stop_slow.store(true, Ordering::Relaxed);
         let report = slow.await.expect("slow clients");
         let closed = report.closed_after.len();
-        let median = report.closed_after.get(closed / 2).copied().unwrap_or(0.0);
+        let median = report
+            .closed_after
+            .get(closed / 2)
+            .map_or(String::new(), |s| format!(" (median after {s:.1} s)"));
         let note = format!(
-            "slow connections: {} opened, {} refused at connect, {closed} closed by the server (median after {median:.1} s), {} still open at the end",
+            "slow connections: {} opened, {} refused at connect, {closed} closed by the server{median}, {} still open at the end",
             report.opened,
             report.refused,
             report.opened - closed

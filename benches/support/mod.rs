@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index]
 }
 
 /// Runs `total` calls of `op`, `concurrency` at a time; prints rate and latency.
+// The load bench keeps its own tallies (statuses, not only time), so it does not call this.
+#[allow(dead_code)]
 pub async fn measure<F, Fut>(label: &str, total: usize, concurrency: usize, op: F)
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,

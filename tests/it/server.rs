@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::common::ldap_proxy::LdapProxy;
 use crate::common::{
-    self, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, both_backends, browser, csrf_of, signs_in,
+    self, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, both_backends, browser, signs_in,
 };
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -388,27 +388,6 @@ async fn connections_past_the_cap_wait_until_one_ends(backend: Backend) {
     app.shutdown().await;
 }
 
-/// Posts the sign-in form with `browser`, keeping the whole response.
-async fn sign_in_response(
-    app: &TestApp,
-    browser: &reqwest::Client,
-    login: &str,
-    password: &str,
-) -> reqwest::Response {
-    let page = browser.get(app.url("/login")).send().await.unwrap();
-    let csrf = csrf_of(&page.text().await.unwrap());
-    browser
-        .post(app.url("/login"))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("login", login),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap()
-}
-
 /// With one bind at a time and one waiting, a third sign-in while binds are slow is
 /// answered 503 at once; nothing is recorded for it, and sign-in works again after.
 async fn sign_ins_past_the_bind_queue_get_503_at_once(backend: Backend) {
@@ -428,7 +407,7 @@ async fn sign_ins_past_the_bind_queue_get_503_at_once(backend: Backend) {
     let start = |app: &std::sync::Arc<TestApp>| {
         let app = app.clone();
         tokio::spawn(async move {
-            let response = sign_in_response(&app, &browser(), ACTIVE_UID, DEMO_PASSWORD).await;
+            let response = common::sign_in_with(&app, &browser(), ACTIVE_UID, DEMO_PASSWORD).await;
             let status = response.status();
             let retry = response.headers().get("retry-after").cloned();
             (status, retry, response.text().await.unwrap())

@@ -69,9 +69,16 @@ impl StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match error {
+            // A protocol error is the server's bytes not following the wire
+            // protocol: in practice a connection closed or cut during the
+            // handshake (PostgreSQL's SSLRequest answered by a closing socket) or
+            // a peer that is not the database. Either way the database is not
+            // reachable right now, and the request gets a 503, not a 500.
             sqlx::Error::Io(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_)
             | sqlx::Error::Tls(_) => StoreError::Unavailable(error.to_string()),
             sqlx::Error::Database(ref db) if db.code().is_some_and(|c| is_outage_code(&c)) => {
                 StoreError::Unavailable(error.to_string())
@@ -213,6 +220,25 @@ mod tests {
         for other in ["1", "19", "2067", "23505", "42P01"] {
             assert!(!super::is_busy_code(other), "{other}");
         }
+    }
+
+    #[test]
+    fn a_connection_cut_during_the_handshake_is_an_outage() {
+        let cut = sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into());
+        assert!(matches!(
+            super::StoreError::from(cut),
+            super::StoreError::Unavailable(_)
+        ));
+        let closed = sqlx::Error::PoolClosed;
+        assert!(matches!(
+            super::StoreError::from(closed),
+            super::StoreError::Unavailable(_)
+        ));
+        let bug = sqlx::Error::ColumnNotFound("nope".into());
+        assert!(matches!(
+            super::StoreError::from(bug),
+            super::StoreError::Query(_)
+        ));
     }
 
     #[test]

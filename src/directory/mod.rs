@@ -19,7 +19,7 @@ use crate::config::{DirectorySettings, PasswordWrite};
 use std::collections::HashSet;
 
 use crate::domain::{AccountState, Email, Ine, Login, Password, StudentId};
-use crate::gate::Gate;
+use crate::gate::{Gate, Pass};
 use crate::hashing::{HashError, Hasher};
 
 /// At most this many entries are read for a lookup that should find one: enough to see
@@ -121,6 +121,10 @@ pub struct Directory {
     auth: pool::Pool,
     /// Bounds the binds on `auth`: the pool's own wait would queue them without bound.
     binds: Gate,
+    /// Bounds the password checks in progress, from their first step (the rate
+    /// limits' SQL) to the bind, to what `binds` can hold: one past that is refused
+    /// before it does any work, instead of queueing on the database first.
+    checks: Gate,
     /// Bound as the import account, when one is configured.
     import: Option<pool::Pool>,
     people_dn: String,
@@ -192,6 +196,7 @@ impl Directory {
                 settings.bind_queue,
                 Some(settings.bind_wait),
             ),
+            checks: Gate::new(settings.pool_size + settings.bind_queue, 0, None),
             import: settings
                 .import
                 .as_ref()
@@ -556,6 +561,12 @@ impl Directory {
     /// (Perpignan's order: the link confirms, then it is written).
     pub async fn hash_password(&self, password: &Password) -> Result<String, DirectoryError> {
         Ok(self.hasher.hash_for_ldap(password).await?)
+    }
+
+    /// A place for one password check, held from its first step to its answer;
+    /// [`DirectoryError::Busy`] at once when the binds are all taken and queued for.
+    pub async fn admit_password_check(&self) -> Result<Pass, DirectoryError> {
+        self.checks.enter().await.map_err(|_| DirectoryError::Busy)
     }
 
     /// Checks a password by binding as the account. An empty password is refused

@@ -28,6 +28,7 @@ use super::AppState;
 use super::devices::Trust;
 use super::error::WebError;
 use crate::config::{Limit, Throttle};
+use crate::gate::Pass;
 use crate::store::{AuditEvent, Origin, unix_now};
 
 /// What counts against the limits at a step.
@@ -47,6 +48,8 @@ enum Counts {
 pub struct Step {
     name: &'static str,
     counts: Counts,
+    /// The step binds to the directory: it is admitted before it is counted.
+    binds: bool,
 }
 
 impl Step {
@@ -54,6 +57,7 @@ impl Step {
         Step {
             name,
             counts: Counts::Failures,
+            binds: false,
         }
     }
 
@@ -61,11 +65,15 @@ impl Step {
         Step {
             name,
             counts: Counts::Every,
+            binds: false,
         }
     }
 
     /// A password checked: sign-in, or the current password on the account pages.
-    pub const SIGN_IN: Step = Step::failures("login");
+    pub const SIGN_IN: Step = Step {
+        binds: true,
+        ..Step::failures("login")
+    };
     /// A link's form (activation, reset, choice, confirmation).
     pub const LINK: Step = Step::failures("link");
     pub const ACTIVATION_REQUEST: Step = Step::every("activation");
@@ -121,6 +129,8 @@ struct Taken {
 pub struct Attempt {
     counts: Counts,
     taken: Vec<Taken>,
+    /// The directory's place for a password check, held until the attempt ends.
+    _admitted: Option<Pass>,
 }
 
 /// The hashed form of an identifier, as bucket names and trusted devices hold it.
@@ -137,12 +147,19 @@ pub async fn begin(
     identifier: &str,
     trust: &Trust,
 ) -> Result<Attempt, WebError> {
+    // Past what the directory can bind, a sign-in is refused before it costs the
+    // database anything: a flood gets its 503s at once and holds no memory queueing.
+    let admitted = match step.binds {
+        true => Some(state.directory.admit_password_check().await?),
+        false => None,
+    };
     let now = unix_now();
     let limits = &state.settings.limits;
     let id = digest(identifier);
     let mut attempt = Attempt {
         counts: step.counts,
         taken: Vec::new(),
+        _admitted: admitted,
     };
     let net = network(client);
     let mut fixed = Vec::new();

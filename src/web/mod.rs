@@ -13,7 +13,7 @@ pub mod error;
 mod health;
 mod help;
 mod i18n;
-mod limits;
+pub mod limits;
 mod link_pages;
 mod oidc;
 mod pages;

@@ -7,6 +7,7 @@ use crate::common::ldap_proxy::LdapProxy;
 use crate::common::{
     self, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, both_backends, browser, signs_in,
 };
+use guichet::web::limits;
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -389,7 +390,8 @@ async fn connections_past_the_cap_wait_until_one_ends(backend: Backend) {
 }
 
 /// With one bind at a time and one waiting, a third sign-in while binds are slow is
-/// answered 503 at once; nothing is recorded for it, and sign-in works again after.
+/// answered 503 at once, before it costs the database anything: no rate-limit count,
+/// no audit row. Sign-in works again after.
 async fn sign_ins_past_the_bind_queue_get_503_at_once(backend: Backend) {
     let mut proxy = None;
     let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
@@ -404,16 +406,16 @@ async fn sign_ins_past_the_bind_queue_get_503_at_once(backend: Backend) {
     let proxy = proxy.unwrap();
     proxy.hold_bind_answers(Some(Duration::from_secs(5)));
     let app = std::sync::Arc::new(app);
-    let start = |app: &std::sync::Arc<TestApp>| {
+    let start = |app: &std::sync::Arc<TestApp>, login: &'static str| {
         let app = app.clone();
         tokio::spawn(async move {
-            let response = common::sign_in_with(&app, &browser(), ACTIVE_UID, DEMO_PASSWORD).await;
+            let response = common::sign_in_with(&app, &browser(), login, DEMO_PASSWORD).await;
             let status = response.status();
             let retry = response.headers().get("retry-after").cloned();
             (status, retry, response.text().await.unwrap())
         })
     };
-    let binding = start(&app);
+    let binding = start(&app, ACTIVE_UID);
     let student = common::people_dn(ACTIVE_UID);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !proxy.binds().contains(&student) {
@@ -423,26 +425,39 @@ async fn sign_ins_past_the_bind_queue_get_503_at_once(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (second, third) = (start(&app), start(&app));
-    let (first_done, other) = match futures_util::future::select(second, third).await {
-        futures_util::future::Either::Left((done, other)) => (done.unwrap(), other),
-        futures_util::future::Either::Right((done, other)) => (done.unwrap(), other),
-    };
+    // The second is counted (both hold a count for the login) and waits for the bind.
+    let waiting = start(&app, ACTIVE_UID);
+    let login_bucket = format!("login:id:{}@", limits::digest(ACTIVE_UID));
+    while hits_on(&app, &login_bucket).await < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second is counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    const STRANGER: &str = "quelqu-un-d-autre";
+    let (status, retry, page) = start(&app, STRANGER).await.unwrap();
     assert!(
         !binding.is_finished(),
         "refused while the first bind is held"
     );
-    let (status, retry, page) = first_done;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(retry.is_some(), "a 503 says when to come back");
     assert!(page.contains("Trop de demandes en même temps"), "{page}");
+    let stranger_bucket = format!("login:id:{}@", limits::digest(STRANGER));
+    let rows: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM rate_limits WHERE bucket LIKE $1")
+        .bind(format!("{stranger_bucket}%"))
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows.0, 0, "refused before the rate limits were asked");
     assert_eq!(
         binding.await.unwrap().0,
         StatusCode::SEE_OTHER,
         "the first signs in"
     );
     assert_eq!(
-        other.await.unwrap().0,
+        waiting.await.unwrap().0,
         StatusCode::SEE_OTHER,
         "the waiting one too"
     );
@@ -464,6 +479,17 @@ async fn sign_ins_past_the_bind_queue_get_503_at_once(backend: Backend) {
     if let Ok(app) = std::sync::Arc::try_unwrap(app) {
         app.shutdown().await;
     }
+}
+
+/// The hits counted in the buckets whose name starts with `prefix`.
+async fn hits_on(app: &TestApp, prefix: &str) -> i64 {
+    let hits: (Option<i64>,) =
+        sqlx::query_as("SELECT CAST(SUM(hits) AS BIGINT) FROM rate_limits WHERE bucket LIKE $1")
+            .bind(format!("{prefix}%"))
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
+    hits.0.unwrap_or(0)
 }
 
 both_backends!(

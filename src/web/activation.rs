@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Value, context};
@@ -288,9 +287,7 @@ async fn done(
     let frame = frame.switching_to("/".to_owned());
     let html = state.render("activation_done.html", &frame, context! { login })?;
     let mut response = private(StatusCode::OK, html);
-    if let Some(cookie) = devices::remember(state, headers, &login).await {
-        response.headers_mut().append(SET_COOKIE, cookie);
-    }
+    devices::remember(state, headers, &login, &mut response).await;
     Ok(response)
 }
 

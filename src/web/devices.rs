@@ -4,7 +4,9 @@
 //! password are throttled; the student's own browser never is. The store keeps
 //! only the cookie's SHA-256 and a digest of the login.
 
+use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
 use cookie::{Cookie, SameSite};
 
 use super::AppState;
@@ -65,9 +67,19 @@ pub async fn trust(state: &AppState, headers: &HeaderMap, login: &str) -> Trust 
 /// Trusts the browser that just signed in to `login` with a new cookie, for that
 /// account only; the cookie it held before is trusted no more. So a cookie copied
 /// from a shared computer dies at the next student's sign-in there, and a cookie
-/// planted before the student signs in is never trusted. Returns the `Set-Cookie`
-/// to send; a store that does not answer only leaves the browser a stranger.
-pub async fn remember(state: &AppState, headers: &HeaderMap, login: &str) -> Option<HeaderValue> {
+/// planted before the student signs in is never trusted. Adds the `Set-Cookie` to
+/// `response`; a store that does not answer only leaves the browser a stranger.
+pub async fn remember(state: &AppState, headers: &HeaderMap, login: &str, response: &mut Response) {
+    if let Some(cookie) = new_device_cookie(state, headers, login).await {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+}
+
+async fn new_device_cookie(
+    state: &AppState,
+    headers: &HeaderMap,
+    login: &str,
+) -> Option<HeaderValue> {
     if let Some(old) = device_token(state, headers) {
         forget(state, old.hash().as_str()).await;
     }

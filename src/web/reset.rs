@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Value, context};
@@ -187,9 +186,7 @@ pub async fn change(
                 // The way out of a throttled login: the browser that proved the
                 // mailbox is trusted for the account from now on.
                 let mut response = private(StatusCode::OK, html);
-                if let Some(cookie) = devices::remember(&state, &headers, &login).await {
-                    response.headers_mut().append(SET_COOKIE, cookie);
-                }
+                devices::remember(&state, &headers, &login, &mut response).await;
                 Ok(response)
             }
             Changed::Refused(violations) => {

@@ -218,9 +218,7 @@ pub async fn login(
             if let Some(cookie) = session_cookie(&state, secret.expose(), max_age) {
                 response.headers_mut().append(SET_COOKIE, cookie);
             }
-            if let Some(cookie) = devices::remember(&state, &headers, &form.login).await {
-                response.headers_mut().append(SET_COOKIE, cookie);
-            }
+            devices::remember(&state, &headers, &form.login, &mut response).await;
             return Ok(response);
         }
         SignedIn::Refused(Refusal::BadCredentials) => "login.refused.credentials",

@@ -13,6 +13,8 @@
 
 #[path = "load/bed.rs"]
 mod bed;
+#[path = "support/client.rs"]
+mod client;
 #[path = "load/flows.rs"]
 mod flows;
 #[path = "load/run.rs"]

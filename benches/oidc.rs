@@ -4,18 +4,19 @@
 //! who is already signed in, the token exchange, UserInfo and refresh.
 //! Run with `cargo bench --bench oidc`; compare runs on the same machine.
 
+#[path = "support/client.rs"]
+mod client;
 mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use client::{REDIRECT, authorize_url, register_bench};
 use guichet::dev::{self, DevOptions};
-use guichet::oidc::clients::{NewClient, register};
 use reqwest::header::LOCATION;
 use serde_json::Value;
 use support::measure;
 
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
 const LOGIN: &str = "cbernard";
 const PASSWORD: &str = "Demo-Passw0rd!";
 
@@ -31,18 +32,6 @@ fn browser() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
-}
-
-fn authorize_url(bed: &Bed, scope: &str) -> String {
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("response_type", "code")
-        .append_pair("client_id", "bench")
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("scope", scope)
-        .append_pair("state", "s")
-        .append_pair("nonce", "n")
-        .finish();
-    format!("{}/authorize?{query}", bed.base)
 }
 
 fn location(response: &reqwest::Response) -> String {
@@ -85,7 +74,7 @@ async fn sign_in(bed: &Bed, browser: &reqwest::Client) {
 /// The code a signed-in browser gets without seeing a page.
 async fn silent_code(bed: &Bed, browser: &reqwest::Client, scope: &str) -> String {
     let response = browser
-        .get(authorize_url(bed, scope))
+        .get(authorize_url(&bed.base, scope))
         .send()
         .await
         .expect("authorize");
@@ -139,21 +128,7 @@ async fn main() {
     let listener = guichet::server::bind(SocketAddr::from(([127, 0, 0, 1], port)))
         .await
         .expect("bind");
-    let client = NewClient {
-        client_id: "bench".to_owned(),
-        name: "Bench".to_owned(),
-        public: false,
-        redirect_uris: vec![REDIRECT.to_owned()],
-        post_logout_redirect_uris: vec![],
-        backchannel_logout_uri: None,
-        first_party: true,
-        introspection: false,
-        id_token_alg: "RS256".to_owned(),
-    };
-    let secret = register(&state.store, client, guichet::store::unix_now())
-        .await
-        .expect("register")
-        .expect("secret");
+    let secret = register_bench(&state.store).await;
     tokio::spawn(guichet::server::run(
         listener,
         state,

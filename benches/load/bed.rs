@@ -9,10 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use guichet::dev::{self, DevEnvironment, DevOptions, slapd};
-use guichet::oidc::clients::{NewClient, register};
 use sqlx::Connection;
 
-pub const REDIRECT: &str = "http://127.0.0.1:9/callback";
 pub const PASSWORD: &str = "Demo-Passw0rd!";
 /// [`PASSWORD`] as the sample tree holds it (slapd's argon2 module checks it).
 const PASSWORD_HASH: &str = "{ARGON2}$argon2i$v=19$m=4096,t=3,p=1$8dWyD84KehFSGdQBWGx0Vg$vK30lR/+duPdiqV2LJ4fQhFg2wuHXUEQjjPjk5Plygk";
@@ -199,21 +197,7 @@ async fn register_client(text: &str) -> String {
         .await
         .expect("database");
     store.migrate().await.expect("migrate");
-    let client = NewClient {
-        client_id: "bench".to_owned(),
-        name: "Bench".to_owned(),
-        public: false,
-        redirect_uris: vec![REDIRECT.to_owned()],
-        post_logout_redirect_uris: vec![],
-        backchannel_logout_uri: None,
-        first_party: true,
-        introspection: false,
-        id_token_alg: "RS256".to_owned(),
-    };
-    let secret = register(&store, client, guichet::store::unix_now())
-        .await
-        .expect("register")
-        .expect("secret");
+    let secret = crate::client::register_bench(&store).await;
     store.close().await;
     secret
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use reqwest::header::LOCATION;
 use serde_json::Value;
 
-use crate::bed::{Bed, REDIRECT};
+use crate::bed::Bed;
+use crate::client::REDIRECT;
 use crate::run::Outcome;
 
 pub type Step<T> = Result<T, Outcome>;
@@ -85,18 +86,6 @@ fn field(html: &str, name: &str) -> Step<String> {
         .ok_or(Outcome::Error)
 }
 
-pub fn authorize_url(bed: &Bed, scope: &str) -> String {
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("response_type", "code")
-        .append_pair("client_id", "bench")
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("scope", scope)
-        .append_pair("state", "s")
-        .append_pair("nonce", "n")
-        .finish();
-    format!("{}/authorize?{query}", bed.base)
-}
-
 /// The login page, then its form posted; the response to the post.
 pub async fn sign_in(
     bed: &Bed,
@@ -155,7 +144,10 @@ pub async fn login_for_code(
     login: &str,
     scope: &str,
 ) -> Step<String> {
-    let asked = expect(send(browser.get(authorize_url(bed, scope))).await?, 303)?;
+    let asked = expect(
+        send(browser.get(crate::client::authorize_url(&bed.base, scope))).await?,
+        303,
+    )?;
     let page = location(bed, &asked)?;
     let signed = expect(
         sign_in(bed, browser, &page, login, crate::bed::PASSWORD).await?,
@@ -167,7 +159,10 @@ pub async fn login_for_code(
 
 /// The single sign-on hop: authorize with a live session → code.
 pub async fn silent_code(bed: &Bed, browser: &reqwest::Client, scope: &str) -> Step<String> {
-    let back = expect(send(browser.get(authorize_url(bed, scope))).await?, 302)?;
+    let back = expect(
+        send(browser.get(crate::client::authorize_url(&bed.base, scope))).await?,
+        302,
+    )?;
     code_of(bed, &back)
 }
 

@@ -6,7 +6,6 @@ use crate::common::ldap_proxy::LdapProxy;
 use crate::common::{
     self, ACTIVE_EMAIL, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends,
     browser, csrf_of, follow_and_submit, is_signed_in, link_token, mail_to, people_dn, signs_in,
-    with_transport,
 };
 use guichet::dev::slapd;
 use reqwest::StatusCode;
@@ -15,12 +14,7 @@ const NEW_EMAIL: &str = "chloe.nouvelle@example.org";
 const NEW_PASSWORD: &str = "Magnolia-au-vent-42";
 
 async fn start(backend: Backend) -> (TestApp, TestSmtp) {
-    let smtp = TestSmtp::start();
-    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
-        with_transport(t, &smtp.transport())
-    })
-    .await;
-    (app, smtp)
+    TestApp::start_with_smtp(backend, |t| t).await
 }
 
 async fn sign_in(app: &TestApp, login: &str, password: &str) -> reqwest::Response {

@@ -9,12 +9,7 @@ use reqwest::StatusCode;
 const NEW_PASSWORD: &str = "Cerisier-en-fleur-7";
 
 async fn start(backend: Backend) -> (TestApp, TestSmtp) {
-    let smtp = TestSmtp::start();
-    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
-        with_transport(t, &smtp.transport())
-    })
-    .await;
-    (app, smtp)
+    TestApp::start_with_smtp(backend, |t| t).await
 }
 
 async fn ask_for_link(app: &TestApp, email: &str) -> (StatusCode, String) {

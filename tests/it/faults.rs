@@ -24,12 +24,7 @@ const NEW_PASSWORD: &str = "Magnolia-au-vent-42";
 const LATER_PASSWORD: &str = "Glycine-sous-la-pluie-8";
 
 async fn start(backend: Backend, tweak: impl FnOnce(String) -> String) -> (TestApp, TestSmtp) {
-    let smtp = TestSmtp::start();
-    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
-        tweak(with_transport(t, &smtp.transport()))
-    })
-    .await;
-    (app, smtp)
+    TestApp::start_with_smtp(backend, tweak).await
 }
 
 /// The app with its directory behind a proxy that can cut a write.

@@ -3,18 +3,13 @@
 
 use std::process::Command;
 
-use crate::common::{self, Backend, TestApp, TestSmtp, both_backends, with_transport};
+use crate::common::{self, Backend, TestApp, TestSmtp, both_backends};
 use reqwest::StatusCode;
 
 const LOCKED_EMAIL: &str = "manon.petit@example.org";
 
 async fn start(backend: Backend) -> (TestApp, TestSmtp) {
-    let smtp = TestSmtp::start();
-    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
-        with_transport(t, &smtp.transport())
-    })
-    .await;
-    (app, smtp)
+    TestApp::start_with_smtp(backend, |t| t).await
 }
 
 fn guichet(app: &TestApp, args: &[&str]) -> (Option<i32>, String, String) {

@@ -6,17 +6,14 @@ use reqwest::StatusCode;
 
 use crate::common::{
     self, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends, browser_at,
-    sign_in_with, with_transport,
+    sign_in_with,
 };
 
 async fn start(backend: Backend, limits: &str) -> (TestApp, TestSmtp) {
-    let smtp = TestSmtp::start();
-    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
-        let t = with_transport(t, &smtp.transport());
+    TestApp::start_with_smtp(backend, |t| {
         t.replace("[invitations]", &format!("{limits}\n[invitations]"))
     })
-    .await;
-    (app, smtp)
+    .await
 }
 
 /// What one rate-limit bucket counts now, whatever its window.

@@ -3,7 +3,7 @@
 
 use crate::common::{
     self, ACTIVE_EMAIL, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends,
-    csrf_of, link_token, people_dn, with_transport,
+    csrf_of, link_token, people_dn,
 };
 use reqwest::StatusCode;
 
@@ -13,12 +13,7 @@ async fn start_tweaked(
     backend: Backend,
     tweak: impl FnOnce(String) -> String,
 ) -> (TestApp, TestSmtp) {
-    let smtp = TestSmtp::start();
-    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
-        tweak(with_transport(t, &smtp.transport()))
-    })
-    .await;
-    (app, smtp)
+    TestApp::start_with_smtp(backend, tweak).await
 }
 
 async fn start(backend: Backend) -> (TestApp, TestSmtp) {

@@ -15,7 +15,7 @@ use crate::common::oidc::{
 use crate::common::{
     ACTIVE_EMAIL, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, TestSmtp, both_backends, browser,
     csrf_of, free_port, is_signed_in, link_token, mail_to, open_link, people_dn, signs_in,
-    submit_link, with_transport,
+    submit_link,
 };
 use guichet::oidc::clients::NewClient;
 use reqwest::StatusCode;
@@ -24,12 +24,7 @@ use serde_json::Value;
 const NEW_PASSWORD: &str = "Magnolia-au-vent-42";
 
 async fn start(backend: Backend, tweak: impl FnOnce(String) -> String) -> (TestApp, TestSmtp) {
-    let smtp = TestSmtp::start();
-    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
-        tweak(with_transport(t, &smtp.transport()))
-    })
-    .await;
-    (app, smtp)
+    TestApp::start_with_smtp(backend, tweak).await
 }
 
 /// Asks for a reset link and returns its token from the mail.

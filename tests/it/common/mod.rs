@@ -372,6 +372,20 @@ impl TestApp {
         .await
     }
 
+    /// The Paris Cité app sending its mail to an SMTP server process of its own,
+    /// with the settings text changed by `tweak`.
+    pub async fn start_with_smtp(
+        backend: Backend,
+        tweak: impl FnOnce(String) -> String,
+    ) -> (TestApp, TestSmtp) {
+        let smtp = TestSmtp::start();
+        let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
+            tweak(with_transport(t, &smtp.transport()))
+        })
+        .await;
+        (app, smtp)
+    }
+
     /// Starts with the settings text changed by `tweak` (e.g. to add TLS).
     pub async fn start_tweaked(
         backend: Backend,

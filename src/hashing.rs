@@ -9,7 +9,8 @@
 //! block: a flood of sign-ins left the process at 457 MiB. Here at most
 //! `max_concurrent` blocks exist, and only while a hash runs. That the allocator
 //! really returns them to the system between hashes is the global allocator's doing
-//! (see `main.rs`): glibc's malloc keeps a freed block of this size in its arena.
+//! (see `main.rs`, jemalloc): glibc's malloc keeps a freed block of this size in
+//! its arena.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,7 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::oneshot;
-use zeroize::Zeroize;
+use zeroize::Zeroizing;
 
 use crate::config::HashingSettings;
 use crate::domain::Password;
@@ -168,20 +169,18 @@ impl Worker {
     fn hash(&self, password: &[u8]) -> Result<String, HashError> {
         let failed = |e: argon2::password_hash::Error| HashError::Failed(e.to_string());
         let params = self.argon2.params();
-        let mut memory = vec![Block::default(); params.block_count()];
+        // Wiped when dropped, whatever happens (an error, a panic): freed memory is
+        // not, and what the blocks hold of this password must not linger for the
+        // allocator's next user, a core dump or swap (it would let guesses skip the
+        // memory-hard part). argon2's `zeroize` feature wipes its own temporaries.
+        let mut memory = Zeroizing::new(vec![Block::default(); params.block_count()]);
         let mut salt = [0u8; Salt::RECOMMENDED_LENGTH];
         OsRng.fill_bytes(&mut salt);
         let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
         let argon2 = &self.argon2;
         let hash = Output::init_with(output_len, |out| {
-            Ok(argon2.hash_password_into_with_memory(password, &salt, out, &mut memory)?)
+            Ok(argon2.hash_password_into_with_memory(password, &salt, out, &mut memory[..])?)
         });
-        // Freed memory is not wiped: what the blocks hold of this password must not
-        // linger for the allocator's next user, a core dump or swap (it would let
-        // guesses skip the memory-hard part). `zeroize`, because a plain fill before
-        // the free is a dead store the compiler may remove. argon2's `zeroize`
-        // feature wipes its own temporaries.
-        memory.zeroize();
         drop(memory);
         let hash = hash.map_err(failed)?;
         let salt = SaltString::encode_b64(&salt).map_err(failed)?;
@@ -214,6 +213,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_carry_the_configured_parameters() {
+        let _alone = HASHING.lock().await;
         let hasher = Hasher::new(&settings(2, 4)).unwrap();
         let password = Password::new("Tr0ub4dor&3");
         let stored = hasher.hash_for_ldap(&password).await.unwrap();
@@ -236,6 +236,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_excess_is_refused_rather_than_queued() {
+        let _alone = HASHING.lock().await;
         let hasher = Hasher::new(&settings(1, 1)).unwrap();
         let password = Password::new("correct horse battery staple");
         let results = futures_util::future::join_all((0..6).map(|_| hasher.hash(&password))).await;
@@ -251,6 +252,10 @@ mod tests {
     }
 
     /// This process's resident memory, in KiB.
+    /// Held by every test here that hashes: the memory test measures the whole
+    /// process, and `cargo test` (unlike nextest) runs tests side by side in one.
+    static HASHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     fn resident_kib() -> u64 {
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
         let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
@@ -259,6 +264,7 @@ mod tests {
 
     #[test]
     fn a_hash_gives_its_memory_back_when_done() {
+        let _alone = HASHING.blocking_lock();
         // The default block (19 MiB): the size glibc's malloc keeps in its arena once
         // one has been freed; a larger one it would always give back.
         let params = Params::new(19 * 1024, 1, 1, None).unwrap();
@@ -291,6 +297,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_fixed_set_of_threads_hashes_and_ends_with_the_last_handle() {
+        let _alone = HASHING.lock().await;
         let hasher = Hasher::start(&settings(2, 8), "hpool").unwrap();
         let password = Password::new("correct horse battery staple");
         for _ in 0..3 {

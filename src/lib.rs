@@ -20,9 +20,8 @@ pub mod telemetry;
 pub mod templates;
 pub mod web;
 
-/// The allocator of every Guichet binary (the server, the tests, the benches): mimalloc
-/// gives an argon2 block back to the system when the hash is done. glibc's malloc
-/// keeps freed blocks of that size in per-thread arenas: 40 password resets took the
-/// server from 23 to 396 MiB, for good (`cargo bench --bench load`, README).
+/// The unit tests run on the server's allocator (`main.rs`), so that what they
+/// measure of memory is what the server does.
+#[cfg(test)]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

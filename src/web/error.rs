@@ -122,7 +122,10 @@ impl IntoResponse for WebError {
             WebError::TooManyAttempts { retry_after } => retry_after,
             _ => 30,
         };
-        if status.is_server_error() {
+        if page == "error.busy" {
+            // Load shed on purpose: a flood of these must not read as a flood of faults.
+            tracing::warn!(error = %self, "request refused: busy");
+        } else if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         } else {
             tracing::info!(error = %self, "request refused");

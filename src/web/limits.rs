@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::devices::Trust;
 use super::error::WebError;
+use super::flood::InFlight;
 use crate::config::{Limit, Throttle};
 use crate::gate::Pass;
 use crate::store::{AuditEvent, Origin, unix_now};
@@ -129,8 +130,31 @@ struct Taken {
 pub struct Attempt {
     counts: Counts,
     taken: Vec<Taken>,
-    /// The directory's place for a password check, held until the attempt ends.
-    _admitted: Option<Pass>,
+    /// The places of a password check, held until its answer is known.
+    admitted: Option<Admitted>,
+}
+
+/// A password check's place at the directory, and its network's count of checks in
+/// progress (strangers only: a trusted browser is bounded by its own bucket).
+#[derive(Debug)]
+struct Admitted {
+    _place: Pass,
+    _network: Option<InFlight>,
+}
+
+/// Admits a password check past what the directory can bind and what one network
+/// may hold of it, or answers 503 at once, before the check costs the database
+/// anything.
+async fn admit(state: &AppState, trust: &Trust, net: &str) -> Result<Admitted, WebError> {
+    let network = match trust {
+        Trust::Stranger => Some(state.flood.enter(net).ok_or(WebError::Busy)?),
+        Trust::Device(_) => None,
+    };
+    let place = state.directory.admit_password_check().await?;
+    Ok(Admitted {
+        _place: place,
+        _network: network,
+    })
 }
 
 /// The hashed form of an identifier, as bucket names and trusted devices hold it.
@@ -147,21 +171,34 @@ pub async fn begin(
     identifier: &str,
     trust: &Trust,
 ) -> Result<Attempt, WebError> {
-    // Past what the directory can bind, a sign-in is refused before it costs the
-    // database anything: a flood gets its 503s at once and holds no memory queueing.
-    let admitted = match step.binds {
-        true => Some(state.directory.admit_password_check().await?),
-        false => None,
-    };
     let now = unix_now();
     let limits = &state.settings.limits;
+    let net = network(client);
+    // Networks many students share (a campus NAT) are not one client; each login
+    // from them still is.
+    let network_bucket = (*trust == Trust::Stranger
+        && !limits.shared_networks.iter().any(|n| n.contains(client)))
+    .then(|| format!("{}:ip:{net}", step.name));
+    // A network its bucket refused is refused again from memory until the window
+    // ends: hammering costs neither SQL nor one of the directory's places.
+    if let Some(retry_after) = network_bucket
+        .as_deref()
+        .and_then(|bucket| state.flood.refused_for(bucket, now))
+    {
+        return Err(WebError::TooManyAttempts {
+            retry_after: u64::try_from(retry_after).unwrap_or(1),
+        });
+    }
+    let admitted = match step.binds {
+        true => Some(admit(state, trust, &net).await?),
+        false => None,
+    };
     let id = digest(identifier);
     let mut attempt = Attempt {
         counts: step.counts,
         taken: Vec::new(),
-        _admitted: admitted,
+        admitted,
     };
-    let net = network(client);
     let mut fixed = Vec::new();
     match trust {
         Trust::Device(device) => fixed.push((
@@ -170,14 +207,8 @@ pub async fn begin(
             limits.per_identifier,
         )),
         Trust::Stranger => {
-            // Networks many students share (a campus NAT) are not one client; each
-            // login from them still is.
-            if !limits.shared_networks.iter().any(|n| n.contains(client)) {
-                fixed.push((
-                    Bucket::Network,
-                    format!("{}:ip:{net}", step.name),
-                    limits.per_address,
-                ));
+            if let Some(bucket) = network_bucket {
+                fixed.push((Bucket::Network, bucket, limits.per_address));
             }
             fixed.push((
                 Bucket::IdentifierOnNetwork,
@@ -204,6 +235,11 @@ pub async fn begin(
         {
             if let (Bucket::Device, Trust::Device(device)) = (kind, trust) {
                 super::devices::forget(state, device).await;
+            }
+            if kind == Bucket::Network {
+                state
+                    .flood
+                    .remember_refusal(&bucket, window_start + secs(limit), now);
             }
             let retry_after = (window_start + secs(limit) - now).max(1);
             return attempt
@@ -326,7 +362,9 @@ impl Attempt {
     /// only failures count; an attempt that checked nothing gives them back. A
     /// give-back that fails only leaves the limits stricter: it is logged, not
     /// shown.
-    pub async fn settle(self, state: &AppState, verdict: Verdict) {
+    pub async fn settle(mut self, state: &AppState, verdict: Verdict) {
+        // The check is over: its places go to the next one before any SQL here.
+        drop(self.admitted.take());
         let give_back = match verdict {
             Verdict::Failed => false,
             Verdict::Succeeded => self.counts == Counts::Failures,
@@ -352,7 +390,7 @@ impl Attempt {
     /// Gives back what this attempt took, notes the refusal (the first of a window
     /// is audited: a flood must not flood the audit log too) and refuses.
     async fn refuse(
-        self,
+        mut self,
         state: &AppState,
         step: Step,
         client: IpAddr,
@@ -360,6 +398,7 @@ impl Attempt {
         window_start: i64,
         retry_after: i64,
     ) -> Result<Attempt, WebError> {
+        drop(self.admitted.take());
         self.give_back(state).await;
         let kind = bucket.split(':').nth(1).unwrap_or_default();
         tracing::warn!(step = step.name, kind, "rate limit reached");

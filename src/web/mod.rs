@@ -10,15 +10,20 @@ pub mod dev_app;
 mod dev_mail;
 mod devices;
 pub mod error;
+mod flood;
 mod health;
 mod help;
 mod i18n;
-pub mod limits;
+mod limits;
 mod link_pages;
 mod oidc;
 mod pages;
 mod reset;
 pub(crate) mod session;
+
+/// How rate-limit buckets name an identifier (for the tests that read them).
+#[doc(hidden)]
+pub use limits::digest;
 
 use std::sync::Arc;
 
@@ -51,6 +56,7 @@ const BODY_LIMIT: usize = 64 * 1024;
 pub struct AppState {
     pub app: App,
     templates: Arc<Templates>,
+    flood: Arc<flood::Flood>,
 }
 
 impl std::ops::Deref for AppState {
@@ -63,7 +69,13 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(app: App, templates: Arc<Templates>) -> AppState {
-        AppState { app, templates }
+        let directory = &app.settings.directory;
+        let flood = flood::Flood::new(directory.pool_size + directory.bind_queue);
+        AppState {
+            app,
+            templates,
+            flood: Arc::new(flood),
+        }
     }
 
     pub fn render(&self, name: &str, frame: &Frame, page: Value) -> Result<Html<String>, WebError> {

@@ -289,6 +289,35 @@ async fn a_password_spray_does_not_stop_other_students(backend: Backend) {
     app.shutdown().await;
 }
 
+/// An address past its limit is refused again from memory, for the rest of the
+/// window: its hammering reaches neither the database (the bucket notes one
+/// refusal, not six) nor the directory, and students elsewhere sign in.
+async fn a_refused_address_is_refused_again_without_the_database(backend: Backend) {
+    let limits = "[limits]\nper_address = { max = 3, window = \"10m\" }";
+    let (app, _smtp) = start(backend, limits).await;
+    let hammer = browser_at("127.0.0.50");
+    for _ in 0..3 {
+        let response = sign_in_with(&app, &hammer, "nobody1", "Printemps2026!").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    for _ in 0..6 {
+        let response = sign_in_with(&app, &hammer, ACTIVE_UID, DEMO_PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait = retry_after(&response);
+        assert!((1..=600).contains(&wait), "Retry-After {wait}");
+    }
+    let (hits, refused): (i64, i64) = sqlx::query_as(
+        "SELECT hits, refused FROM rate_limits WHERE bucket = 'login:ip:127.0.0.50'",
+    )
+    .fetch_one(app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!((hits, refused), (3, 1), "one refusal reached the database");
+    let student = browser_at("127.0.0.51");
+    assert!(common::signs_in(&app, &student, ACTIVE_UID, DEMO_PASSWORD).await);
+    app.shutdown().await;
+}
+
 /// Behind a load balancer, the client is the rightmost address of
 /// `X-Forwarded-For` that is not a trusted proxy: the audit log names it, each
 /// student behind the balancer has buckets of her own, and an IPv6 client counts
@@ -370,6 +399,7 @@ both_backends!(
     a_guesser_cannot_lock_the_student_out,
     strangers_are_slowed_but_the_students_own_browser_is_not,
     a_password_spray_does_not_stop_other_students,
+    a_refused_address_is_refused_again_without_the_database,
     the_client_address_comes_from_trusted_proxies_only,
     a_shared_network_is_not_one_client,
 );

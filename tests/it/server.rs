@@ -7,7 +7,6 @@ use crate::common::ldap_proxy::LdapProxy;
 use crate::common::{
     self, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, both_backends, browser, signs_in,
 };
-use guichet::web::limits;
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -390,8 +389,8 @@ async fn connections_past_the_cap_wait_until_one_ends(backend: Backend) {
 }
 
 /// With one bind at a time and one waiting, a third sign-in while binds are slow is
-/// answered 503 at once, before it costs the database anything: no rate-limit count,
-/// no audit row. Sign-in works again after.
+/// answered 503 at once, before any rate limit counts it: no rate-limit row, no audit
+/// row. Sign-in works again after.
 async fn sign_ins_past_the_bind_queue_get_503_at_once(backend: Backend) {
     let mut proxy = None;
     let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
@@ -406,16 +405,17 @@ async fn sign_ins_past_the_bind_queue_get_503_at_once(backend: Backend) {
     let proxy = proxy.unwrap();
     proxy.hold_bind_answers(Some(Duration::from_secs(5)));
     let app = std::sync::Arc::new(app);
-    let start = |app: &std::sync::Arc<TestApp>, login: &'static str| {
+    let start = |app: &std::sync::Arc<TestApp>, from: &'static str, login: &'static str| {
         let app = app.clone();
         tokio::spawn(async move {
-            let response = common::sign_in_with(&app, &browser(), login, DEMO_PASSWORD).await;
+            let browser = common::browser_at(from);
+            let response = common::sign_in_with(&app, &browser, login, DEMO_PASSWORD).await;
             let status = response.status();
             let retry = response.headers().get("retry-after").cloned();
             (status, retry, response.text().await.unwrap())
         })
     };
-    let binding = start(&app, ACTIVE_UID);
+    let binding = start(&app, "127.0.0.1", ACTIVE_UID);
     let student = common::people_dn(ACTIVE_UID);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !proxy.binds().contains(&student) {
@@ -425,9 +425,18 @@ async fn sign_ins_past_the_bind_queue_get_503_at_once(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // The second is counted (both hold a count for the login) and waits for the bind.
-    let waiting = start(&app, ACTIVE_UID);
-    let login_bucket = format!("login:id:{}@", limits::digest(ACTIVE_UID));
+    // Its address holds its half of the two places: another check from there is
+    // refused at once, so one address hammering never takes every place.
+    let (status, _, _) = start(&app, "127.0.0.1", ACTIVE_UID).await.unwrap();
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "one address, half the places"
+    );
+    // From another address the student is counted (two counts for the login) and
+    // waits for the bind.
+    let waiting = start(&app, "127.0.0.3", ACTIVE_UID);
+    let login_bucket = format!("login:id:{}@", guichet::web::digest(ACTIVE_UID));
     while hits_on(&app, &login_bucket).await < 2 {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -435,8 +444,11 @@ async fn sign_ins_past_the_bind_queue_get_503_at_once(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A stranger from a third address, on another login: nothing of his may be
+    // counted anywhere (his network, his login, the account-wide throttle).
     const STRANGER: &str = "quelqu-un-d-autre";
-    let (status, retry, page) = start(&app, STRANGER).await.unwrap();
+    let stranger = start(&app, "127.0.0.2", STRANGER);
+    let (status, retry, page) = stranger.await.unwrap();
     assert!(
         !binding.is_finished(),
         "refused while the first bind is held"
@@ -444,13 +456,15 @@ async fn sign_ins_past_the_bind_queue_get_503_at_once(backend: Backend) {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(retry.is_some(), "a 503 says when to come back");
     assert!(page.contains("Trop de demandes en même temps"), "{page}");
-    let stranger_bucket = format!("login:id:{}@", limits::digest(STRANGER));
-    let rows: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM rate_limits WHERE bucket LIKE $1")
-        .bind(format!("{stranger_bucket}%"))
-        .fetch_one(app.state.store.pool())
-        .await
-        .unwrap();
-    assert_eq!(rows.0, 0, "refused before the rate limits were asked");
+    let stranger_digest = guichet::web::digest(STRANGER);
+    let rows: (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM rate_limits WHERE bucket LIKE $1 OR bucket LIKE $2")
+            .bind("%127.0.0.2%")
+            .bind(format!("%{stranger_digest}%"))
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(rows.0, 0, "refused before a rate limit was counted");
     assert_eq!(
         binding.await.unwrap().0,
         StatusCode::SEE_OTHER,
@@ -463,7 +477,7 @@ async fn sign_ins_past_the_bind_queue_get_503_at_once(backend: Backend) {
     );
     proxy.hold_bind_answers(None);
     assert!(signs_in(&app, &browser(), ACTIVE_UID, DEMO_PASSWORD).await);
-    // The refused attempt left no trace: three sign-ins, three sessions, and no
+    // The refused attempts left no trace: three sign-ins, three sessions, and no
     // failed sign-in in the audit log.
     let logins: Vec<(String,)> =
         sqlx::query_as("SELECT outcome FROM audit_events WHERE kind = 'login'")

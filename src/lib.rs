@@ -4,6 +4,7 @@
 //! `store`, `directory` and `mail` carry the decision out.
 
 pub mod app;
+pub mod cas;
 pub mod cli;
 pub mod config;
 pub mod dev;

@@ -42,6 +42,11 @@ impl Token {
 }
 
 impl TokenHash {
+    /// The hash of another secret kept the same way: a CAS ticket (`cas::tickets`).
+    pub(crate) fn of_secret(raw: &str) -> TokenHash {
+        TokenHash(hex::encode(Sha256::digest(raw.as_bytes())))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

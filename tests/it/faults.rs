@@ -146,7 +146,26 @@ const MAILS: usize = 30;
 const KILLS: usize = 3;
 
 /// `guichet serve` with the settings at `config`, as an operator starts it.
-fn serve(config: &Path) -> Child {
+/// A `guichet serve` process, killed when dropped: a failing assertion must not
+/// leave a server running (nextest would wait on its inherited stderr).
+struct Served(Child);
+
+impl Served {
+    /// SIGKILL, and the exit reaped.
+    fn kill(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(config: &Path) -> Served {
     let mut command = Command::new(env!("CARGO_BIN_EXE_guichet"));
     command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -159,7 +178,7 @@ fn serve(config: &Path) -> Child {
             command.env_remove(key);
         }
     }
-    command.spawn().unwrap()
+    Served(command.spawn().unwrap())
 }
 
 fn mail(n: usize) -> Outgoing {
@@ -254,8 +273,7 @@ async fn a_sigkill_while_the_outbox_sends_loses_nothing_and_resends_within_secon
             .expect("a mail is being sent");
         // Inside that message's DATA step, which takes the relay 200 ms.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        guichet.kill().unwrap();
-        guichet.wait().unwrap();
+        guichet.kill();
         let held = in_flight(&store).await;
         assert_eq!(held.len(), 1, "one mail was being sent at kill {kill}");
         guichet = serve(&config);
@@ -276,8 +294,7 @@ async fn a_sigkill_while_the_outbox_sends_loses_nothing_and_resends_within_secon
         .await
         .expect("the outbox empties");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    guichet.kill().unwrap();
-    guichet.wait().unwrap();
+    guichet.kill();
 
     let copies = copies_per_message(&smtp.received());
     let lost: Vec<&String> = queued

@@ -19,17 +19,11 @@ use super::tickets::{PgtIou, PresentedTicket, ProxyGrantingTicket, ServiceTicket
 /// bound for the store and the logs, far above any real application's URL.
 const MAX_URL_CHARS: usize = 2048;
 
-/// The one value of `name`; blank is absent.
+/// The one value of `name` (OIDC's reading of parameters); blank is absent.
 fn single<'a>(params: &'a [(String, String)], name: &str) -> Result<Option<&'a str>, CasError> {
-    let mut values = params
-        .iter()
-        .filter(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str());
-    let first = values.next();
-    match values.next() {
-        Some(_) => Err(CasError::repeated_parameter()),
-        None => Ok(first.filter(|v| !v.trim().is_empty())),
-    }
+    let value =
+        crate::oidc::protocol::single(params, name).map_err(|_| CasError::repeated_parameter())?;
+    Ok(value.filter(|v| !v.trim().is_empty()))
 }
 
 /// A flag such as `renew` or `gateway`: set by any value but `false` (any case).

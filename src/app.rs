@@ -4,7 +4,7 @@
 //! (see [`App::finish`]).
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Notify;
 
@@ -28,6 +28,8 @@ pub struct App {
     pub backchannel: Arc<Notify>,
     /// Opens the stored signing keys; built once at start from the settings.
     pub sealer: Arc<Sealer>,
+    /// Calls CAS proxy callbacks; built at first use, with the settings' CA.
+    cas_http: Arc<OnceLock<Result<reqwest::Client, String>>>,
 }
 
 impl App {
@@ -45,7 +47,17 @@ impl App {
             outbox,
             backchannel: Arc::new(Notify::new()),
             sealer,
+            cas_http: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// The HTTP client for CAS proxy callbacks: https only, no redirect followed,
+    /// the system's roots and `cas.proxy_callback_ca_file`'s.
+    pub fn cas_http(&self) -> Result<&reqwest::Client, &str> {
+        self.cas_http
+            .get_or_init(|| crate::cas::provider::callback_client(&self.settings.cas))
+            .as_ref()
+            .map_err(String::as_str)
     }
 
     pub fn profile(&self) -> &Profile {

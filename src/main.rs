@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use guichet::cas::services::NewService;
 use guichet::cli::{self, CliError};
 use guichet::config::Settings;
 use guichet::dev::DevOptions;
@@ -106,6 +107,11 @@ enum Command {
         #[command(subcommand)]
         action: ClientsAction,
     },
+    /// CAS services (the ENT and other CAS-only applications).
+    CasServices {
+        #[command(subcommand)]
+        action: CasServicesAction,
+    },
     /// OpenID Connect signing keys.
     Keys {
         #[command(subcommand)]
@@ -156,6 +162,40 @@ enum ClientsAction {
     Show { client_id: String },
     /// Remove a client and revoke every token it holds.
     Remove { client_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum CasServicesAction {
+    /// Register a service: by its exact URL, or by a pattern whose host is written out.
+    Add {
+        /// The name admins and the audit log call it (`ent`, `moodle`).
+        name: String,
+        /// The name students see.
+        #[arg(long)]
+        display_name: String,
+        /// The service URL, matched exactly once normalised (query included).
+        #[arg(long, conflicts_with = "pattern", required_unless_present = "pattern")]
+        url: Option<String>,
+        /// A regular expression the whole service URL must match:
+        /// `https://ent\.univ\.fr/.*` (the host written out, dots as `\.`).
+        #[arg(long)]
+        pattern: Option<String>,
+        /// A claim of `[oidc.claims]` released as a CAS attribute. Repeatable.
+        #[arg(long = "attribute")]
+        attributes: Vec<String>,
+        /// Allow proxying: the pattern the service's pgtUrl must match.
+        #[arg(long)]
+        proxy_callbacks: Option<String>,
+        /// Where single logout is posted: `service` (the URL the ticket was for) or a URL.
+        #[arg(long)]
+        single_logout: Option<String>,
+    },
+    /// The registered services, one per line.
+    List,
+    /// One service's registration.
+    Show { name: String },
+    /// Remove a service; its outstanding tickets die with it.
+    Remove { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,6 +276,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Accounts { action } => accounts(settings()?, action).await,
         Command::Clients { action } => clients(settings()?, action).await,
+        Command::CasServices { action } => cas_services(settings()?, action).await,
         Command::Keys { action } => keys(settings()?, action).await,
         Command::Dev {
             data_dir,
@@ -294,6 +335,34 @@ async fn clients(settings: Settings, action: ClientsAction) -> Result<(), CliErr
         ClientsAction::List => cli::clients::list(settings).await,
         ClientsAction::Show { client_id } => cli::clients::show(settings, &client_id).await,
         ClientsAction::Remove { client_id } => cli::clients::remove(settings, &client_id).await,
+    }
+}
+
+async fn cas_services(settings: Settings, action: CasServicesAction) -> Result<(), CliError> {
+    match action {
+        CasServicesAction::Add {
+            name,
+            display_name,
+            url,
+            pattern,
+            attributes,
+            proxy_callbacks,
+            single_logout,
+        } => {
+            let new = NewService {
+                name,
+                display_name,
+                url,
+                pattern,
+                attributes,
+                proxy_callbacks,
+                single_logout,
+            };
+            cli::cas_services::add(settings, new).await
+        }
+        CasServicesAction::List => cli::cas_services::list(settings).await,
+        CasServicesAction::Show { name } => cli::cas_services::show(settings, &name).await,
+        CasServicesAction::Remove { name } => cli::cas_services::remove(settings, &name).await,
     }
 }
 

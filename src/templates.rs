@@ -37,6 +37,7 @@ impl Catalog {
 /// The built-in templates, by name.
 const BUILTIN: &[(&str, &str)] = &[
     ("consent.html", include_str!("../templates/consent.html")),
+    ("cas_post.html", include_str!("../templates/cas_post.html")),
     ("dev_app.html", include_str!("../templates/dev_app.html")),
     (
         "logout_confirm.html",

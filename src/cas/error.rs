@@ -159,9 +159,12 @@ impl CasError {
         Self::new(CasCode::InvalidProxyCallback, "pgtUrl is not an https URL")
     }
 
-    /// The callback to `pgtUrl` did not answer 200, or its certificate did not hold.
-    pub const fn proxy_callback_failed() -> Self {
-        Self::new(CasCode::InvalidProxyCallback, "the proxy callback failed")
+    /// `pgtUrl` is not one of the callbacks the service's registration names.
+    pub const fn unregistered_proxy_callback() -> Self {
+        Self::new(
+            CasCode::InvalidProxyCallback,
+            "pgtUrl is not a proxy callback registered for this service",
+        )
     }
 
     pub const fn unauthorized_service_proxy() -> Self {

@@ -1,8 +1,9 @@
-//! The CAS server's protocol layer (Apereo CAS Protocol 3.0.3): the requests of
-//! its endpoints parsed into types (`protocol`), its tickets (`tickets`), its
-//! error codes (`CasError`) and the answers it writes (`responses`). Pure: no
-//! HTTP, no store, no directory. The provider's decisions live above it (in
-//! `flows`), its handlers in `web`, on the same SSO session as OIDC.
+//! The CAS server (Apereo CAS Protocol 3.0.3), on the same SSO session as OIDC.
+//! Its protocol layer is pure (no HTTP, no store, no directory): the requests
+//! of its endpoints parsed into types (`protocol`), its tickets (`tickets`), its
+//! error codes (`CasError`) and the answers it writes (`responses`). The
+//! registry of services is `services`; the decisions are `provider`'s, as the
+//! OIDC provider's are; the handlers are `web::cas`.
 //!
 //! How a validation goes through it, for whoever writes the layers above:
 //! `ValidateRequest::parse(endpoint, &pairs)` gives a well-formed request or a
@@ -15,7 +16,9 @@
 
 mod error;
 pub mod protocol;
+pub mod provider;
 pub mod responses;
+pub mod services;
 #[cfg(test)]
 mod test_xml;
 pub mod tickets;

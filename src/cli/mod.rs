@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod cas_services;
 pub mod clients;
 pub mod dev;
 pub mod import;

@@ -201,6 +201,11 @@ impl ClaimMapping {
             .map(|(claim, source)| (claim.as_str(), source))
     }
 
+    /// Where a claim comes from, whichever scope carries it.
+    pub fn source(&self, claim: &str) -> Option<&AttributeSource> {
+        self.scopes.values().find_map(|claims| claims.get(claim))
+    }
+
     /// Every claim name of every scope.
     pub fn claim_names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self

@@ -59,6 +59,8 @@ pub struct Settings {
     #[serde(default)]
     pub oidc: OidcSettings,
     #[serde(default)]
+    pub cas: CasSettings,
+    #[serde(default)]
     pub retention: RetentionSettings,
     pub profile: Profile,
 }
@@ -87,6 +89,34 @@ impl Default for RetentionSettings {
 
 fn default_year() -> Duration {
     Duration::from_secs(365 * 86400)
+}
+
+/// The CAS 3.0 server (`/cas/...`), on the same session as OIDC. Its services
+/// are registered with `guichet cas-services`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CasSettings {
+    /// A service ticket not validated this soon after it was issued is refused
+    /// (the spec recommends at most 5 minutes; the browser hands it over at once).
+    #[serde(default = "default_cas_ticket_lifetime", with = "humantime_serde")]
+    pub ticket_lifetime: Duration,
+    /// Certificates (PEM) trusted for proxy callbacks besides the system's: an
+    /// institution's own certificate authority.
+    #[serde(default)]
+    pub proxy_callback_ca_file: Option<std::path::PathBuf>,
+}
+
+impl Default for CasSettings {
+    fn default() -> Self {
+        CasSettings {
+            ticket_lifetime: default_cas_ticket_lifetime(),
+            proxy_callback_ca_file: None,
+        }
+    }
+}
+
+fn default_cas_ticket_lifetime() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// The OpenID Connect provider.

@@ -1,17 +1,22 @@
-//! Back-channel logout delivery (OpenID Connect Back-Channel Logout 1.0 §2.5):
-//! a durable queue in the database, so a client that is down, or a Guichet that
-//! restarts, loses no logout. Each attempt signs a fresh logout token (they live
-//! two minutes); failures are retried with exponential backoff for over two
-//! hours (12 attempts).
+//! Back-channel logout delivery (OpenID Connect Back-Channel Logout 1.0 §2.5,
+//! and CAS single logout): a durable queue in the database, so an application
+//! that is down, or a Guichet that restarts, loses no logout. Each OIDC attempt
+//! signs a fresh logout token (they live two minutes); failures are retried
+//! with exponential backoff for over two hours (12 attempts). The end of each
+//! delivery (made, or given up) goes to the audit log.
 
 use std::time::Duration;
 
+use reqwest::header::CONTENT_TYPE;
 use serde_json::json;
 use tokio::sync::watch;
 
 use super::keys::{self, Alg};
 use crate::app::App;
-use crate::store::{LogoutDelivery, StoreError, unix_now};
+use crate::cas::protocol::ServiceUrl;
+use crate::cas::responses::SingleLogoutMessage;
+use crate::cas::tickets::PresentedTicket;
+use crate::store::{AuditEvent, LogoutDelivery, LogoutProtocol, Origin, StoreError, unix_now};
 
 /// How long a client has to accept a logout token.
 const POST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,8 +68,109 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// One attempt: sign, post, record the outcome.
+/// One attempt, in the delivery's protocol.
 async fn deliver(
+    app: &App,
+    http: &reqwest::Client,
+    delivery: &LogoutDelivery,
+) -> Result<(), StoreError> {
+    match &delivery.protocol {
+        LogoutProtocol::Oidc => deliver_oidc(app, http, delivery).await,
+        LogoutProtocol::Cas {
+            ticket,
+            service_url,
+        } => deliver_cas(app, http, delivery, ticket, service_url).await,
+    }
+}
+
+/// A CAS single logout (CAS 3.0.3 Appendix C): the SAML `LogoutRequest` naming
+/// the ticket the service validated, posted as `logoutRequest`.
+async fn deliver_cas(
+    app: &App,
+    http: &reqwest::Client,
+    delivery: &LogoutDelivery,
+    ticket: &str,
+    service_url: &str,
+) -> Result<(), StoreError> {
+    let now = unix_now();
+    let service = app.store.cas_service(&delivery.client_id).await?;
+    let target = service.as_ref().and_then(|service| {
+        let logout = service.single_logout.as_ref()?;
+        let url = ServiceUrl::parse(service_url).ok()?;
+        Some(logout.target(&url).as_str().to_owned())
+    });
+    let (Some(target), Ok(ticket)) = (target, PresentedTicket::parse(ticket)) else {
+        let reason = "the service or its single logout is gone";
+        return given_up(app, delivery, reason, now).await;
+    };
+    let at = time::OffsetDateTime::now_utc();
+    let message = SingleLogoutMessage::new(delivery.subject.clone(), ticket, at);
+    let sent = http
+        .post(&target)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(message.form_body())
+        .send()
+        .await;
+    outcome(app, delivery, sent, now).await
+}
+
+/// Records a delivery that will never be made.
+async fn given_up(
+    app: &App,
+    delivery: &LogoutDelivery,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    audit(app, delivery, "failed").await?;
+    app.store.logout_failed(delivery, reason, None, now).await
+}
+
+/// The audit row of a delivery's end: delivered, or given up.
+async fn audit(
+    app: &App,
+    delivery: &LogoutDelivery,
+    outcome: &'static str,
+) -> Result<(), StoreError> {
+    let protocol = match delivery.protocol {
+        LogoutProtocol::Oidc => "oidc",
+        LogoutProtocol::Cas { .. } => "cas",
+    };
+    let event = AuditEvent::new("logout.delivery", outcome).detail(json!({
+        "protocol": protocol,
+        "client": delivery.client_id,
+        "attempts": delivery.attempts,
+    }));
+    app.store.audit(&Origin::default(), event).await
+}
+
+/// What the application answered: delivered on a 2xx, else retried later or
+/// given up after the last attempt.
+async fn outcome(
+    app: &App,
+    delivery: &LogoutDelivery,
+    sent: Result<reqwest::Response, reqwest::Error>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let error = match sent {
+        Ok(response) if response.status().is_success() => {
+            tracing::info!(client = %delivery.client_id, "back-channel logout delivered");
+            audit(app, delivery, "ok").await?;
+            return app.store.logout_delivered(delivery, unix_now()).await;
+        }
+        Ok(response) => format!("the application answered {}", response.status()),
+        // Without the URL: it is the application's, but the error is enough.
+        Err(error) => format!("not delivered: {}", error.without_url()),
+    };
+    let retry = retry_at(delivery, now);
+    tracing::warn!(client = %delivery.client_id, attempt = delivery.attempts, %error, given_up = retry.is_none(), "back-channel logout failed");
+    if retry.is_none() {
+        audit(app, delivery, "failed").await?;
+    }
+    app.store.logout_failed(delivery, &error, retry, now).await
+}
+
+/// An OIDC back-channel logout: sign a logout token, post it.
+async fn deliver_oidc(
     app: &App,
     http: &reqwest::Client,
     delivery: &LogoutDelivery,
@@ -76,7 +182,7 @@ async fn deliver(
     else {
         // Removed since, or no longer listening for logouts: nothing to tell.
         let reason = "the client or its back-channel URI is gone";
-        return app.store.logout_failed(delivery, reason, None, now).await;
+        return given_up(app, delivery, reason, now).await;
     };
     let mut claims = json!({
         "iss": super::issuer(app),
@@ -113,18 +219,7 @@ async fn deliver(
         .form(&[("logout_token", token.as_str())])
         .send()
         .await;
-    let error = match sent {
-        Ok(response) if response.status().is_success() => {
-            tracing::info!(client = %client.client_id, "back-channel logout delivered");
-            return app.store.logout_delivered(delivery, unix_now()).await;
-        }
-        Ok(response) => format!("the client answered {}", response.status()),
-        // Without the URL: it is the client's, but the error is enough.
-        Err(error) => format!("not delivered: {}", error.without_url()),
-    };
-    let retry = retry_at(delivery, now);
-    tracing::warn!(client = %client.client_id, attempt = delivery.attempts, %error, given_up = retry.is_none(), "back-channel logout failed");
-    app.store.logout_failed(delivery, &error, retry, now).await
+    outcome(app, delivery, sent, now).await
 }
 
 /// 5 s, 10 s, 20 s… up to an hour; none after the last attempt.
@@ -143,6 +238,7 @@ mod tests {
     fn after(attempts: i64) -> Option<i64> {
         let delivery = LogoutDelivery {
             id: String::new(),
+            protocol: LogoutProtocol::Oidc,
             client_id: String::new(),
             session_hash: String::new(),
             subject: String::new(),

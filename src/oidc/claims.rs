@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::cas::responses::AttributeName;
 use crate::config::{AttributeSource, ClaimMapping};
 use crate::directory::Account;
 
@@ -73,6 +74,23 @@ pub fn userinfo(account: &Account, scope: &str, mapping: &ClaimMapping) -> Value
     Value::Object(claims)
 }
 
+/// CAS attributes (§2.5.2 `cas:attributes`): each released claim with every
+/// value of the first of its attributes that has any, in the order released.
+/// A claim without a value is left out, as for OIDC.
+pub fn cas_attributes(
+    account: &Account,
+    released: &[AttributeName],
+    mapping: &ClaimMapping,
+) -> Vec<(AttributeName, Vec<String>)> {
+    released
+        .iter()
+        .filter_map(|name| {
+            let values = first_values(account, mapping.source(name.as_str())?)?;
+            Some((name.clone(), values.to_vec()))
+        })
+        .collect()
+}
+
 fn vouched_for(source: &AttributeSource) -> bool {
     source.attributes().iter().all(|name| {
         VERIFIED_EMAIL_ATTRIBUTES
@@ -81,12 +99,17 @@ fn vouched_for(source: &AttributeSource) -> bool {
     })
 }
 
-fn value_of(account: &Account, source: &AttributeSource) -> Option<Value> {
-    let values = source
+/// The values of the first of the source's attributes that has any.
+fn first_values<'a>(account: &'a Account, source: &AttributeSource) -> Option<&'a [String]> {
+    source
         .attributes()
         .iter()
         .map(|name| account.values(name))
-        .find(|values| !values.is_empty())?;
+        .find(|values| !values.is_empty())
+}
+
+fn value_of(account: &Account, source: &AttributeSource) -> Option<Value> {
+    let values = first_values(account, source)?;
     Some(if source.many() {
         json!(values)
     } else {

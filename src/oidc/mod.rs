@@ -8,6 +8,7 @@ pub mod claims;
 pub mod clients;
 mod error;
 pub mod keys;
+pub(crate) mod login_asked;
 pub mod protocol;
 pub mod provider;
 pub mod responses;

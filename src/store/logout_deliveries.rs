@@ -5,12 +5,25 @@ use sqlx::Row;
 
 use super::{Store, StoreError};
 
+/// Which protocol a logout is told in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogoutProtocol {
+    /// A logout token posted to the client's back-channel URI.
+    Oidc,
+    /// A SAML `LogoutRequest` naming the ticket the service validated (a spent
+    /// ticket: it opens nothing), posted where the service's registration says.
+    Cas { ticket: String, service_url: String },
+}
+
 /// A logout a worker holds the lease of.
 #[derive(Debug, Clone)]
 pub struct LogoutDelivery {
     pub id: String,
+    pub protocol: LogoutProtocol,
+    /// The OIDC client, or the CAS service's name.
     pub client_id: String,
     pub session_hash: String,
+    /// The OIDC `sub`, or the CAS user.
     pub subject: String,
     pub attempts: i64,
     pub lease: i64,
@@ -32,15 +45,27 @@ impl Store {
                             AND (lease_until IS NULL OR lease_until <= $2) \
                           ORDER BY created_at LIMIT 1) \
                AND delivered_at IS NULL AND failed_at IS NULL AND (lease_until IS NULL OR lease_until <= $2) \
-             RETURNING id, client_id, session_hash, subject, attempts",
+             RETURNING id, protocol, client_id, session_hash, subject, cas_ticket, cas_service_url, attempts",
         )
         .bind(lease)
         .bind(now)
         .fetch_optional(self.pool())
         .await?;
         row.map(|row| {
+            let protocol = match row.try_get::<String, _>("protocol")?.as_str() {
+                "cas" => LogoutProtocol::Cas {
+                    ticket: row
+                        .try_get::<Option<String>, _>("cas_ticket")?
+                        .unwrap_or_default(),
+                    service_url: row
+                        .try_get::<Option<String>, _>("cas_service_url")?
+                        .unwrap_or_default(),
+                },
+                _ => LogoutProtocol::Oidc,
+            };
             Ok(LogoutDelivery {
                 id: row.try_get("id")?,
+                protocol,
                 client_id: row.try_get("client_id")?,
                 session_hash: row.try_get("session_hash")?,
                 subject: row.try_get("subject")?,

@@ -12,6 +12,7 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 use crate::config::DatabaseSettings;
 
 mod audit;
+mod cas;
 mod help;
 mod invitations;
 mod logout_deliveries;
@@ -25,9 +26,10 @@ mod tokens;
 mod transaction;
 
 pub use audit::{AuditEvent, AuditFilter, AuditRecord, Origin};
+pub use cas::{CasTicketRecord, NewCasTicket, Spent};
 pub use help::MailSummary;
 pub use invitations::Invitation;
-pub use logout_deliveries::LogoutDelivery;
+pub use logout_deliveries::{LogoutDelivery, LogoutProtocol};
 pub use oidc::{ClientRecord, CodeRecord, NewToken, Redemption, StoredKey, TokenKind, TokenRecord};
 pub use outbox::{Claimed, Outgoing};
 pub use rate_limits::Count;

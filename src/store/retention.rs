@@ -18,7 +18,7 @@ pub struct Retention {
 impl Store {
     /// Deletes what expired long enough ago; returns how many rows went.
     pub async fn purge(&self, now: i64, retention: Retention) -> Result<u64, StoreError> {
-        let steps: [(&str, i64); 11] = [
+        let steps: [(&str, i64); 13] = [
             // Codes outlive their 60 s by two days: a replay seen in that time still
             // revokes what the code gave.
             (
@@ -61,6 +61,15 @@ impl Store {
             ),
             (
                 "DELETE FROM oidc_logout_deliveries WHERE delivered_at < $1 OR failed_at < $1",
+                now - DAY,
+            ),
+            // A CAS ticket outlives its seconds by a day: a replay in that time is
+            // still told apart from a ticket never issued, in the audit log.
+            ("DELETE FROM cas_tickets WHERE expires_at < $1", now - DAY),
+            // Single logout needs them only while their session may still end.
+            (
+                "DELETE FROM cas_session_services WHERE created_at < $1 AND NOT EXISTS \
+                 (SELECT 1 FROM sso_sessions WHERE sso_sessions.id_hash = cas_session_services.session_hash)",
                 now - DAY,
             ),
             // A browser not seen signing in for its whole trust period is a stranger.

@@ -109,7 +109,7 @@ impl StoreTx {
     }
 
     /// Queues a back-channel logout for each client with a back-channel URI that the
-    /// session gave tokens to. Sessions opened before the subject was kept have
+    /// session gave tokens to, and a single logout for each CAS service it signed in to. Sessions opened before the subject was kept have
     /// none: their logout tokens carry `sid` only, which the specification allows.
     async fn queue_logouts(
         &mut self,
@@ -139,7 +139,42 @@ impl StoreTx {
             .execute(self.conn())
             .await?;
         }
-        Ok(clients.len() as u64)
+        let cas = self.queue_single_logouts(id_hash, now).await?;
+        Ok(clients.len() as u64 + cas)
+    }
+
+    /// Queues a CAS single logout for each service the session validated a ticket
+    /// for, whose registration still asks for one.
+    async fn queue_single_logouts(&mut self, id_hash: &str, now: i64) -> Result<u64, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.service_name, s.service_url, s.ticket, s.cas_user FROM cas_session_services s \
+             JOIN cas_services c ON c.name = s.service_name \
+             WHERE s.session_hash = $1 AND c.single_logout IS NOT NULL ORDER BY s.created_at",
+        )
+        .bind(id_hash)
+        .fetch_all(self.conn())
+        .await?;
+        for row in &rows {
+            sqlx::query(
+                "INSERT INTO oidc_logout_deliveries (id, protocol, client_id, session_hash, subject, \
+                 cas_ticket, cas_service_url, created_at, next_attempt_at) \
+                 VALUES ($1, 'cas', $2, $3, $4, $5, $6, $7, $7)",
+            )
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(row.try_get::<String, _>("service_name")?)
+            .bind(id_hash)
+            .bind(row.try_get::<String, _>("cas_user")?)
+            .bind(row.try_get::<String, _>("ticket")?)
+            .bind(row.try_get::<String, _>("service_url")?)
+            .bind(now)
+            .execute(self.conn())
+            .await?;
+        }
+        sqlx::query("DELETE FROM cas_session_services WHERE session_hash = $1")
+            .bind(id_hash)
+            .execute(self.conn())
+            .await?;
+        Ok(rows.len() as u64)
     }
 
     /// Raises the account's credential epoch: every session, code and token issued

@@ -24,6 +24,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../static/password.js"),
     ),
+    (
+        "autopost.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/autopost.js"),
+    ),
 ];
 
 /// Browsers ask for `/favicon.ico` on their own; the pages name the logo as their

@@ -4,6 +4,7 @@
 mod account;
 mod activation;
 mod assets;
+mod cas;
 pub(crate) mod client;
 pub(crate) mod csrf;
 pub mod dev_app;
@@ -235,6 +236,7 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .merge(forms)
         .merge(oidc::routes(state.clone()))
+        .merge(cas::routes())
         .route("/", get(home))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -9,7 +9,7 @@ use super::{Provider, ProviderError};
 use crate::domain::{Token, TokenHash};
 use crate::flows::FlowError;
 use crate::flows::sign_in::SignIn;
-use crate::oidc::keys::{self, Alg};
+use crate::oidc::login_asked;
 use crate::oidc::protocol::{AuthorizeParams, AuthorizeRequest, LOGIN_ASKED, Params, Repeated};
 use crate::oidc::{OAuthCode, OAuthError, claims};
 use crate::store::{
@@ -18,11 +18,6 @@ use crate::store::{
 
 /// A code is exchanged at once by the client's back end; a minute is plenty.
 const CODE_SECS: i64 = 60;
-
-/// How long the student has to sign in after prompt=login.
-const LOGIN_ASKED_LIFETIME: i64 = 600;
-
-const LOGIN_ASKED_TYP: &str = "login-request+jwt";
 
 /// What the authorization endpoint does with a request.
 pub enum Authorization {
@@ -234,13 +229,15 @@ impl Provider<'_> {
         // return address without signing in meets neither.
         let needs_statement = login_asked || asked.max_age.is_some();
         let asked_at = match &step.params.login_asked {
-            Some(raw) if needs_statement => match self.login_asked_at(raw, client_id, now).await {
-                Ok(at) => at,
-                Err(_) => {
-                    let again = "try again in a moment";
-                    return Ok(reply.refuse(OAuthCode::TemporarilyUnavailable, again));
+            Some(raw) if needs_statement => {
+                match login_asked::asked_at(self.app, raw, client_id, now).await {
+                    Ok(at) => at,
+                    Err(_) => {
+                        let again = "try again in a moment";
+                        return Ok(reply.refuse(OAuthCode::TemporarilyUnavailable, again));
+                    }
                 }
-            },
+            }
             _ => None,
         };
         let since_asked = |created: i64| asked_at.is_some_and(|t| created >= t);
@@ -256,7 +253,9 @@ impl Provider<'_> {
                 return Ok(reply.refuse(OAuthCode::LoginRequired, "the student must sign in"));
             }
             let statement = match needs_statement {
-                true => Some(self.login_request(client_id, now).await?),
+                true => {
+                    Some(login_asked::statement::<ProviderError>(self.app, client_id, now).await?)
+                }
                 false => None,
             };
             return Ok(to_login(step.request, statement.as_deref()));
@@ -452,43 +451,6 @@ impl Provider<'_> {
         Ok(Authorization::Code(
             step.reply.location(&[("code", code.expose())]),
         ))
-    }
-
-    /// A signed statement that a sign-in was asked now.
-    async fn login_request(&self, client_id: &str, now: i64) -> Result<String, ProviderError> {
-        let keys = self.app.store.published_keys(now).await?;
-        let claims = serde_json::json!({
-            "iss": self.issuer(),
-            "aud": client_id,
-            "iat": now,
-            "exp": now + LOGIN_ASKED_LIFETIME,
-        });
-        let app = self.app;
-        Ok(keys::sign_typed(
-            &keys,
-            &app.sealer,
-            Alg::Rs256,
-            LOGIN_ASKED_TYP,
-            &claims,
-        )?)
-    }
-
-    /// When Guichet asked for the sign-in, from its signed statement; `None` if the
-    /// statement is not one of ours for this client, or has expired.
-    async fn login_asked_at(
-        &self,
-        raw: &str,
-        client_id: &str,
-        now: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        let keys = self.app.store.published_keys(now).await?;
-        let claims = keys::verify_own(&keys, raw, LOGIN_ASKED_TYP, |validation| {
-            // Only for the client that asked, and not a second past its lifetime.
-            validation.set_audience(&[client_id]);
-            validation.set_issuer(&[self.issuer()]);
-            validation.leeway = 0;
-        });
-        Ok(claims.and_then(|claims| claims["iat"].as_i64()))
     }
 }
 

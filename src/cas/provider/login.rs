@@ -1,0 +1,172 @@
+//! `/cas/login` as credential requestor (§2.1): a service ticket on the SSO
+//! session the OIDC clients share, or the login page first. `renew` needs a
+//! sign-in made after this request asked for it: the request carries a signed
+//! statement through the login page (`oidc::login_asked`), so reopening the
+//! return address with an older session is not a new login.
+
+use time::OffsetDateTime;
+use url::Url;
+
+use super::{CasFailure, CasProvider};
+use crate::cas::CasError;
+use crate::cas::protocol::{LoginRequest, Prompt, ResponseMethod, ServiceUrl};
+use crate::cas::services::CasService;
+use crate::cas::tickets::{ServiceTicket, TicketKind};
+use crate::domain::{Token, TokenHash};
+use crate::flows::sign_in::SignIn;
+use crate::oidc::login_asked;
+use crate::oidc::protocol::LOGIN_ASKED;
+use crate::store::{AuditEvent, NewCasTicket, Origin, SessionRecord, unix_now};
+
+/// What `/cas/login` does.
+pub enum CasLogin {
+    /// To the login page, back to `next` (this request and the statement).
+    ToLogin { next: String },
+    /// To the service, with its ticket in the query. Holds a live ticket.
+    Redirect(Url),
+    /// `method=POST`: a page that posts the ticket to the service.
+    Post {
+        service: ServiceUrl,
+        ticket: ServiceTicket,
+    },
+    /// `gateway` and no session: back to the service without a ticket.
+    Gateway(Url),
+    /// No service, and signed in already.
+    SignedIn,
+    /// A request no ticket may answer (an unknown service, a bad parameter):
+    /// a page, never a redirect.
+    Refused(CasError),
+}
+
+/// The audience of the login statement for a service.
+fn audience(service: &CasService) -> String {
+    format!("cas:{}", service.name)
+}
+
+impl CasProvider<'_> {
+    pub async fn login(
+        &self,
+        params: &[(String, String)],
+        session: Option<&Token>,
+    ) -> Result<CasLogin, CasFailure> {
+        let request = match LoginRequest::parse(params) {
+            Ok(request) => request,
+            Err(error) => return Ok(CasLogin::Refused(error)),
+        };
+        let now = unix_now();
+        let session = self.session(session).await?;
+        let (service, prompt, method) = match request {
+            LoginRequest::Plain { renew } => {
+                return Ok(match session {
+                    Some(_) if !renew => CasLogin::SignedIn,
+                    _ => CasLogin::ToLogin {
+                        next: "/account".into(),
+                    },
+                });
+            }
+            LoginRequest::Service {
+                service,
+                prompt,
+                method,
+            } => (service, prompt, method),
+        };
+        let Some(registered) = self.registered(&service).await? else {
+            let event = AuditEvent::new("cas.login", "refused")
+                .detail(serde_json::json!({ "reason": "unregistered service" }));
+            self.audit(event).await?;
+            return Ok(CasLogin::Refused(CasError::unregistered_service()));
+        };
+        let asked_at = match crate::oidc::protocol::single(params, LOGIN_ASKED) {
+            Ok(Some(raw)) => {
+                login_asked::asked_at(self.app, raw, &audience(&registered), now).await?
+            }
+            _ => None,
+        };
+        let new_login = |record: &SessionRecord| asked_at.is_some_and(|at| record.created_at >= at);
+        let usable = session.filter(|(record, _)| prompt != Prompt::Renew || new_login(record));
+        let Some((record, hash)) = usable else {
+            if prompt == Prompt::Gateway {
+                return Ok(CasLogin::Gateway(service.as_url().clone()));
+            }
+            let statement =
+                login_asked::statement::<CasFailure>(self.app, &audience(&registered), now).await?;
+            return Ok(CasLogin::ToLogin {
+                next: return_address(params, &statement),
+            });
+        };
+        let from_new_login = new_login(&record);
+        let ticket = self
+            .issue(&registered, &service, &record, &hash, from_new_login, now)
+            .await?;
+        Ok(match method {
+            ResponseMethod::Get => CasLogin::Redirect(service.with_ticket(&ticket)),
+            ResponseMethod::Post => CasLogin::Post { service, ticket },
+        })
+    }
+
+    /// The live session behind the browser's cookie, and its hash.
+    async fn session(
+        &self,
+        secret: Option<&Token>,
+    ) -> Result<Option<(SessionRecord, TokenHash)>, CasFailure> {
+        let Some(secret) = secret else {
+            return Ok(None);
+        };
+        let sign_in = SignIn {
+            app: self.app,
+            origin: Origin::default(),
+        };
+        let record = sign_in.session(secret, OffsetDateTime::now_utc()).await?;
+        Ok(record.map(|record| (record, secret.hash())))
+    }
+
+    /// A service ticket for this session, stored by its hash.
+    async fn issue(
+        &self,
+        registered: &CasService,
+        service: &ServiceUrl,
+        record: &SessionRecord,
+        session_hash: &TokenHash,
+        from_new_login: bool,
+        now: i64,
+    ) -> Result<ServiceTicket, CasFailure> {
+        let ticket = ServiceTicket::generate();
+        let lifetime = self.app.settings.cas.ticket_lifetime.as_secs() as i64;
+        let stored = NewCasTicket {
+            kind: TicketKind::Service,
+            service_name: &registered.name,
+            service_url: service.as_str(),
+            session_hash: session_hash.as_str(),
+            account_dn: &record.account_dn,
+            epoch: record.epoch,
+            auth_time: record.created_at,
+            from_new_login,
+            proxies: &[],
+            expires_at: now + lifetime,
+        };
+        self.app
+            .store
+            .add_cas_ticket(&ticket.hash(), &stored, now)
+            .await?;
+        let event = AuditEvent::new("cas.ticket", "ok")
+            .account(&record.account_dn)
+            .detail(serde_json::json!({
+                "service": registered.name,
+                "kind": "ST",
+                "from_new_login": from_new_login,
+            }));
+        self.audit(event).await?;
+        Ok(ticket)
+    }
+}
+
+/// This request again, with the statement that a sign-in was asked now (an
+/// older statement dropped).
+fn return_address(params: &[(String, String)], statement: &str) -> String {
+    let mut back = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in params.iter().filter(|(k, _)| k != LOGIN_ASKED) {
+        back.append_pair(key, value);
+    }
+    back.append_pair(LOGIN_ASKED, statement);
+    format!("/cas/login?{}", back.finish())
+}

@@ -7,6 +7,7 @@ mod common;
 mod account;
 mod activation;
 mod browser;
+mod cas;
 mod cli;
 mod conformance;
 mod directory;

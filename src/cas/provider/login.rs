@@ -14,8 +14,8 @@ use crate::cas::services::CasService;
 use crate::cas::tickets::{ServiceTicket, TicketKind};
 use crate::domain::{Token, TokenHash};
 use crate::flows::sign_in::SignIn;
-use crate::oidc::login_asked;
 use crate::oidc::protocol::LOGIN_ASKED;
+use crate::oidc::{login_asked, sid};
 use crate::store::{AuditEvent, NewCasTicket, Origin, SessionRecord, unix_now};
 
 /// What `/cas/login` does.
@@ -76,27 +76,39 @@ impl CasProvider<'_> {
             self.audit(event).await?;
             return Ok(CasLogin::Refused(CasError::unregistered_service()));
         };
-        let asked_at = match crate::oidc::protocol::single(params, LOGIN_ASKED) {
-            Ok(Some(raw)) => {
-                login_asked::asked_at(self.app, raw, &audience(&registered), now).await?
-            }
+        let asked = match crate::oidc::protocol::single(params, LOGIN_ASKED) {
+            Ok(Some(raw)) => login_asked::asked(self.app, raw, &audience(&registered), now).await?,
             _ => None,
         };
-        let new_login = |record: &SessionRecord| asked_at.is_some_and(|at| record.created_at >= at);
-        let usable = session.filter(|(record, _)| prompt != Prompt::Renew || new_login(record));
+        // Opened after this request asked for a sign-in, and not the session the
+        // browser had then (both can fall in the same second).
+        let new_login = |(record, hash): &(SessionRecord, TokenHash)| {
+            asked.as_ref().is_some_and(|asked| {
+                record.created_at >= asked.at
+                    && asked.prior.as_deref() != Some(sid(hash.as_str()).as_str())
+            })
+        };
+        let fresh = session.as_ref().is_some_and(new_login);
+        let current = session.as_ref().map(|(_, hash)| sid(hash.as_str()));
+        let usable = session.filter(|_| prompt != Prompt::Renew || fresh);
         let Some((record, hash)) = usable else {
             if prompt == Prompt::Gateway {
                 return Ok(CasLogin::Gateway(service.as_url().clone()));
             }
-            let statement =
-                login_asked::statement::<CasFailure>(self.app, &audience(&registered), now).await?;
+            let audience = audience(&registered);
+            let statement = login_asked::statement_since::<CasFailure>(
+                self.app,
+                &audience,
+                now,
+                current.as_deref(),
+            )
+            .await?;
             return Ok(CasLogin::ToLogin {
                 next: return_address(params, &statement),
             });
         };
-        let from_new_login = new_login(&record);
         let ticket = self
-            .issue(&registered, &service, &record, &hash, from_new_login, now)
+            .issue(&registered, &service, &record, &hash, fresh, now)
             .await?;
         Ok(match method {
             ResponseMethod::Get => CasLogin::Redirect(service.with_ticket(&ticket)),

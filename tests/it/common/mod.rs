@@ -3,6 +3,7 @@
 //! free port. Nothing is shared between tests, so they run in any order, in parallel.
 
 pub mod browser;
+pub mod cas;
 pub mod hostile;
 pub mod ldap_proxy;
 pub mod oidc;

@@ -1,0 +1,605 @@
+//! The CAS 3.0 server over HTTP, against a real slapd and both SQL backends:
+//! a student signs in to the ENT through `/cas/login`, the ENT validates the
+//! ticket once, and every way a ticket can be misused is refused with the code
+//! the specification names.
+
+use std::time::Duration;
+
+use crate::common::cas::{
+    ENT, element, exact, failure_code, login_url, register, signs_in_for_ticket, sso_ticket,
+    ticket_in, validation,
+};
+use crate::common::oidc::{
+    REDIRECT, authorize_url, backchannel_receiver, confidential, location, login_next, registered,
+    sign_in_and_authorize, signs_in_and_returns,
+};
+use crate::common::{self, ACTIVE_UID, Backend, TestApp, both_backends};
+use reqwest::StatusCode;
+
+both_backends!(
+    a_student_signs_in_to_the_ent_and_the_ticket_opens_once,
+    single_sign_on_renew_and_gateway,
+    tickets_are_bound_to_their_service_and_their_seconds,
+    every_error_code_on_the_input_that_causes_it,
+    parallel_validations_of_one_ticket_give_it_once,
+    a_password_reset_kills_outstanding_tickets,
+    sign_on_and_logout_span_oidc_and_cas,
+);
+
+async fn a_student_signs_in_to_the_ent_and_the_ticket_opens_once(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    register(
+        &app,
+        exact("ent", ENT, &["email", "name", "eduperson_affiliation"]),
+    )
+    .await;
+    let ticket = signs_in_for_ticket(&app, ENT, &[]).await;
+    assert!(
+        ticket.starts_with("ST-") && ticket.len() >= 3 + 32,
+        "{ticket}"
+    );
+    assert!(
+        ticket[3..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    );
+
+    let xml = validation(
+        &app,
+        "/p3/serviceValidate",
+        &[("service", ENT), ("ticket", &ticket)],
+    )
+    .await;
+    assert_eq!(element(&xml, "user").as_deref(), Some(ACTIVE_UID), "{xml}");
+    assert_eq!(
+        element(&xml, "email").as_deref(),
+        Some(format!("{ACTIVE_UID}@univ-demo.fr").as_str())
+    );
+    assert!(element(&xml, "name").is_some(), "{xml}");
+    assert_eq!(element(&xml, "isFromNewLogin").as_deref(), Some("true"));
+    assert!(element(&xml, "authenticationDate").is_some());
+    assert!(
+        !xml.contains("student_number"),
+        "only what the ENT is given: {xml}"
+    );
+
+    // Once, whatever comes next.
+    let again = validation(
+        &app,
+        "/p3/serviceValidate",
+        &[("service", ENT), ("ticket", &ticket)],
+    )
+    .await;
+    assert_eq!(
+        failure_code(&again).as_deref(),
+        Some("INVALID_TICKET"),
+        "{again}"
+    );
+
+    // JSON, and CAS 1.0, for a ticket from the session.
+    let ticket = sso_ticket(&app, ENT).await;
+    let json: serde_json::Value = serde_json::from_str(
+        &validation(
+            &app,
+            "/p3/serviceValidate",
+            &[("service", ENT), ("ticket", &ticket), ("format", "JSON")],
+        )
+        .await,
+    )
+    .unwrap();
+    let success = &json["serviceResponse"]["authenticationSuccess"];
+    assert_eq!(success["user"], ACTIVE_UID, "{json}");
+    assert_eq!(success["attributes"]["isFromNewLogin"], false, "{json}");
+    let ticket = sso_ticket(&app, ENT).await;
+    let text = validation(&app, "/validate", &[("service", ENT), ("ticket", &ticket)]).await;
+    assert_eq!(text, format!("yes\n{ACTIVE_UID}\n"));
+    let text = validation(&app, "/validate", &[("service", ENT), ("ticket", &ticket)]).await;
+    assert_eq!(text, "no\n\n");
+
+    let audit: Vec<(String, String)> = sqlx::query_as(
+        "SELECT kind, outcome FROM audit_events WHERE kind LIKE 'cas.%' ORDER BY id",
+    )
+    .fetch_all(app.state.store.pool())
+    .await
+    .unwrap();
+    let count = |kind: &str, outcome: &str| {
+        audit
+            .iter()
+            .filter(|(k, o)| k == kind && o == outcome)
+            .count()
+    };
+    assert_eq!(
+        (
+            count("cas.ticket", "ok"),
+            count("cas.validate", "ok"),
+            count("cas.validate", "refused")
+        ),
+        (3, 3, 2),
+        "{audit:?}"
+    );
+    let stored: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM cas_tickets WHERE ticket_hash LIKE 'ST-%'")
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(stored, 0, "tickets are stored by their hash only");
+    app.shutdown().await;
+}
+
+async fn single_sign_on_renew_and_gateway(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    register(&app, exact("ent", ENT, &[])).await;
+    // Gateway with no session: back to the ENT without a ticket, no login page.
+    let response = app.get(&login_url(ENT, &[("gateway", "true")])).await;
+    assert_eq!(
+        (response.status(), location(&response)),
+        (StatusCode::FOUND, ENT.to_owned())
+    );
+
+    signs_in_for_ticket(&app, ENT, &[]).await;
+    let response = app.get(&login_url(ENT, &[("gateway", "true")])).await;
+    ticket_in(&location(&response), ENT);
+
+    // A ticket from the session is refused where renew is asked, and is spent.
+    let ticket = sso_ticket(&app, ENT).await;
+    let xml = validation(
+        &app,
+        "/serviceValidate",
+        &[("service", ENT), ("ticket", &ticket), ("renew", "true")],
+    )
+    .await;
+    assert_eq!(
+        failure_code(&xml).as_deref(),
+        Some("INVALID_TICKET"),
+        "{xml}"
+    );
+    let xml = validation(
+        &app,
+        "/serviceValidate",
+        &[("service", ENT), ("ticket", &ticket)],
+    )
+    .await;
+    assert_eq!(
+        failure_code(&xml).as_deref(),
+        Some("INVALID_TICKET"),
+        "{xml}"
+    );
+
+    // renew: the login page, signed in or not; coming back to the address
+    // without signing in again gives no ticket.
+    let first = app.get(&login_url(ENT, &[("renew", "true")])).await;
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    let next = login_next(&location(&first));
+    let unsigned = app.get(&next).await;
+    assert_eq!(
+        unsigned.status(),
+        StatusCode::SEE_OTHER,
+        "to the login page again"
+    );
+    assert!(location(&unsigned).starts_with("/login?"));
+    let to_ent = signs_in_and_returns(&app, &next).await;
+    let ticket = ticket_in(&to_ent, ENT);
+    let xml = validation(
+        &app,
+        "/serviceValidate",
+        &[("service", ENT), ("ticket", &ticket), ("renew", "true")],
+    )
+    .await;
+    assert_eq!(element(&xml, "user").as_deref(), Some(ACTIVE_UID), "{xml}");
+
+    // method=POST: a page that posts the ticket to the ENT.
+    let page = app.get(&login_url(ENT, &[("method", "POST")])).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    // As a browser reads the attribute: minijinja writes `/` as `&#x2f;`.
+    let html = page.text().await.unwrap().replace("&#x2f;", "/");
+    assert!(html.contains(&format!("action=\"{ENT}\"")), "{html}");
+    assert!(html.contains("name=\"ticket\" value=\"ST-"), "{html}");
+
+    // No service: the account page when signed in.
+    let plain = app.get("/cas/login").await;
+    assert_eq!(
+        (plain.status(), location(&plain)),
+        (StatusCode::SEE_OTHER, "/account".to_owned())
+    );
+    app.shutdown().await;
+}
+
+async fn tickets_are_bound_to_their_service_and_their_seconds(backend: Backend) {
+    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
+        format!("{t}\n[cas]\nticket_lifetime = \"1s\"\n")
+    })
+    .await;
+    register(&app, exact("ent", ENT, &[])).await;
+    register(
+        &app,
+        exact("moodle", "https://moodle.univ-demo.fr/login/index.php", &[]),
+    )
+    .await;
+    // A service that only shares a prefix with a registered one is unknown:
+    // a page, never a redirect.
+    for stranger in [
+        "https://ent.univ-demo.fr/uPortal/Login/../../evil",
+        "https://ent.univ-demo.fr/uPortal/LoginX",
+        "https://ent.univ-demo.fr.evil.example/uPortal/Login",
+        "http://ent.univ-demo.fr/uPortal/Login",
+        "javascript:alert(1)",
+    ] {
+        let response = app.get(&login_url(stranger, &[])).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{stranger}");
+        assert!(response.headers().get("location").is_none(), "{stranger}");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("n’est pas reconnue"), "{html}");
+    }
+    let ticket = signs_in_for_ticket(&app, ENT, &[]).await;
+    // Presented by Moodle: refused, and spent for the ENT too.
+    let moodle = "https://moodle.univ-demo.fr/login/index.php";
+    let xml = validation(
+        &app,
+        "/p3/serviceValidate",
+        &[("service", moodle), ("ticket", &ticket)],
+    )
+    .await;
+    assert_eq!(
+        failure_code(&xml).as_deref(),
+        Some("INVALID_SERVICE"),
+        "{xml}"
+    );
+    let xml = validation(
+        &app,
+        "/p3/serviceValidate",
+        &[("service", ENT), ("ticket", &ticket)],
+    )
+    .await;
+    assert_eq!(
+        failure_code(&xml).as_deref(),
+        Some("INVALID_TICKET"),
+        "{xml}"
+    );
+    // The same service written differently is the same service.
+    let ticket = sso_ticket(&app, ENT).await;
+    let xml = validation(
+        &app,
+        "/p3/serviceValidate",
+        &[
+            ("service", "HTTPS://ENT.univ-demo.fr:443/uPortal/Login"),
+            ("ticket", &ticket),
+        ],
+    )
+    .await;
+    assert_eq!(element(&xml, "user").as_deref(), Some(ACTIVE_UID), "{xml}");
+    // Past its lifetime.
+    let ticket = sso_ticket(&app, ENT).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let xml = validation(
+        &app,
+        "/p3/serviceValidate",
+        &[("service", ENT), ("ticket", &ticket)],
+    )
+    .await;
+    assert_eq!(
+        failure_code(&xml).as_deref(),
+        Some("INVALID_TICKET"),
+        "{xml}"
+    );
+    app.shutdown().await;
+}
+
+async fn every_error_code_on_the_input_that_causes_it(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    register(&app, exact("ent", ENT, &[])).await;
+    let code = |xml: String| failure_code(&xml).unwrap_or_else(|| panic!("a failure: {xml}"));
+    signs_in_for_ticket(&app, ENT, &[]).await;
+
+    assert_eq!(
+        code(validation(&app, "/p3/serviceValidate", &[("service", ENT)]).await),
+        "INVALID_REQUEST"
+    );
+    let ticket = sso_ticket(&app, ENT).await;
+    let repeated = [
+        ("service", ENT),
+        ("service", ENT),
+        ("ticket", ticket.as_str()),
+    ];
+    assert_eq!(
+        code(validation(&app, "/p3/serviceValidate", &repeated).await),
+        "INVALID_REQUEST"
+    );
+    // The refused request spent its ticket all the same.
+    let xml = validation(
+        &app,
+        "/p3/serviceValidate",
+        &[("service", ENT), ("ticket", &ticket)],
+    )
+    .await;
+    assert_eq!(code(xml), "INVALID_TICKET");
+    assert_eq!(
+        code(
+            validation(
+                &app,
+                "/p3/serviceValidate",
+                &[("service", ENT), ("ticket", "PT-123")]
+            )
+            .await
+        ),
+        "INVALID_TICKET_SPEC"
+    );
+    assert_eq!(
+        code(
+            validation(
+                &app,
+                "/p3/serviceValidate",
+                &[("service", ENT), ("ticket", "ST-nope")]
+            )
+            .await
+        ),
+        "INVALID_TICKET"
+    );
+    assert_eq!(
+        code(
+            validation(
+                &app,
+                "/p3/serviceValidate",
+                &[("service", ENT), ("ticket", "ST-<x>")]
+            )
+            .await
+        ),
+        "INVALID_TICKET"
+    );
+    let ticket = sso_ticket(&app, ENT).await;
+    assert_eq!(
+        code(
+            validation(
+                &app,
+                "/p3/serviceValidate",
+                &[("service", "not a url"), ("ticket", &ticket)]
+            )
+            .await
+        ),
+        "INVALID_SERVICE"
+    );
+    let ticket = sso_ticket(&app, ENT).await;
+    let proxying = [
+        ("service", ENT),
+        ("ticket", ticket.as_str()),
+        ("pgtUrl", "https://ent.univ-demo.fr/pgt"),
+    ];
+    assert_eq!(
+        code(validation(&app, "/p3/serviceValidate", &proxying).await),
+        "UNAUTHORIZED_SERVICE_PROXY"
+    );
+    let ticket = sso_ticket(&app, ENT).await;
+    let plain_http = [
+        ("service", ENT),
+        ("ticket", ticket.as_str()),
+        ("pgtUrl", "http://ent.univ-demo.fr/pgt"),
+    ];
+    assert_eq!(
+        code(validation(&app, "/p3/serviceValidate", &plain_http).await),
+        "INVALID_PROXY_CALLBACK"
+    );
+    assert_eq!(
+        code(
+            validation(
+                &app,
+                "/p3/serviceValidate",
+                &[("service", ENT), ("ticket", "ST-a"), ("format", "YAML")]
+            )
+            .await
+        ),
+        "INVALID_REQUEST"
+    );
+    let proxy = app
+        .get("/cas/proxy?pgt=PGT-unknown&targetService=https%3A%2F%2Fent.univ-demo.fr%2F")
+        .await;
+    assert_eq!(code(proxy.text().await.unwrap()), "INVALID_TICKET");
+
+    // The database gone: INTERNAL_ERROR, in the protocol's body.
+    let ticket = sso_ticket(&app, ENT).await;
+    app.state.store.close().await;
+    assert_eq!(
+        code(
+            validation(
+                &app,
+                "/p3/serviceValidate",
+                &[("service", ENT), ("ticket", &ticket)]
+            )
+            .await
+        ),
+        "INTERNAL_ERROR"
+    );
+    let json = validation(
+        &app,
+        "/p3/serviceValidate",
+        &[("service", ENT), ("ticket", &ticket), ("format", "JSON")],
+    )
+    .await;
+    assert!(json.contains("\"INTERNAL_ERROR\""), "{json}");
+    app.shutdown().await;
+}
+
+async fn parallel_validations_of_one_ticket_give_it_once(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    register(&app, exact("ent", ENT, &[])).await;
+    signs_in_for_ticket(&app, ENT, &[]).await;
+    for _ in 0..3 {
+        let ticket = sso_ticket(&app, ENT).await;
+        let pairs = [("service", ENT), ("ticket", ticket.as_str())];
+        let attempts = (0..8).map(|_| validation(&app, "/p3/serviceValidate", &pairs));
+        let answers = futures_util::future::join_all(attempts).await;
+        let valid = answers
+            .iter()
+            .filter(|xml| element(xml, "user").is_some())
+            .count();
+        let refused = answers
+            .iter()
+            .filter(|xml| failure_code(xml).as_deref() == Some("INVALID_TICKET"))
+            .count();
+        assert_eq!((valid, refused), (1, 7), "{answers:?}");
+    }
+    app.shutdown().await;
+}
+
+async fn a_password_reset_kills_outstanding_tickets(backend: Backend) {
+    let (app, smtp) = TestApp::start_with_smtp(backend, |t| t).await;
+    register(&app, exact("ent", ENT, &[])).await;
+    signs_in_for_ticket(&app, ENT, &[]).await;
+    let outstanding = sso_ticket(&app, ENT).await;
+    app.post_form(
+        "/password/forgot",
+        &[("identifier", "chloe.bernard@example.org")],
+    )
+    .await;
+    let token = common::link_token(&smtp.wait_for(1, 20).await[0], "/password/reset");
+    let new = "Apres-la-pluie-77";
+    let (status, _) = app
+        .post_form(
+            "/password/reset",
+            &[
+                ("t", token.as_str()),
+                ("password", new),
+                ("confirmation", new),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let xml = validation(
+        &app,
+        "/p3/serviceValidate",
+        &[("service", ENT), ("ticket", &outstanding)],
+    )
+    .await;
+    assert_eq!(
+        failure_code(&xml).as_deref(),
+        Some("INVALID_TICKET"),
+        "{xml}"
+    );
+    // And the session is gone: the next login asks for the password.
+    assert_eq!(
+        app.get(&login_url(ENT, &[])).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    app.shutdown().await;
+}
+
+/// A CAS service's single-logout endpoint: records the posted `logoutRequest`s.
+async fn single_logout_receiver() -> (String, common::oidc::Seen) {
+    use axum::extract::{Form, State};
+    let seen: common::oidc::Seen = Default::default();
+    async fn record(
+        State(seen): State<common::oidc::Seen>,
+        Form(form): Form<Vec<(String, String)>>,
+    ) -> &'static str {
+        if let Some((_, message)) = form.into_iter().find(|(k, _)| k == "logoutRequest") {
+            seen.lock().unwrap().push(message);
+        }
+        "ok"
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route("/slo", axum::routing::post(record))
+        .with_state(seen.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/slo"), seen)
+}
+
+async fn arrived(seen: &common::oidc::Seen, count: usize) -> Vec<String> {
+    for _ in 0..200 {
+        if seen.lock().unwrap().len() >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    seen.lock().unwrap().clone()
+}
+
+async fn sign_on_and_logout_span_oidc_and_cas(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (bcl, oidc_seen) = backchannel_receiver().await;
+    let new = guichet::oidc::clients::NewClient {
+        backchannel_logout_uri: Some(bcl),
+        ..confidential("moodle", REDIRECT)
+    };
+    let secret = registered(&app, new).await.unwrap();
+    let (slo, cas_seen) = single_logout_receiver().await;
+    register(
+        &app,
+        guichet::cas::services::NewService {
+            single_logout: Some(slo),
+            ..exact("ent", ENT, &[])
+        },
+    )
+    .await;
+
+    // Signed in to Moodle through OIDC: the ENT gets its ticket without a login page.
+    let back = sign_in_and_authorize(&app, &authorize_url("moodle", &[])).await;
+    let code = common::oidc::param(&back, "code").unwrap().to_owned();
+    let (status, _) = common::oidc::redeem_code(&app, ("moodle", &secret), &code).await;
+    assert_eq!(status, StatusCode::OK);
+    let ticket = sso_ticket(&app, ENT).await;
+    let xml = validation(
+        &app,
+        "/p3/serviceValidate",
+        &[("service", ENT), ("ticket", &ticket)],
+    )
+    .await;
+    assert_eq!(
+        element(&xml, "isFromNewLogin").as_deref(),
+        Some("false"),
+        "{xml}"
+    );
+
+    // /cas/logout follows only a registered service, and ends both.
+    let out = app
+        .get(&format!(
+            "/cas/logout?service={}",
+            url::form_urlencoded::byte_serialize(ENT.as_bytes()).collect::<String>()
+        ))
+        .await;
+    assert_eq!(
+        (out.status(), location(&out)),
+        (StatusCode::FOUND, ENT.to_owned())
+    );
+    let cas = arrived(&cas_seen, 1).await;
+    let oidc = arrived(&oidc_seen, 1).await;
+    assert_eq!(
+        (cas.len(), oidc.len()),
+        (1, 1),
+        "each application told once"
+    );
+    assert!(
+        cas[0].contains(&format!(
+            "<samlp:SessionIndex>{ticket}</samlp:SessionIndex>"
+        )),
+        "{}",
+        cas[0]
+    );
+    assert!(
+        cas[0].contains(&format!(">{ACTIVE_UID}</saml:NameID>")),
+        "{}",
+        cas[0]
+    );
+    let first = app.get(&login_url(ENT, &[])).await;
+    assert_eq!(
+        first.status(),
+        StatusCode::SEE_OTHER,
+        "signed out of the ENT too"
+    );
+    let delivered: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE kind = 'logout.delivery' AND outcome = 'ok'",
+    )
+    .fetch_one(app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(delivered, 2);
+
+    let out = app
+        .get("/cas/logout?service=https%3A%2F%2Fevil.example%2F")
+        .await;
+    assert_eq!(
+        out.status(),
+        StatusCode::OK,
+        "an unknown service: the signed-out page"
+    );
+    app.shutdown().await;
+}

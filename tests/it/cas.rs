@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use crate::common::cas::{
-    ENT, element, exact, failure_code, login_url, register, signs_in_for_ticket, sso_ticket,
-    ticket_in, validation,
+    ENT, ProxyCallback, element, exact, failure_code, login_url, register, signs_in_for_ticket,
+    sso_ticket, ticket_in, validation,
 };
 use crate::common::oidc::{
     REDIRECT, authorize_url, backchannel_receiver, confidential, location, login_next, registered,
@@ -24,6 +24,7 @@ both_backends!(
     parallel_validations_of_one_ticket_give_it_once,
     a_password_reset_kills_outstanding_tickets,
     sign_on_and_logout_span_oidc_and_cas,
+    proxying_hands_a_pgt_to_an_https_callback_then_gives_proxy_tickets,
 );
 
 async fn a_student_signs_in_to_the_ent_and_the_ticket_opens_once(backend: Backend) {
@@ -600,6 +601,139 @@ async fn sign_on_and_logout_span_oidc_and_cas(backend: Backend) {
         out.status(),
         StatusCode::OK,
         "an unknown service: the signed-out page"
+    );
+    app.shutdown().await;
+}
+
+async fn proxying_hands_a_pgt_to_an_https_callback_then_gives_proxy_tickets(backend: Backend) {
+    let callback = ProxyCallback::start();
+    let settings = callback.settings();
+    let app = TestApp::start_tweaked(backend, "paris-cite", |t| format!("{t}{settings}")).await;
+    let webmail = "https://webmail.univ-demo.fr/";
+    let callbacks = format!(r"https://127\.0\.0\.1:{}/.*", callback.port);
+    let portal = guichet::cas::services::NewService {
+        proxy_callbacks: Some(callbacks),
+        ..exact("ent", ENT, &[])
+    };
+    register(&app, portal).await;
+    register(&app, exact("webmail", webmail, &["email"])).await;
+    signs_in_for_ticket(&app, ENT, &[]).await;
+
+    let ticket = sso_ticket(&app, ENT).await;
+    let pgt_url = callback.url("/pgt/receive");
+    let xml = validation(
+        &app,
+        "/p3/serviceValidate",
+        &[("service", ENT), ("ticket", &ticket), ("pgtUrl", &pgt_url)],
+    )
+    .await;
+    let iou = element(&xml, "proxyGrantingTicket").unwrap_or_else(|| panic!("{xml}"));
+    assert!(iou.starts_with("PGTIOU-"), "{iou}");
+    let calls = callback.calls();
+    assert_eq!(calls.len(), 1, "handed over once, before the answer");
+    let pgt = common::oidc::param(&calls[0], "pgtId").unwrap().to_owned();
+    assert_eq!(common::oidc::param(&calls[0], "pgtIou"), Some(iou.as_str()));
+    assert!(pgt.starts_with("PGT-"), "{pgt}");
+
+    let proxy = |target: &str| {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("pgt", &pgt)
+            .append_pair("targetService", target)
+            .finish();
+        let app = &app;
+        async move {
+            app.get(&format!("/cas/proxy?{query}"))
+                .await
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let answer = proxy(webmail).await;
+    let pt = element(&answer, "proxyTicket").unwrap_or_else(|| panic!("{answer}"));
+    assert!(pt.starts_with("PT-"), "{pt}");
+    let xml = validation(
+        &app,
+        "/p3/proxyValidate",
+        &[("service", webmail), ("ticket", &pt)],
+    )
+    .await;
+    assert_eq!(element(&xml, "user").as_deref(), Some(ACTIVE_UID), "{xml}");
+    assert_eq!(
+        element(&xml, "proxy").as_deref(),
+        Some(pgt_url.as_str()),
+        "{xml}"
+    );
+    assert!(
+        element(&xml, "email").is_some(),
+        "the webmail's own attributes: {xml}"
+    );
+    // A proxy ticket is not a service ticket.
+    let pt = element(&proxy(webmail).await, "proxyTicket").unwrap();
+    let xml = validation(
+        &app,
+        "/p3/serviceValidate",
+        &[("service", webmail), ("ticket", &pt)],
+    )
+    .await;
+    assert_eq!(
+        failure_code(&xml).as_deref(),
+        Some("INVALID_TICKET_SPEC"),
+        "{xml}"
+    );
+    let answer = proxy("https://evil.example/").await;
+    assert_eq!(
+        failure_code(&answer).as_deref(),
+        Some("UNAUTHORIZED_SERVICE"),
+        "{answer}"
+    );
+
+    // A callback the registration does not name is refused; one that does not
+    // answer 200 gets no PGT, and the validation still succeeds.
+    let ticket = sso_ticket(&app, ENT).await;
+    let elsewhere = "https://127.0.0.1:1/pgt";
+    let xml = validation(
+        &app,
+        "/p3/serviceValidate",
+        &[("service", ENT), ("ticket", &ticket), ("pgtUrl", elsewhere)],
+    )
+    .await;
+    assert_eq!(
+        failure_code(&xml).as_deref(),
+        Some("INVALID_PROXY_CALLBACK"),
+        "{xml}"
+    );
+    let ticket = sso_ticket(&app, ENT).await;
+    let refusing = callback.url("/refuse");
+    let xml = validation(
+        &app,
+        "/p3/serviceValidate",
+        &[("service", ENT), ("ticket", &ticket), ("pgtUrl", &refusing)],
+    )
+    .await;
+    assert_eq!(element(&xml, "user").as_deref(), Some(ACTIVE_UID), "{xml}");
+    assert!(element(&xml, "proxyGrantingTicket").is_none(), "{xml}");
+    let refused_pgt = common::oidc::param(&callback.calls()[1], "pgtId")
+        .unwrap()
+        .to_owned();
+    let query = format!(
+        "/cas/proxy?pgt={refused_pgt}&targetService={}",
+        url::form_urlencoded::byte_serialize(webmail.as_bytes()).collect::<String>()
+    );
+    let answer = app.get(&query).await.text().await.unwrap();
+    assert_eq!(
+        failure_code(&answer).as_deref(),
+        Some("INVALID_TICKET"),
+        "a PGT not accepted never counts: {answer}"
+    );
+
+    // The PGT dies with the session.
+    app.get("/cas/logout").await;
+    let answer = proxy(webmail).await;
+    assert_eq!(
+        failure_code(&answer).as_deref(),
+        Some("INVALID_TICKET"),
+        "{answer}"
     );
     app.shutdown().await;
 }

@@ -102,3 +102,73 @@ pub fn failure_code(xml: &str) -> Option<String> {
     let end = xml[start..].find('"')?;
     Some(xml[start..start + end].to_owned())
 }
+
+/// A proxy callback (`pgtUrl`): a real HTTPS server process on 127.0.0.1, with
+/// a certificate from a CA of its own; stopped when dropped.
+pub struct ProxyCallback {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl ProxyCallback {
+    pub fn start() -> ProxyCallback {
+        let dir = tempfile::Builder::new()
+            .prefix("guichet-pgt-")
+            .tempdir()
+            .unwrap();
+        super::write_certificates(dir.path());
+        let port = super::free_port();
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/support/https_callback.py");
+        let child = std::process::Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(dir.path().join("cert.pem"))
+            .arg(dir.path().join("key.pem"))
+            .arg(dir.path().join("calls.log"))
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed().as_secs() < 20,
+                "the proxy callback did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        ProxyCallback { port, dir, child }
+    }
+
+    /// The settings that make Guichet trust this server's CA.
+    pub fn settings(&self) -> String {
+        format!(
+            "\n[cas]\nproxy_callback_ca_file = \"{}\"\n",
+            self.dir.path().join("ca.pem").display()
+        )
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The query pairs of every call received, in order.
+    pub fn calls(&self) -> Vec<Vec<(String, String)>> {
+        let log = std::fs::read_to_string(self.dir.path().join("calls.log")).unwrap_or_default();
+        log.lines()
+            .map(|line| {
+                let query = line.split_once('?').map_or("", |(_, q)| q);
+                url::form_urlencoded::parse(query.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+impl Drop for ProxyCallback {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -663,20 +663,7 @@ impl TestSmtp {
 
     /// A CA, and a certificate for 127.0.0.1 it signed, in the Maildir's parent.
     fn write_certificates(&self) {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .unwrap()
-            .signed_by(&key, &ca, &ca_key)
-            .unwrap();
-        let dir = self.maildir.path();
-        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-        std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
-        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        write_certificates(self.maildir.path());
     }
 
     /// The PEM file of the CA that signed this server's certificate.
@@ -901,4 +888,22 @@ pub async fn follow_and_submit(
 pub async fn is_signed_in(app: &TestApp, browser: &reqwest::Client) -> bool {
     let account = browser.get(app.url("/account")).send().await.unwrap();
     account.status() == reqwest::StatusCode::OK
+}
+
+/// A CA (`ca.pem`), and a certificate for 127.0.0.1 it signed (`cert.pem`,
+/// `key.pem`), in `dir`: what the test servers that speak TLS present.
+pub fn write_certificates(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
 }

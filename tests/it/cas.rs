@@ -25,6 +25,7 @@ both_backends!(
     a_password_reset_kills_outstanding_tickets,
     sign_on_and_logout_span_oidc_and_cas,
     proxying_hands_a_pgt_to_an_https_callback_then_gives_proxy_tickets,
+    python_cas_validates_and_reads_single_logout,
 );
 
 async fn a_student_signs_in_to_the_ent_and_the_ticket_opens_once(backend: Backend) {
@@ -735,5 +736,66 @@ async fn proxying_hands_a_pgt_to_an_https_callback_then_gives_proxy_tickets(back
         Some("INVALID_TICKET"),
         "{answer}"
     );
+    app.shutdown().await;
+}
+
+/// Runs python-cas (`interop/python/cas_client.py`) with `args`, `input` on its
+/// standard input; its JSON answer.
+fn python_cas(args: &[&str], input: &str) -> serde_json::Value {
+    use std::io::Write;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/python/cas_client.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with python-cas (scripts/install-deps installs it)");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+async fn python_cas_validates_and_reads_single_logout(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let service = "http://127.0.0.1:9/python-app/";
+    let (slo, seen) = single_logout_receiver().await;
+    let registration = guichet::cas::services::NewService {
+        single_logout: Some(slo),
+        ..exact("python-app", service, &["email", "eduperson_affiliation"])
+    };
+    register(&app, registration).await;
+    let ticket = signs_in_for_ticket(&app, service, &[]).await;
+    let server = app.url("/cas/");
+    let validated = tokio::task::spawn_blocking({
+        let (server, ticket) = (server.clone(), ticket.clone());
+        move || python_cas(&["validate", &server, service, &ticket], "")
+    })
+    .await
+    .unwrap();
+    assert_eq!(validated["user"], ACTIVE_UID, "{validated}");
+    assert_eq!(validated["attributes"]["email"], format!("{ACTIVE_UID}@univ-demo.fr"), "{validated}");
+    assert_eq!(validated["attributes"]["eduperson_affiliation"], serde_json::json!(["student", "member"]), "{validated}");
+    assert_eq!(validated["attributes"]["isFromNewLogin"], "true", "{validated}");
+    let replayed = tokio::task::spawn_blocking({
+        let (server, ticket) = (server.clone(), ticket.clone());
+        move || python_cas(&["validate", &server, service, &ticket], "")
+    })
+    .await
+    .unwrap();
+    assert_eq!(replayed["user"], serde_json::Value::Null, "{replayed}");
+
+    app.get("/cas/logout").await;
+    let messages = arrived(&seen, 1).await;
+    assert_eq!(messages.len(), 1);
+    let read = tokio::task::spawn_blocking({
+        let (message, ticket) = (messages[0].clone(), ticket.clone());
+        move || python_cas(&["logout", &ticket], &message)
+    })
+    .await
+    .unwrap();
+    assert_eq!(read["accepted"], true, "python-cas reads the ticket it validated: {read}");
     app.shutdown().await;
 }

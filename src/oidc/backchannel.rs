@@ -111,7 +111,13 @@ async fn deliver_cas(
         .body(message.form_body())
         .send()
         .await;
-    outcome(app, delivery, sent, now).await
+    // mod_auth_cas handles the message, then answers the POST like any request
+    // without its cookie: with a redirect to the login. Any answer but an
+    // error is the application having taken it.
+    outcome(app, delivery, sent, now, |status| {
+        status.is_success() || status.is_redirection()
+    })
+    .await
 }
 
 /// Records a delivery that will never be made.
@@ -143,16 +149,17 @@ async fn audit(
     app.store.audit(&Origin::default(), event).await
 }
 
-/// What the application answered: delivered on a 2xx, else retried later or
-/// given up after the last attempt.
+/// What the application answered: delivered when `taken` says so, else
+/// retried later or given up after the last attempt.
 async fn outcome(
     app: &App,
     delivery: &LogoutDelivery,
     sent: Result<reqwest::Response, reqwest::Error>,
     now: i64,
+    taken: impl Fn(reqwest::StatusCode) -> bool,
 ) -> Result<(), StoreError> {
     let error = match sent {
-        Ok(response) if response.status().is_success() => {
+        Ok(response) if taken(response.status()) => {
             tracing::info!(client = %delivery.client_id, "back-channel logout delivered");
             audit(app, delivery, "ok").await?;
             return app.store.logout_delivered(delivery, unix_now()).await;
@@ -219,7 +226,8 @@ async fn deliver_oidc(
         .form(&[("logout_token", token.as_str())])
         .send()
         .await;
-    outcome(app, delivery, sent, now).await
+    // Back-Channel Logout §2.8: 200 when the logout succeeded.
+    outcome(app, delivery, sent, now, |status| status.is_success()).await
 }
 
 /// 5 s, 10 s, 20 s… up to an hour; none after the last attempt.

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use crate::common::cas::{
-    ENT, ProxyCallback, element, exact, failure_code, login_url, register, signs_in_for_ticket,
-    sso_ticket, ticket_in, validation,
+    Apache, ENT, ProxyCallback, element, exact, failure_code, login_url, register,
+    signs_in_for_ticket, sso_ticket, ticket_in, validation,
 };
 use crate::common::oidc::{
     REDIRECT, authorize_url, backchannel_receiver, confidential, location, login_next, registered,
@@ -26,6 +26,7 @@ both_backends!(
     sign_on_and_logout_span_oidc_and_cas,
     proxying_hands_a_pgt_to_an_https_callback_then_gives_proxy_tickets,
     python_cas_validates_and_reads_single_logout,
+    mod_auth_cas_lets_a_student_in_and_single_logout_lets_them_out,
 );
 
 async fn a_student_signs_in_to_the_ent_and_the_ticket_opens_once(backend: Backend) {
@@ -743,7 +744,8 @@ async fn proxying_hands_a_pgt_to_an_https_callback_then_gives_proxy_tickets(back
 /// standard input; its JSON answer.
 fn python_cas(args: &[&str], input: &str) -> serde_json::Value {
     use std::io::Write;
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/python/cas_client.py");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/python/cas_client.py");
     let mut child = std::process::Command::new("python3")
         .arg(script)
         .args(args)
@@ -752,9 +754,18 @@ fn python_cas(args: &[&str], input: &str) -> serde_json::Value {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("python3 with python-cas (scripts/install-deps installs it)");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
@@ -776,9 +787,20 @@ async fn python_cas_validates_and_reads_single_logout(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(validated["user"], ACTIVE_UID, "{validated}");
-    assert_eq!(validated["attributes"]["email"], format!("{ACTIVE_UID}@univ-demo.fr"), "{validated}");
-    assert_eq!(validated["attributes"]["eduperson_affiliation"], serde_json::json!(["student", "member"]), "{validated}");
-    assert_eq!(validated["attributes"]["isFromNewLogin"], "true", "{validated}");
+    assert_eq!(
+        validated["attributes"]["email"],
+        format!("{ACTIVE_UID}@univ-demo.fr"),
+        "{validated}"
+    );
+    assert_eq!(
+        validated["attributes"]["eduperson_affiliation"],
+        serde_json::json!(["student", "member"]),
+        "{validated}"
+    );
+    assert_eq!(
+        validated["attributes"]["isFromNewLogin"], "true",
+        "{validated}"
+    );
     let replayed = tokio::task::spawn_blocking({
         let (server, ticket) = (server.clone(), ticket.clone());
         move || python_cas(&["validate", &server, service, &ticket], "")
@@ -796,6 +818,74 @@ async fn python_cas_validates_and_reads_single_logout(backend: Backend) {
     })
     .await
     .unwrap();
-    assert_eq!(read["accepted"], true, "python-cas reads the ticket it validated: {read}");
+    assert_eq!(
+        read["accepted"], true,
+        "python-cas reads the ticket it validated: {read}"
+    );
+    app.shutdown().await;
+}
+
+async fn mod_auth_cas_lets_a_student_in_and_single_logout_lets_them_out(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let apache = Apache::start(&app.url(""));
+    let protected = format!(r"http://127\.0\.0\.1:{}/secret/.*", apache.port);
+    let registration = guichet::cas::services::NewService {
+        name: "intranet".into(),
+        display_name: "Intranet".into(),
+        pattern: Some(protected),
+        single_logout: Some("service".into()),
+        ..guichet::cas::services::NewService::default()
+    };
+    register(&app, registration).await;
+    let page = apache.url("/secret/page.shtml");
+    // The browser (app.http) opens the page: Apache sends it to Guichet.
+    let to_cas = app.http.get(&page).send().await.unwrap();
+    assert_eq!(to_cas.status(), StatusCode::FOUND, "{}", apache.log());
+    let cas_login = location(&to_cas);
+    assert!(
+        cas_login.starts_with(&app.url("/cas/login?service=")),
+        "{cas_login}"
+    );
+    let to_login = app.http.get(&cas_login).send().await.unwrap();
+    assert_eq!(to_login.status(), StatusCode::SEE_OTHER);
+    let with_ticket = signs_in_and_returns(&app, &login_next(&location(&to_login))).await;
+    assert!(with_ticket.starts_with(&page), "{with_ticket}");
+    // Apache validates the ticket with Guichet, then drops it from the address.
+    let validated = app.http.get(&with_ticket).send().await.unwrap();
+    assert_eq!(validated.status(), StatusCode::FOUND, "{}", apache.log());
+    assert_eq!(location(&validated), page);
+    let shown = app.http.get(&page).send().await.unwrap();
+    assert_eq!(shown.status(), StatusCode::OK, "{}", apache.log());
+    assert!(
+        shown
+            .text()
+            .await
+            .unwrap()
+            .contains(&format!("Signed in as {ACTIVE_UID}"))
+    );
+
+    // Signing out of Guichet signs out of the page: Apache hears it on its own.
+    app.get("/cas/logout").await;
+    let mut status = StatusCode::OK;
+    for _ in 0..100 {
+        status = app.http.get(&page).send().await.unwrap().status();
+        if status == StatusCode::FOUND {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status,
+        StatusCode::FOUND,
+        "back to the login: {}",
+        apache.log()
+    );
+    let delivered: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE kind = 'logout.delivery' AND outcome = 'ok'",
+    )
+    .fetch_one(app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(delivered, 1, "Apache took the single logout");
     app.shutdown().await;
 }

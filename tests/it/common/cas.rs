@@ -172,3 +172,98 @@ impl Drop for ProxyCallback {
         let _ = self.child.wait();
     }
 }
+
+/// Apache with Debian's mod_auth_cas protecting `/secret/` (a page that shows
+/// `REMOTE_USER`), validating at Guichet's `/cas/p3/serviceValidate` and taking
+/// single logout (`CASSSOEnabled`): a real CAS client, stopped when dropped.
+pub struct Apache {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Apache {
+    pub fn start(guichet: &str) -> Apache {
+        let dir = tempfile::Builder::new()
+            .prefix("guichet-apache-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("htdocs/secret")).unwrap();
+        std::fs::create_dir_all(root.join("cas-cookies")).unwrap();
+        std::fs::write(
+            root.join("htdocs/secret/page.shtml"),
+            "<p>Signed in as <!--#echo var=\"REMOTE_USER\" --></p>\n",
+        )
+        .unwrap();
+        let port = super::free_port();
+        let modules = "/usr/lib/apache2/modules";
+        let config = format!(
+            "ServerRoot \"{root}\"\nServerName 127.0.0.1:{port}\nListen 127.0.0.1:{port}\n\
+             PidFile \"{root}/httpd.pid\"\nErrorLog \"{root}/error.log\"\nLogLevel warn auth_cas:debug\n\
+             User www-data\nGroup www-data\n\
+             LoadModule mpm_event_module {modules}/mod_mpm_event.so\n\
+             LoadModule authn_core_module {modules}/mod_authn_core.so\n\
+             LoadModule authz_core_module {modules}/mod_authz_core.so\n\
+             LoadModule authz_user_module {modules}/mod_authz_user.so\n\
+             LoadModule mime_module {modules}/mod_mime.so\n\
+             LoadModule include_module {modules}/mod_include.so\n\
+             LoadModule auth_cas_module {modules}/mod_auth_cas.so\n\
+             TypesConfig /dev/null\nDocumentRoot \"{root}/htdocs\"\n\
+             AddOutputFilter INCLUDES .shtml\nAddType text/html .shtml\n\
+             <Directory \"{root}/htdocs\">\n  Options +Includes\n  Require all granted\n</Directory>\n\
+             CASVersion 2\nCASLoginURL {guichet}/cas/login\nCASValidateURL {guichet}/cas/p3/serviceValidate\n\
+             CASCookiePath \"{root}/cas-cookies/\"\nCASSSOEnabled On\nCASDebug On\n\
+             <Location /secret>\n  AuthType CAS\n  Require valid-user\n</Location>\n",
+            root = root.display(),
+        );
+        std::fs::write(root.join("httpd.conf"), config).unwrap();
+        // The children run as www-data: they read the pages and keep the cookies.
+        std::process::Command::new("chown")
+            .args(["-R", "www-data:www-data"])
+            .arg(root)
+            .status()
+            .unwrap();
+        let child = std::process::Command::new("/usr/sbin/apache2")
+            .arg("-f")
+            .arg(root.join("httpd.conf"))
+            .arg("-DFOREGROUND")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("apache2 with mod_auth_cas (scripts/install-deps installs them)");
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed().as_secs() < 20,
+                "Apache did not start: {}",
+                Self::log_of(root)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Apache { port, dir, child }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Apache's error log (mod_auth_cas writes its debug lines there).
+    pub fn log(&self) -> String {
+        Self::log_of(self.dir.path())
+    }
+
+    fn log_of(root: &std::path::Path) -> String {
+        std::fs::read_to_string(root.join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Apache {
+    /// SIGTERM: the parent stops its www-data children before it exits.
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}

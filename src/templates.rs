@@ -38,6 +38,10 @@ impl Catalog {
 const BUILTIN: &[(&str, &str)] = &[
     ("consent.html", include_str!("../templates/consent.html")),
     ("cas_post.html", include_str!("../templates/cas_post.html")),
+    (
+        "dev_cas_app.html",
+        include_str!("../templates/dev_cas_app.html"),
+    ),
     ("dev_app.html", include_str!("../templates/dev_app.html")),
     (
         "logout_confirm.html",

@@ -23,6 +23,9 @@ pub async fn run(options: DevOptions) -> Result<(), CliError> {
     crate::web::dev_app::register_client(&state)
         .await
         .map_err(|e| CliError::Failed(format!("demo client: {e}")))?;
+    crate::web::dev_cas_app::register_service(&state)
+        .await
+        .map_err(|e| CliError::Failed(format!("demo CAS service: {e}")))?;
     let shutdown = server::shutdown_signal();
     println!("{}", dev::banner(&env, addr));
     let result = server::run(listener, state, shutdown).await;

@@ -85,7 +85,13 @@ pub fn prepare(options: &DevOptions) -> Result<(DevEnvironment, Settings), DevEr
         )?
     };
     let mail_dir = data.join("mail");
-    let text = settings_text(&data, &slapd, &mail_dir, options.port, profile);
+    // Port 0 is resolved now: the public URL (the OIDC issuer, the demos'
+    // registered addresses) must name the port Guichet will listen on.
+    let port = match options.port {
+        0 => free_port(0),
+        chosen => chosen,
+    };
+    let text = settings_text(&data, &slapd, &mail_dir, port, profile);
     std::fs::write(data.join("guichet.toml"), &text)?;
     let settings = Settings::from_toml(&text)?;
     Ok((DevEnvironment { slapd, kept }, settings))
@@ -168,6 +174,7 @@ pub fn banner(env: &DevEnvironment, addr: SocketAddr) -> String {
          \n  Student pages      {base}/\n\
          \x20 Sent mail          {base}/dev/mail\n\
          \x20 Demo application   {base}/dev/app  (signs in through Guichet, shows the claims)\n\
+         \x20 CAS demo           {base}/dev/cas-app  (the ENT's way: CAS, same sign-on)\n\
          \x20 Readiness          {base}/readyz\n\
          \x20 Directory          {ldapi}\n\
          \x20                    {tcp}  admin: {admin} / {admin_pw}\n\

@@ -8,6 +8,7 @@ mod cas;
 pub(crate) mod client;
 pub(crate) mod csrf;
 pub mod dev_app;
+pub mod dev_cas_app;
 mod dev_mail;
 mod devices;
 pub mod error;
@@ -251,6 +252,10 @@ pub fn router(state: AppState) -> Router {
             .route("/dev/app", get(dev_app::home))
             .route("/dev/app/start", get(dev_app::start))
             .route("/dev/app/callback", get(dev_app::callback))
+            .route(
+                "/dev/cas-app",
+                get(dev_cas_app::page).post(dev_cas_app::page),
+            )
             .layer(Extension(dev_mail::MailboxDir(dir)));
     }
     let request_id = HeaderName::from_static("x-request-id");

@@ -281,6 +281,7 @@ async fn dev_starts_a_working_demo_and_keeps_its_data_on_the_second_run() {
             .unwrap()
             .starts_with("/login?next=")
     );
+    the_cas_demo_signs_in(&base, &banner).await;
     stop(child);
 
     let (banner, child) = start_dev(data.path(), &[]);
@@ -290,6 +291,77 @@ async fn dev_starts_a_working_demo_and_keeps_its_data_on_the_second_run() {
     let (banner, child) = start_dev(data.path(), &["--reset"]);
     assert!(banner.contains("started with fresh data"), "{banner}");
     stop(child);
+}
+
+/// The CAS demo page: a registered service; a student signs in through
+/// `/cas/login` and the page shows what the validation gave.
+async fn the_cas_demo_signs_in(base: &str, banner: &str) {
+    assert!(banner.contains("/dev/cas-app"), "{banner}");
+    let browser = common::browser();
+    let page = browser
+        .get(format!("{base}/dev/cas-app"))
+        .send()
+        .await
+        .unwrap();
+    let html = page
+        .text()
+        .await
+        .unwrap()
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&");
+    let login = html
+        .split("href=\"")
+        .find_map(|rest| rest.strip_prefix("/cas/login?"))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("a CAS sign-in link: {html}"));
+    let to_login = browser
+        .get(format!("{base}/cas/login?{login}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        to_login.status(),
+        303,
+        "a registered service, sent to sign in"
+    );
+    let next_page = to_login.headers()["location"].to_str().unwrap().to_owned();
+    let form = browser
+        .get(format!("{base}{next_page}"))
+        .send()
+        .await
+        .unwrap();
+    let csrf = common::csrf_of(&form.text().await.unwrap());
+    let next = common::oidc::login_next(&next_page);
+    let signed = browser
+        .post(format!("{base}/login"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("login", "cbernard"),
+            ("password", "Demo-Passw0rd!"),
+            ("next", next.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 303);
+    let back = signed.headers()["location"].to_str().unwrap().to_owned();
+    let to_page = browser.get(format!("{base}{back}")).send().await.unwrap();
+    assert_eq!(to_page.status(), 302);
+    let with_ticket = to_page.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        with_ticket.contains("/dev/cas-app?ticket=ST-"),
+        "{with_ticket}"
+    );
+    let shown = browser
+        .get(&with_ticket)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(shown.contains("cbernard"), "{shown}");
+    assert!(shown.contains("authenticationSuccess"), "{shown}");
 }
 
 #[test]
@@ -441,4 +513,104 @@ fn clients_and_keys_are_managed_from_the_command_line() {
     assert_eq!(code, Some(0));
     assert!(out.contains("removed"));
     assert_eq!(run(&["clients", "show", "moodle"]).0, Some(1));
+}
+
+#[test]
+fn cas_services_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("g.db").display());
+    let text = common::settings_text("ldapi://%2Ftmp%2Fnone", &db, dir.path(), "paris-cite");
+    let path = write_settings(dir.path(), &text);
+    let run = |args: &[&str]| {
+        let output = guichet()
+            .arg("cas-services")
+            .args(args)
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&[
+        "add",
+        "ent",
+        "--display-name",
+        "ENT",
+        "--url",
+        "https://ent.univ-demo.fr/uPortal/Login",
+        "--attribute",
+        "email",
+        "--attribute",
+        "eduperson_affiliation",
+        "--single-logout",
+        "service",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("CAS service ent registered"), "{out}");
+    let (code, _, err) = run(&[
+        "add",
+        "moodle",
+        "--display-name",
+        "Moodle",
+        "--pattern",
+        r"https://moodle\.univ-demo\.fr/.*",
+        "--proxy-callbacks",
+        r"https://moodle\.univ-demo\.fr/pgt",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    // Refused with the reason: a loose pattern, a claim the mapping lacks, a name taken.
+    let (code, _, err) = run(&[
+        "add",
+        "any",
+        "--display-name",
+        "Tout",
+        "--pattern",
+        "https://.*",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("the host written out"), "{err}");
+    let (code, _, err) = run(&[
+        "add",
+        "x",
+        "--display-name",
+        "X",
+        "--url",
+        "https://x.univ-demo.fr/",
+        "--attribute",
+        "userPassword",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not a claim of the claim mapping"), "{err}");
+    let (code, _, err) = run(&[
+        "add",
+        "ent",
+        "--display-name",
+        "ENT",
+        "--url",
+        "https://ent.univ-demo.fr/",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("exists already"), "{err}");
+
+    let (_, listed, _) = run(&["list"]);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(
+        listed.contains("moodle  Moodle  pattern https://moodle"),
+        "{listed}"
+    );
+    let (_, shown, _) = run(&["show", "ent"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(
+        shown["attributes"],
+        serde_json::json!(["email", "eduperson_affiliation"])
+    );
+    assert_eq!(shown["single_logout"], "service");
+    let (code, out, _) = run(&["remove", "ent"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("removed"), "{out}");
+    assert_eq!(run(&["show", "ent"]).0, Some(1));
 }

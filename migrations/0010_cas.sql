@@ -39,6 +39,9 @@ CREATE TABLE cas_tickets (
     used_at        BIGINT
 );
 CREATE INDEX cas_tickets_expiry ON cas_tickets (expires_at);
+-- A sign-in vouches for one ticket as a new login (`isFromNewLogin`, `renew`):
+-- reopening the address that got it gives the SSO session's kind of ticket.
+CREATE UNIQUE INDEX cas_tickets_new_login ON cas_tickets (session_hash) WHERE from_new_login = 1;
 
 -- The services a session signed in to, with the ticket each validated: single
 -- logout names it (`SessionIndex`). A validated ticket is spent and opens

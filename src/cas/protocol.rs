@@ -310,13 +310,13 @@ impl LoginRequest {
 /// needs: the error, the format to write it in (XML when `format` itself was
 /// the fault), and the ticket the attempt spends. A service or proxy ticket
 /// is spent by any validation attempt, whatever its outcome (§3.1.1, §3.2.1):
-/// the provider must invalidate `spent` before answering. A PGT is never spent
+/// the provider must invalidate each of `spent` before answering. A PGT is never spent
 /// here, and `/proxy` never spends anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
     pub error: CasError,
     pub format: Format,
-    pub spent: Option<PresentedTicket>,
+    pub spent: Vec<PresentedTicket>,
 }
 
 /// A ticket validation (§2.4.1, §2.5.1, §2.6.1, §2.8, §2.9), well formed: its
@@ -345,7 +345,7 @@ impl ValidateRequest {
         Self::checked(endpoint, params).map_err(|error| Refused {
             error,
             format: endpoint.format(params).unwrap_or(Format::Xml),
-            spent: one_time_ticket(params),
+            spent: one_time_tickets(params),
         })
     }
 
@@ -368,12 +368,15 @@ impl ValidateRequest {
     }
 }
 
-/// The ticket a refused validation spends: a well-formed, one-time `ticket`.
-fn one_time_ticket(params: &[(String, String)]) -> Option<PresentedTicket> {
-    let raw = single(params, "ticket").ok().flatten()?;
-    PresentedTicket::parse(raw)
-        .ok()
+/// The tickets a refused validation spends: every well-formed, one-time
+/// `ticket` value, so repeating a ticket never saves it.
+fn one_time_tickets(params: &[(String, String)]) -> Vec<PresentedTicket> {
+    params
+        .iter()
+        .filter(|(name, _)| name == "ticket")
+        .filter_map(|(_, raw)| PresentedTicket::parse(raw.trim()).ok())
         .filter(|ticket| ticket.kind().is_one_time())
+        .collect()
 }
 
 /// A request for a proxy ticket (`/proxy`, §2.7.1).
@@ -395,7 +398,7 @@ impl ProxyRequest {
         Self::checked(params).map_err(|error| Refused {
             error,
             format: Format::parse(params).unwrap_or(Format::Xml),
-            spent: None,
+            spent: Vec::new(),
         })
     }
 
@@ -680,8 +683,9 @@ mod tests {
         );
         assert_eq!(refused.error, CasError::repeated_parameter());
         assert_eq!(
-            refused.spent, None,
-            "which ticket is spent would be a guess"
+            refused.spent.iter().map(|t| t.expose()).collect::<Vec<_>>(),
+            [ST, ST],
+            "a repeated ticket is spent all the same"
         );
     }
 
@@ -690,24 +694,27 @@ mod tests {
         let refused = refusal(Endpoint::ServiceValidate, &[("ticket", ST)]);
         assert_eq!(refused.error.code, CasCode::InvalidRequest);
         assert_eq!(
-            refused.spent.map(|t| t.expose().to_owned()),
-            Some(ST.to_owned())
+            refused.spent.iter().map(|t| t.expose()).collect::<Vec<_>>(),
+            [ST]
         );
         let refused = refusal(
             Endpoint::ServiceValidate,
             &[("service", APP), ("ticket", PT)],
         );
-        assert_eq!(refused.spent.map(|t| t.kind()), Some(TicketKind::Proxy));
+        assert_eq!(
+            refused.spent.iter().map(|t| t.kind()).collect::<Vec<_>>(),
+            [TicketKind::Proxy]
+        );
         let refused = refusal(
             Endpoint::ServiceValidate,
             &[("service", APP), ("ticket", PGT)],
         );
-        assert_eq!(refused.spent, None, "a PGT is multi-use");
+        assert!(refused.spent.is_empty(), "a PGT is multi-use");
         let refused = refusal(
             Endpoint::ServiceValidate,
             &[("service", APP), ("ticket", "x")],
         );
-        assert_eq!(refused.spent, None);
+        assert!(refused.spent.is_empty());
     }
 
     #[test]
@@ -755,7 +762,7 @@ mod tests {
             &[("service", "not a url"), ("ticket", ST)],
         );
         assert_eq!(refused.error, CasError::malformed_service());
-        assert!(refused.spent.is_some());
+        assert!(!refused.spent.is_empty());
     }
 
     #[test]
@@ -784,7 +791,7 @@ mod tests {
         let refused = format("YAML").unwrap_err();
         assert_eq!(refused.error, CasError::unsupported_format());
         assert_eq!(refused.format, Format::Xml, "the fault is written in XML");
-        assert!(refused.spent.is_some());
+        assert!(!refused.spent.is_empty());
     }
 
     #[test]
@@ -875,7 +882,7 @@ mod tests {
         );
         let refused = proxy(&[("pgt", PGT), ("format", "JSON")]).unwrap_err();
         assert_eq!(refused.format, Format::Json);
-        assert_eq!(refused.spent, None);
+        assert!(refused.spent.is_empty());
     }
 
     // /logout
@@ -934,7 +941,7 @@ mod tests {
                             || (kind == TicketKind::Proxy && endpoint.accepts_proxy_tickets()));
                     }
                     Err(refused) => {
-                        prop_assert!(refused.spent.is_none_or(|t| t.kind().is_one_time()));
+                        prop_assert!(refused.spent.iter().all(|t| t.kind().is_one_time()));
                     }
                 }
             }

@@ -154,6 +154,12 @@ fn literal_host(host: &str, https: bool) -> bool {
     if port.is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
         return false;
     }
+    // A service URL is normalised before it is matched (lowercase host, the
+    // default port dropped): a pattern with either could never match.
+    let default_port = if https { "443" } else { "80" };
+    if port == Some(default_port) {
+        return false;
+    }
     if !https {
         return name.is_empty();
     }
@@ -162,7 +168,7 @@ fn literal_host(host: &str, https: bool) -> bool {
             !label.is_empty()
                 && label
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         })
 }
 
@@ -342,6 +348,8 @@ mod tests {
             r"http://localhost.evil\.example/",
             r"https://moodle\.univ\.fr)|(.*",
             r"https://moodle\.univ\.fr/a)|(.*",
+            r"https://Moodle\.univ\.fr/.*",
+            r"https://moodle\.univ\.fr:443/.*",
         ] {
             assert!(ServiceMatch::pattern(loose).is_err(), "{loose}");
         }
@@ -350,6 +358,31 @@ mod tests {
         assert!(!alternation.matches(&service("https://evil.example/")));
         assert!(ServiceMatch::pattern(r"http://localhost:8080/.*").is_ok());
         assert!(ServiceMatch::pattern(r"http://127\.0\.0\.1:8080/app/.*").is_ok());
+    }
+
+    #[test]
+    fn a_pattern_holds_against_the_ways_a_url_can_be_written() {
+        let ent = ServiceMatch::pattern(r"https://ent\.univ\.fr/app/.*").unwrap();
+        for same in [
+            "https://ENT.univ.fr/app/x",
+            "https://ent.univ.fr:443/app/x?a=b",
+        ] {
+            assert!(ent.matches(&service(same)), "{same}");
+        }
+        for other in [
+            "https://ent.univ.fr:8443/app/x",
+            "https://ent.univ.fr./app/x",
+            "https://xn--nt-bma.univ.fr/app/x",
+            "https://\u{0435}nt.univ.fr/app/x",
+            "https://ent.univ.fr%2F.evil.example/app/x",
+            "https://evil.example/app/x?https://ent.univ.fr/app/",
+        ] {
+            let parsed = ServiceUrl::parse(other);
+            assert!(parsed.is_err() || !ent.matches(&parsed.unwrap()), "{other}");
+        }
+        // Credentials in a service URL are refused before any matching.
+        assert!(ServiceUrl::parse("https://ent.univ.fr@evil.example/app/x").is_err());
+        assert!(ServiceUrl::parse("https://user@ent.univ.fr/app/x").is_err());
     }
 
     #[test]

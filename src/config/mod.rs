@@ -710,6 +710,13 @@ impl Settings {
                 ));
             }
         }
+        let lifetime = self.cas.ticket_lifetime;
+        if lifetime < Duration::from_secs(1) || lifetime > Duration::from_secs(300) {
+            return Err(ConfigError::new(
+                "cas.ticket_lifetime",
+                "expected 1s to 5m (the CAS specification recommends at most 5 minutes)",
+            ));
+        }
         if self.invitations.interval < Duration::from_secs(1) {
             return Err(ConfigError::new(
                 "invitations.interval",

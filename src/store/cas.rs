@@ -161,7 +161,15 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(service).collect()
+        // One unreadable row (edited by hand) costs its own service, not all.
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                service(row)
+                    .inspect_err(|error| tracing::error!(%error, "CAS service skipped"))
+                    .ok()
+            })
+            .collect())
     }
 
     pub async fn cas_service(&self, name: &str) -> Result<Option<CasService>, StoreError> {
@@ -185,16 +193,21 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Stores a ticket; false (nothing stored) for a second new-login ticket of
+    /// one session: a sign-in vouches for one ticket only.
     pub async fn add_cas_ticket(
         &self,
         hash: &TokenHash,
         ticket: &NewCasTicket<'_>,
         now: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+    ) -> Result<bool, StoreError> {
+        // RETURNING, not the count of rows changed: SQLite's count after a
+        // statement that skipped its row is not to be relied on.
+        let stored: Option<String> = sqlx::query_scalar(
             "INSERT INTO cas_tickets (ticket_hash, kind, service_name, service_url, session_hash, account_dn, \
              epoch, auth_time, from_new_login, proxies, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING \
+             RETURNING ticket_hash",
         )
         .bind(hash.as_str())
         .bind(kind_code(ticket.kind))
@@ -208,14 +221,19 @@ impl Store {
         .bind(serde_json::to_string(ticket.proxies).unwrap_or_else(|_| "[]".into()))
         .bind(now)
         .bind(ticket.expires_at)
-        .execute(self.pool())
+        .fetch_optional(self.pool())
         .await?;
-        Ok(())
+        Ok(stored.is_some())
     }
 
     /// Spends a service or proxy ticket: the first caller gets it, whatever it
     /// then decides; every later one sees a replay.
-    pub async fn spend_cas_ticket(&self, hash: &TokenHash, now: i64) -> Result<Spent, StoreError> {
+    pub async fn spend_cas_ticket(
+        &self,
+        hash: &TokenHash,
+        now: i64,
+        idle_secs: i64,
+    ) -> Result<Spent, StoreError> {
         let sql = format!(
             "UPDATE cas_tickets SET used_at = $1 WHERE ticket_hash = $2 AND used_at IS NULL \
              AND kind IN ('ST', 'PT') RETURNING {TICKET_COLUMNS}"
@@ -238,7 +256,7 @@ impl Store {
             });
         };
         let ticket = ticket(&row)?;
-        let live = self.ticket_is_live(hash, now).await?;
+        let live = live_ticket(self.pool(), hash, now, idle_secs).await?;
         Ok(Spent::Fresh { ticket, live })
     }
 
@@ -248,6 +266,7 @@ impl Store {
         &self,
         hash: &TokenHash,
         now: i64,
+        idle_secs: i64,
     ) -> Result<Option<CasTicketRecord>, StoreError> {
         let sql = format!(
             "SELECT {TICKET_COLUMNS} FROM cas_tickets WHERE ticket_hash = $1 AND kind = 'PGT' \
@@ -262,22 +281,8 @@ impl Store {
             return Ok(None);
         };
         let record = ticket(&row)?;
-        Ok(self.ticket_is_live(hash, now).await?.then_some(record))
-    }
-
-    /// Whether a ticket's session is open and its epoch the account's current one.
-    async fn ticket_is_live(&self, hash: &TokenHash, now: i64) -> Result<bool, StoreError> {
-        let sql = format!(
-            "SELECT 1 FROM cas_tickets JOIN sso_sessions s ON s.id_hash = cas_tickets.session_hash \
-             WHERE cas_tickets.ticket_hash = $1 AND s.ended_at IS NULL AND s.expires_at > $2 AND {}",
-            super::sessions::current_epoch("cas_tickets")
-        );
-        let live: Option<i64> = sqlx::query_scalar(&sql)
-            .bind(hash.as_str())
-            .bind(now)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(live.is_some())
+        let live = live_ticket(self.pool(), hash, now, idle_secs).await?;
+        Ok(live.then_some(record))
     }
 
     /// A PGT whose callback failed: it was never handed over, so it never counts.
@@ -291,7 +296,48 @@ impl Store {
     }
 }
 
+/// Whether a ticket's session is open (not ended, not past its lifetime, not
+/// idle longer than `idle_secs`) and its epoch the account's current one.
+async fn live_ticket<'c, E>(
+    executor: E,
+    hash: &TokenHash,
+    now: i64,
+    idle_secs: i64,
+) -> Result<bool, StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let sql = format!(
+        "SELECT 1 FROM cas_tickets JOIN sso_sessions s ON s.id_hash = cas_tickets.session_hash \
+         WHERE cas_tickets.ticket_hash = $1 AND s.ended_at IS NULL AND s.expires_at > $2 \
+         AND s.last_seen_at > $3 AND {}",
+        super::sessions::current_epoch("cas_tickets")
+    );
+    let live: Option<i64> = sqlx::query_scalar(&sql)
+        .bind(hash.as_str())
+        .bind(now)
+        .bind(now - idle_secs)
+        .fetch_optional(executor)
+        .await?;
+    Ok(live.is_some())
+}
+
+/// A session signs in to this many CAS services at most: single logout stays
+/// bounded whatever a client scripts.
+const SERVICES_PER_SESSION: i64 = 50;
+
 impl StoreTx {
+    /// Whether the ticket still counts, read in this transaction (after
+    /// `hold_session`, a password change cannot slip in between).
+    pub async fn cas_ticket_is_live(
+        &mut self,
+        hash: &TokenHash,
+        now: i64,
+        idle_secs: i64,
+    ) -> Result<bool, StoreError> {
+        live_ticket(self.conn(), hash, now, idle_secs).await
+    }
+
     /// The session signed in to a service with this (validated, spent) ticket:
     /// single logout will name it. In the transaction that holds the session
     /// (`hold_session`), so a sign-out committing meanwhile either sees it or
@@ -307,7 +353,8 @@ impl StoreTx {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO cas_session_services (session_hash, service_name, service_url, ticket, cas_user, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+             SELECT $1, $2, $3, $4, $5, $6 WHERE (SELECT COUNT(*) FROM cas_session_services \
+             WHERE session_hash = $1) < $7",
         )
         .bind(session_hash)
         .bind(service_name)
@@ -315,6 +362,7 @@ impl StoreTx {
         .bind(ticket)
         .bind(user)
         .bind(now)
+        .bind(SERVICES_PER_SESSION)
         .execute(self.conn())
         .await?;
         Ok(())

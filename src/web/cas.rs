@@ -5,7 +5,8 @@
 //! `/cas/login` refusals are pages: an unknown service is never redirected to.
 
 use axum::Router;
-use axum::extract::{Form, Query, State};
+use axum::body::Bytes;
+use axum::extract::{Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -110,14 +111,17 @@ async fn validate(
     validated(endpoint, provider, &params).await
 }
 
-/// Some clients post their validation (Apereo takes both).
+/// Some clients post their validation (Apereo takes both). The body is read
+/// as a form whatever its declared type, so a client's mistake still gets the
+/// protocol's answer (and spends the ticket) rather than a bare 415.
 async fn validate_posted(
     endpoint: Endpoint,
     State(state): State<AppState>,
     client: Client,
     frame: Frame,
-    Form(params): Form<Params>,
+    body: Bytes,
 ) -> Response {
+    let params: Params = url::form_urlencoded::parse(&body).into_owned().collect();
     let provider = CasProvider::new(&state.app, frame.origin(client));
     validated(endpoint, provider, &params).await
 }

@@ -27,6 +27,7 @@ both_backends!(
     proxying_hands_a_pgt_to_an_https_callback_then_gives_proxy_tickets,
     python_cas_validates_and_reads_single_logout,
     mod_auth_cas_lets_a_student_in_and_single_logout_lets_them_out,
+    a_proxy_granting_ticket_dies_when_its_session_goes_idle,
 );
 
 async fn a_student_signs_in_to_the_ent_and_the_ticket_opens_once(backend: Backend) {
@@ -190,6 +191,31 @@ async fn single_sign_on_renew_and_gateway(backend: Backend) {
     .await;
     assert_eq!(element(&xml, "user").as_deref(), Some(ACTIVE_UID), "{xml}");
 
+    // A sign-in vouches for one ticket: reopening the address that got it asks
+    // for the password again, and a plain request gets an SSO ticket.
+    let reopened = app.get(&next).await;
+    assert_eq!(
+        reopened.status(),
+        StatusCode::SEE_OTHER,
+        "renew, once per sign-in"
+    );
+    assert!(location(&reopened).starts_with("/login?"));
+    let plain_again = next.replace("renew=true&", "");
+    assert_ne!(plain_again, next);
+    let response = app.get(&plain_again).await;
+    let ticket = ticket_in(&location(&response), ENT);
+    let xml = validation(
+        &app,
+        "/serviceValidate",
+        &[("service", ENT), ("ticket", &ticket)],
+    )
+    .await;
+    assert_eq!(
+        element(&xml, "isFromNewLogin").as_deref(),
+        Some("false"),
+        "{xml}"
+    );
+
     // method=POST: a page that posts the ticket to the ENT.
     let page = app.get(&login_url(ENT, &[("method", "POST")])).await;
     assert_eq!(page.status(), StatusCode::OK);
@@ -315,6 +341,44 @@ async fn every_error_code_on_the_input_that_causes_it(backend: Backend) {
     )
     .await;
     assert_eq!(code(xml), "INVALID_TICKET");
+    let ticket = sso_ticket(&app, ENT).await;
+    let twice = [
+        ("service", ENT),
+        ("ticket", ticket.as_str()),
+        ("ticket", ticket.as_str()),
+    ];
+    assert_eq!(
+        code(validation(&app, "/p3/serviceValidate", &twice).await),
+        "INVALID_REQUEST"
+    );
+    let xml = validation(
+        &app,
+        "/p3/serviceValidate",
+        &[("service", ENT), ("ticket", &ticket)],
+    )
+    .await;
+    assert_eq!(
+        code(xml),
+        "INVALID_TICKET",
+        "a repeated ticket is spent too"
+    );
+    // A validation posted with the wrong media type still gets the protocol's answer.
+    let ticket = sso_ticket(&app, ENT).await;
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("service", ENT)
+        .append_pair("ticket", &ticket)
+        .finish();
+    let posted = app
+        .http
+        .post(app.url("/cas/p3/serviceValidate"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), StatusCode::OK);
+    let xml = posted.text().await.unwrap();
+    assert_eq!(element(&xml, "user").as_deref(), Some(ACTIVE_UID), "{xml}");
     assert_eq!(
         code(
             validation(
@@ -887,5 +951,46 @@ async fn mod_auth_cas_lets_a_student_in_and_single_logout_lets_them_out(backend:
     .await
     .unwrap();
     assert_eq!(delivered, 1, "Apache took the single logout");
+    app.shutdown().await;
+}
+
+async fn a_proxy_granting_ticket_dies_when_its_session_goes_idle(backend: Backend) {
+    let callback = ProxyCallback::start();
+    let settings = callback.settings();
+    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
+        format!("{t}\n[sessions]\nidle = \"3s\"\n{settings}")
+    })
+    .await;
+    let callbacks = format!(r"https://127\.0\.0\.1:{}/.*", callback.port);
+    let portal = guichet::cas::services::NewService {
+        proxy_callbacks: Some(callbacks),
+        ..exact("ent", ENT, &[])
+    };
+    register(&app, portal).await;
+    let ticket = signs_in_for_ticket(&app, ENT, &[]).await;
+    let pgt_url = callback.url("/pgt");
+    let xml = validation(
+        &app,
+        "/p3/serviceValidate",
+        &[("service", ENT), ("ticket", &ticket), ("pgtUrl", &pgt_url)],
+    )
+    .await;
+    assert!(element(&xml, "proxyGrantingTicket").is_some(), "{xml}");
+    let pgt = common::oidc::param(&callback.calls()[0], "pgtId")
+        .unwrap()
+        .to_owned();
+    let query = format!(
+        "/cas/proxy?pgt={pgt}&targetService={}",
+        url::form_urlencoded::byte_serialize(ENT.as_bytes()).collect::<String>()
+    );
+    let answer = app.get(&query).await.text().await.unwrap();
+    assert!(element(&answer, "proxyTicket").is_some(), "{answer}");
+    tokio::time::sleep(Duration::from_millis(4100)).await;
+    let answer = app.get(&query).await.text().await.unwrap();
+    assert_eq!(
+        failure_code(&answer).as_deref(),
+        Some("INVALID_TICKET"),
+        "idle past its session: {answer}"
+    );
     app.shutdown().await;
 }

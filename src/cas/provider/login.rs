@@ -38,6 +38,14 @@ pub enum CasLogin {
     Refused(CasError),
 }
 
+/// Where a ticket is issued: the service, its registration, the session.
+struct Issue<'a> {
+    registered: &'a CasService,
+    service: &'a ServiceUrl,
+    record: &'a SessionRecord,
+    session_hash: &'a TokenHash,
+}
+
 /// The audience of the login statement for a service.
 fn audience(service: &CasService) -> String {
     format!("cas:{}", service.name)
@@ -91,29 +99,52 @@ impl CasProvider<'_> {
         let fresh = session.as_ref().is_some_and(new_login);
         let current = session.as_ref().map(|(_, hash)| sid(hash.as_str()));
         let usable = session.filter(|_| prompt != Prompt::Renew || fresh);
-        let Some((record, hash)) = usable else {
-            if prompt == Prompt::Gateway {
-                return Ok(CasLogin::Gateway(service.as_url().clone()));
+        if let Some((record, hash)) = &usable {
+            let at = Issue {
+                registered: &registered,
+                service: &service,
+                record,
+                session_hash: hash,
+            };
+            if let Some(ticket) = self.ticket_for(&at, fresh, prompt, now).await? {
+                return Ok(match method {
+                    ResponseMethod::Get => CasLogin::Redirect(service.with_ticket(&ticket)),
+                    ResponseMethod::Post => CasLogin::Post { service, ticket },
+                });
             }
-            let audience = audience(&registered);
-            let statement = login_asked::statement_since::<CasFailure>(
-                self.app,
-                &audience,
-                now,
-                current.as_deref(),
-            )
-            .await?;
-            return Ok(CasLogin::ToLogin {
-                next: return_address(params, &statement),
-            });
-        };
-        let ticket = self
-            .issue(&registered, &service, &record, &hash, fresh, now)
-            .await?;
-        Ok(match method {
-            ResponseMethod::Get => CasLogin::Redirect(service.with_ticket(&ticket)),
-            ResponseMethod::Post => CasLogin::Post { service, ticket },
+        } else if prompt == Prompt::Gateway {
+            return Ok(CasLogin::Gateway(service.as_url().clone()));
+        }
+        let audience = audience(&registered);
+        let statement = login_asked::statement_since::<CasFailure>(
+            self.app,
+            &audience,
+            now,
+            current.as_deref(),
+        )
+        .await?;
+        Ok(CasLogin::ToLogin {
+            next: return_address(params, &statement),
         })
+    }
+
+    /// A ticket from the session: a new-login one if the sign-in was made for
+    /// this request and has vouched for no ticket yet. A sign-in vouched for
+    /// already gives an SSO ticket, or none when `renew` needs a new sign-in.
+    async fn ticket_for(
+        &self,
+        at: &Issue<'_>,
+        fresh: bool,
+        prompt: Prompt,
+        now: i64,
+    ) -> Result<Option<ServiceTicket>, CasFailure> {
+        if let Some(ticket) = self.issue(at, fresh, now).await? {
+            return Ok(Some(ticket));
+        }
+        match prompt {
+            Prompt::Renew => Ok(None),
+            Prompt::Sso | Prompt::Gateway => self.issue(at, false, now).await,
+        }
     }
 
     /// The live session behind the browser's cookie, and its hash.
@@ -132,16 +163,20 @@ impl CasProvider<'_> {
         Ok(record.map(|record| (record, secret.hash())))
     }
 
-    /// A service ticket for this session, stored by its hash.
+    /// A service ticket for this session, stored by its hash; none if it is a
+    /// new-login ticket and the sign-in vouched for one already.
     async fn issue(
         &self,
-        registered: &CasService,
-        service: &ServiceUrl,
-        record: &SessionRecord,
-        session_hash: &TokenHash,
+        at: &Issue<'_>,
         from_new_login: bool,
         now: i64,
-    ) -> Result<ServiceTicket, CasFailure> {
+    ) -> Result<Option<ServiceTicket>, CasFailure> {
+        let Issue {
+            registered,
+            service,
+            record,
+            session_hash,
+        } = at;
         let ticket = ServiceTicket::generate();
         let lifetime = self.app.settings.cas.ticket_lifetime.as_secs() as i64;
         let stored = NewCasTicket {
@@ -156,10 +191,14 @@ impl CasProvider<'_> {
             proxies: &[],
             expires_at: now + lifetime,
         };
-        self.app
+        if !self
+            .app
             .store
             .add_cas_ticket(&ticket.hash(), &stored, now)
-            .await?;
+            .await?
+        {
+            return Ok(None);
+        }
         let event = AuditEvent::new("cas.ticket", "ok")
             .account(&record.account_dn)
             .detail(serde_json::json!({
@@ -168,7 +207,7 @@ impl CasProvider<'_> {
                 "from_new_login": from_new_login,
             }));
         self.audit(event).await?;
-        Ok(ticket)
+        Ok(Some(ticket))
     }
 }
 

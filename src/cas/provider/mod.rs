@@ -73,6 +73,11 @@ impl CasProvider<'_> {
         Ok(services::find(&all, service).cloned())
     }
 
+    /// A session unused this long has ended, and its tickets with it.
+    fn idle_secs(&self) -> i64 {
+        self.app.settings.sessions.idle.as_secs() as i64
+    }
+
     async fn audit(&self, event: AuditEvent) -> Result<(), StoreError> {
         self.app.store.audit(&self.origin, event).await
     }

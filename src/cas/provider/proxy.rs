@@ -28,7 +28,12 @@ impl CasProvider<'_> {
             }
         };
         let now = unix_now();
-        let Some(pgt) = self.app.store.live_pgt(&request.pgt.hash(), now).await? else {
+        let Some(pgt) = self
+            .app
+            .store
+            .live_pgt(&request.pgt.hash(), now, self.idle_secs())
+            .await?
+        else {
             let unknown = CasError::ticket_not_recognized();
             return self.proxy_refused(None, unknown, "no live PGT").await;
         };

@@ -60,8 +60,11 @@ impl CasProvider<'_> {
             Ok(request) => request,
             Err(refused) => {
                 // Presented is spent, whatever was wrong with the request (§3.1.1).
-                if let Some(ticket) = &refused.spent {
-                    self.app.store.spend_cas_ticket(&ticket.hash(), now).await?;
+                for ticket in &refused.spent {
+                    let store = &self.app.store;
+                    store
+                        .spend_cas_ticket(&ticket.hash(), now, self.idle_secs())
+                        .await?;
                 }
                 return self
                     .refuse(None, None, (refused.error, "malformed request"))
@@ -71,7 +74,7 @@ impl CasProvider<'_> {
         let ticket = match self
             .app
             .store
-            .spend_cas_ticket(&request.ticket.hash(), now)
+            .spend_cas_ticket(&request.ticket.hash(), now, self.idle_secs())
             .await?
         {
             Spent::Fresh { ticket, live } => (ticket, live),
@@ -232,7 +235,12 @@ impl CasProvider<'_> {
         now: i64,
     ) -> Result<bool, CasFailure> {
         let mut tx = self.app.store.begin().await?;
-        if !tx.hold_session(&record.session_hash, now).await? {
+        // The session held, the ticket read again: a sign-out or a change of
+        // password committing meanwhile is either seen here or waits for us.
+        let hash = request.ticket.hash();
+        if !tx.hold_session(&record.session_hash, now).await?
+            || !tx.cas_ticket_is_live(&hash, now, self.idle_secs()).await?
+        {
             return Ok(false);
         }
         if service.single_logout.is_some() {

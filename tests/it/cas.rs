@@ -28,6 +28,7 @@ both_backends!(
     python_cas_validates_and_reads_single_logout,
     mod_auth_cas_lets_a_student_in_and_single_logout_lets_them_out,
     a_proxy_granting_ticket_dies_when_its_session_goes_idle,
+    a_validation_racing_the_logout_leaves_no_service_untold,
 );
 
 async fn a_student_signs_in_to_the_ent_and_the_ticket_opens_once(backend: Backend) {
@@ -992,5 +993,218 @@ async fn a_proxy_granting_ticket_dies_when_its_session_goes_idle(backend: Backen
         Some("INVALID_TICKET"),
         "idle past its session: {answer}"
     );
+    app.shutdown().await;
+}
+
+/// Tickets never reach the log: `guichet serve` at debug level, through a
+/// sign-in, validations with and without a PGT handed over, a proxy ticket, a
+/// refused validation, and a single logout that cannot be delivered. Every
+/// ticket value the test saw is then looked for in what it wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_ticket_reaches_the_log() {
+    let ldap = common::TestDirectory::start();
+    let dir = tempfile::tempdir().unwrap();
+    let callback = ProxyCallback::start();
+    let port = common::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let db = format!("sqlite://{}", dir.path().join("g.db").display());
+    let text = common::settings_text(&ldap.url(), &db, dir.path(), "paris-cite")
+        .replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        )
+        .replace(
+            "public_url = \"http://localhost/\"",
+            &format!("public_url = \"{base}/\""),
+        )
+        .replace("level = \"warn\"", "level = \"debug\"")
+        + &callback.settings();
+    let config = dir.path().join("guichet.toml");
+    std::fs::write(&config, &text).unwrap();
+    let settings = guichet::config::Settings::from_toml(&text).unwrap();
+    let store = guichet::store::Store::connect(&settings.database)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let ent = guichet::cas::services::NewService {
+        proxy_callbacks: Some(format!(r"https://127\.0\.0\.1:{}/.*", callback.port)),
+        single_logout: Some("http://127.0.0.1:1/slo".into()),
+        ..exact("ent", ENT, &["email"])
+    };
+    let claims = settings.oidc.claims.claim_names();
+    store
+        .add_cas_service(&ent.checked(&claims, guichet::store::unix_now()).unwrap())
+        .await
+        .unwrap();
+    store.close().await;
+    let log_path = dir.path().join("guichet.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let _served = common::serve(&config, std::process::Stdio::from(log));
+    let started = std::time::Instant::now();
+    while !reqwest::get(format!("{base}/readyz"))
+        .await
+        .is_ok_and(|r| r.status() == StatusCode::OK)
+    {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "guichet serve did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let browser = common::browser();
+    let get = |path: String| {
+        let browser = &browser;
+        let base = &base;
+        async move { browser.get(format!("{base}{path}")).send().await.unwrap() }
+    };
+    let to_login = get(login_url(ENT, &[])).await;
+    let next = login_next(&location(&to_login));
+    let form = get("/login".into()).await.text().await.unwrap();
+    let csrf = common::csrf_of(&form);
+    let signed = browser
+        .post(format!("{base}/login"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("login", ACTIVE_UID),
+            ("password", common::DEMO_PASSWORD),
+            ("next", next.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let back = get(location(&signed)).await;
+    let mut secrets = vec![ticket_in(&location(&back), ENT)];
+    let validate = |pairs: Vec<(&'static str, String)>| {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        let get = &get;
+        async move {
+            get(format!("/cas/p3/serviceValidate?{query}"))
+                .await
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    // Handed over to a callback that refuses it (logged), then to one that takes it.
+    let refused = validate(vec![
+        ("service", ENT.into()),
+        ("ticket", secrets[0].clone()),
+        ("pgtUrl", callback.url("/refuse")),
+    ])
+    .await;
+    assert!(element(&refused, "user").is_some(), "{refused}");
+    let again = get(login_url(ENT, &[])).await;
+    secrets.push(ticket_in(&location(&again), ENT));
+    let granted = validate(vec![
+        ("service", ENT.into()),
+        ("ticket", secrets[1].clone()),
+        ("pgtUrl", callback.url("/pgt")),
+    ])
+    .await;
+    secrets.push(element(&granted, "proxyGrantingTicket").unwrap());
+    for call in callback.calls() {
+        secrets.extend(
+            call.into_iter()
+                .filter(|(k, _)| k == "pgtId" || k == "pgtIou")
+                .map(|(_, v)| v),
+        );
+    }
+    let pgt = secrets
+        .iter()
+        .rev()
+        .find(|s| s.starts_with("PGT-"))
+        .unwrap()
+        .clone();
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("pgt", &pgt)
+        .append_pair("targetService", ENT)
+        .finish();
+    let proxied = get(format!("/cas/proxy?{query}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let pt = element(&proxied, "proxyTicket").unwrap();
+    secrets.push(pt.clone());
+    let mismatch = validate(vec![
+        ("service", "https://elsewhere.univ-demo.fr/".into()),
+        ("ticket", pt),
+    ])
+    .await;
+    assert!(failure_code(&mismatch).is_some(), "{mismatch}");
+    // Single logout to an address where nothing listens: retried, and logged.
+    get("/cas/logout".into()).await;
+    let logged = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let started = std::time::Instant::now();
+    while !logged().contains("back-channel logout failed") {
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "no delivery attempt logged"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let written = logged();
+    assert!(
+        written.contains("CAS proxy callback refused the PGT"),
+        "the refusal is logged"
+    );
+    assert!(secrets.len() >= 6, "{secrets:?}");
+    for secret in &secrets {
+        assert!(!written.contains(secret.as_str()), "{secret} is in the log");
+    }
+    for marker in ["ST-", "PT-", "PGT-", "PGTIOU-", "pgtId="] {
+        assert!(!written.contains(marker), "{marker} in the log");
+    }
+}
+
+/// A validation and the student's logout at the same moment: the validation
+/// either fails, or the service is among those single logout tells.
+async fn a_validation_racing_the_logout_leaves_no_service_untold(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (slo, _seen) = single_logout_receiver().await;
+    let ent = guichet::cas::services::NewService {
+        single_logout: Some(slo),
+        ..exact("ent", ENT, &[])
+    };
+    register(&app, ent).await;
+    let mut outcomes = Vec::new();
+    // The logout leaves a little later each round, so both orders happen.
+    for delay in [0, 1, 2, 3, 5, 8, 12, 20, 40] {
+        let browser = common::browser();
+        assert!(common::signs_in(&app, &browser, ACTIVE_UID, common::DEMO_PASSWORD).await);
+        let to_ent = browser
+            .get(app.url(&login_url(ENT, &[])))
+            .send()
+            .await
+            .unwrap();
+        let ticket = ticket_in(&location(&to_ent), ENT);
+        let pairs = [("service", ENT), ("ticket", ticket.as_str())];
+        let (xml, out) = tokio::join!(validation(&app, "/p3/serviceValidate", &pairs), async {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            browser.get(app.url("/cas/logout")).send().await
+        },);
+        assert_eq!(out.unwrap().status(), StatusCode::OK);
+        let told: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM oidc_logout_deliveries WHERE protocol = 'cas' AND cas_ticket = $1",
+        )
+        .bind(&ticket)
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+        let valid = element(&xml, "user").is_some();
+        assert_eq!((valid, told), (valid, i64::from(valid)), "{xml}");
+        if !valid {
+            assert_eq!(
+                failure_code(&xml).as_deref(),
+                Some("INVALID_TICKET"),
+                "{xml}"
+            );
+        }
+        outcomes.push(valid);
+    }
+    eprintln!("validations that won the race: {outcomes:?}");
     app.shutdown().await;
 }

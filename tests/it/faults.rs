@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common::ldap_proxy::{Cut, LdapProxy};
@@ -145,40 +145,8 @@ async fn audited(app: &TestApp, kind: &str) -> i64 {
 const MAILS: usize = 30;
 const KILLS: usize = 3;
 
-/// `guichet serve` with the settings at `config`, as an operator starts it.
-/// A `guichet serve` process, killed when dropped: a failing assertion must not
-/// leave a server running (nextest would wait on its inherited stderr).
-struct Served(Child);
-
-impl Served {
-    /// SIGKILL, and the exit reaped.
-    fn kill(&mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(config: &Path) -> Served {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_guichet"));
-    command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("GUICHET_") {
-            command.env_remove(key);
-        }
-    }
-    Served(command.spawn().unwrap())
+fn serve(config: &Path) -> common::Served {
+    common::serve(config, Stdio::inherit())
 }
 
 fn mail(n: usize) -> Outgoing {

@@ -907,3 +907,40 @@ pub fn write_certificates(dir: &Path) {
     std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
     std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
 }
+
+/// A `guichet serve` process, killed when dropped: a failing assertion must not
+/// leave a server running (nextest would wait on its inherited stderr).
+pub struct Served(std::process::Child);
+
+impl Served {
+    /// SIGKILL, and the exit reaped.
+    pub fn kill(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `guichet serve` with the settings at `config`, as an operator starts it;
+/// its log goes to `stderr`.
+pub fn serve(config: &Path, stderr: std::process::Stdio) -> Served {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_guichet"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("GUICHET_") {
+            command.env_remove(key);
+        }
+    }
+    Served(command.spawn().unwrap())
+}

@@ -304,7 +304,34 @@ pub fn find<'a>(services: &'a [CasService], service: &ServiceUrl) -> Option<&'a 
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn a_pattern_never_matches_another_host(
+            path in prop_oneof![".{0,40}", "[a-z/.*|()?+\\\\-]{0,30}"],
+            host in "[a-z]{1,8}",
+            other in "[a-z]{1,8}",
+        ) {
+            let source = format!("https://{host}\\.fr/{path}");
+            if let (Ok(pattern), true) = (ServiceMatch::pattern(&source), other != host) {
+                for url in [format!("https://{other}.fr/x"), format!("https://{other}.fr/{path}"), format!("https://{host}.fr.{other}.fr/x")] {
+                    if let Ok(url) = ServiceUrl::parse(&url) {
+                        prop_assert!(!pattern.matches(&url), "{} matched {}", source, url.as_str());
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn any_registration_text_is_taken_or_refused_without_panic(raw in ".{0,120}") {
+            let _ = ServiceMatch::pattern(&raw);
+            let _ = ServiceMatch::exact(&raw);
+            let _ = raw.parse::<SingleLogout>();
+        }
+    }
 
     fn service(raw: &str) -> ServiceUrl {
         ServiceUrl::parse(raw).unwrap()

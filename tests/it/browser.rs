@@ -950,3 +950,80 @@ async fn an_application_on_another_origin_gets_its_code_through_the_browser() {
     browser.close().await;
     app.shutdown().await;
 }
+
+/// A CAS service that asked for `method=POST`: it receives the ticket in a
+/// form the browser posts, by `static/autopost.js` under the CSP, or by the
+/// student's click without JavaScript. The service answers with a page titled
+/// "ENT" naming the ticket it got.
+async fn post_receiving_service() -> (String, common::oidc::Seen) {
+    use axum::extract::{Form, State};
+    let seen: common::oidc::Seen = Default::default();
+    async fn receive(
+        State(seen): State<common::oidc::Seen>,
+        Form(form): Form<Vec<(String, String)>>,
+    ) -> axum::response::Html<&'static str> {
+        if let Some((_, ticket)) = form.into_iter().find(|(k, _)| k == "ticket") {
+            seen.lock().unwrap().push(ticket);
+        }
+        axum::response::Html(
+            "<!doctype html><html lang=\"fr\"><title>ENT</title><h1>ENT</h1></html>",
+        )
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route("/ent", axum::routing::post(receive))
+        .with_state(seen.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/ent"), seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cas_ticket_asked_by_post_is_posted_to_the_service() {
+    let (app, _smtp) = start().await;
+    let (service, seen) = post_receiving_service().await;
+    common::cas::register(&app, common::cas::exact("ent", &service, &[])).await;
+    let login = app.url(&common::cas::login_url(&service, &[("method", "POST")]));
+    for javascript in [true, false] {
+        let browser = match javascript {
+            true => Browser::start().await,
+            false => Browser::start_without_javascript().await,
+        };
+        browser.goto(&login).await;
+        browser.wait_for_title(LOGIN_FR).await;
+        browser.type_into("#login", ACTIVE_UID).await;
+        browser.type_into("#password", DEMO_PASSWORD).await;
+        browser.type_into("#password", &Key::Enter).await;
+        if !javascript {
+            browser.wait_for_title("Connexion à l’application").await;
+            browser.click("#autopost button[type=submit]").await;
+        }
+        browser.wait_for_title("ENT").await;
+        let posted = seen.lock().unwrap().pop().expect("the ticket was posted");
+        let pairs = [("service", service.as_str()), ("ticket", posted.as_str())];
+        let xml = common::cas::validation(&app, "/p3/serviceValidate", &pairs).await;
+        assert_eq!(
+            common::cas::element(&xml, "user").as_deref(),
+            Some(ACTIVE_UID),
+            "{xml}"
+        );
+        if javascript {
+            let refused: Vec<_> = browser
+                .console()
+                .await
+                .into_iter()
+                .filter(|entry| entry["level"] == "SEVERE")
+                .filter(|entry| {
+                    let message = entry["message"].as_str().unwrap_or_default();
+                    message.contains("Content Security Policy") || message.contains(&app.url(""))
+                })
+                .collect();
+            assert!(
+                refused.is_empty(),
+                "Guichet's page loaded whole: {refused:?}"
+            );
+        }
+        browser.close().await;
+    }
+    app.shutdown().await;
+}

@@ -146,6 +146,20 @@ impl SignIn<'_> {
         Ok(Some(record))
     }
 
+    /// The live session behind a browser's cookie secret, if it sent one, with
+    /// the session's stored hash: what the OIDC and CAS providers issue from.
+    pub async fn session_of(
+        &self,
+        secret: Option<&Token>,
+        now: OffsetDateTime,
+    ) -> Result<Option<(SessionRecord, TokenHash)>, FlowError> {
+        let Some(secret) = secret else {
+            return Ok(None);
+        };
+        let record = self.session(secret, now).await?;
+        Ok(record.map(|record| (record, secret.hash())))
+    }
+
     /// Ends a session, idle or not (a session left idle on a shared computer still
     /// has applications signed in), with its applications: one commit ends the row,
     /// revokes its tokens and queues the back-channel logouts. Whether the directory

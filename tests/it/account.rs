@@ -290,21 +290,8 @@ async fn sessions_end_when_idle_and_when_the_password_is_reset(backend: Backend)
     assert_eq!(app.get("/account").await.status(), StatusCode::SEE_OTHER);
     sign_in(&app, ACTIVE_UID, DEMO_PASSWORD).await;
     assert_eq!(app.get("/account").await.status(), StatusCode::OK);
-    app.post_form("/password/forgot", &[("identifier", ACTIVE_EMAIL)])
-        .await;
-    let token = link_token(&smtp.wait_for(1, 20).await[0], "/password/reset");
-    let new = "Nouveau-depart-2026";
-    let (status, _) = app
-        .post_form(
-            "/password/reset",
-            &[
-                ("t", token.as_str()),
-                ("password", new),
-                ("confirmation", new),
-            ],
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let reset = common::resets_password(&app, &smtp, ACTIVE_EMAIL, "Nouveau-depart-2026");
+    assert_eq!(reset.await, StatusCode::OK);
     assert_eq!(
         app.get("/account").await.status(),
         StatusCode::SEE_OTHER,

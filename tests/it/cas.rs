@@ -512,24 +512,8 @@ async fn a_password_reset_kills_outstanding_tickets(backend: Backend) {
     register(&app, exact("ent", ENT, &[])).await;
     signs_in_for_ticket(&app, ENT, &[]).await;
     let outstanding = sso_ticket(&app, ENT).await;
-    app.post_form(
-        "/password/forgot",
-        &[("identifier", "chloe.bernard@example.org")],
-    )
-    .await;
-    let token = common::link_token(&smtp.wait_for(1, 20).await[0], "/password/reset");
-    let new = "Apres-la-pluie-77";
-    let (status, _) = app
-        .post_form(
-            "/password/reset",
-            &[
-                ("t", token.as_str()),
-                ("password", new),
-                ("confirmation", new),
-            ],
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let reset = common::resets_password(&app, &smtp, common::ACTIVE_EMAIL, "Apres-la-pluie-77");
+    assert_eq!(reset.await, StatusCode::OK);
     let xml = validation(
         &app,
         "/p3/serviceValidate",
@@ -958,10 +942,7 @@ async fn mod_auth_cas_lets_a_student_in_and_single_logout_lets_them_out(backend:
 async fn a_proxy_granting_ticket_dies_when_its_session_goes_idle(backend: Backend) {
     let callback = ProxyCallback::start();
     let settings = callback.settings();
-    let app = TestApp::start_tweaked(backend, "paris-cite", |t| {
-        format!("{t}\n[sessions]\nidle = \"3s\"\n{settings}")
-    })
-    .await;
+    let app = TestApp::start_tweaked(backend, "paris-cite", |t| format!("{t}{settings}")).await;
     let callbacks = format!(r"https://127\.0\.0\.1:{}/.*", callback.port);
     let portal = guichet::cas::services::NewService {
         proxy_callbacks: Some(callbacks),
@@ -986,7 +967,11 @@ async fn a_proxy_granting_ticket_dies_when_its_session_goes_idle(backend: Backen
     );
     let answer = app.get(&query).await.text().await.unwrap();
     assert!(element(&answer, "proxyTicket").is_some(), "{answer}");
-    tokio::time::sleep(Duration::from_millis(4100)).await;
+    // Unused for longer than the idle lifetime (1 h by default).
+    sqlx::query("UPDATE sso_sessions SET last_seen_at = last_seen_at - 3601")
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
     let answer = app.get(&query).await.text().await.unwrap();
     assert_eq!(
         failure_code(&answer).as_deref(),

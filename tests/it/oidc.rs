@@ -385,24 +385,8 @@ async fn a_password_reset_revokes_oidc_tokens(backend: Backend) {
     let (_, tokens) = redeem_code(&app, ("moodle", &secret), &code).await;
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(userinfo(&app, access).await.0, StatusCode::OK);
-    app.post_form(
-        "/password/forgot",
-        &[("identifier", "chloe.bernard@example.org")],
-    )
-    .await;
-    let token = common::link_token(&smtp.wait_for(1, 20).await[0], "/password/reset");
-    let new = "Apres-la-pluie-77";
-    let (status, _) = app
-        .post_form(
-            "/password/reset",
-            &[
-                ("t", token.as_str()),
-                ("password", new),
-                ("confirmation", new),
-            ],
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let reset = common::resets_password(&app, &smtp, common::ACTIVE_EMAIL, "Apres-la-pluie-77");
+    assert_eq!(reset.await, StatusCode::OK);
     assert_eq!(userinfo(&app, access).await.0, StatusCode::UNAUTHORIZED);
     for _ in 0..100 {
         if !seen.lock().unwrap().is_empty() {

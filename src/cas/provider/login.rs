@@ -152,15 +152,13 @@ impl CasProvider<'_> {
         &self,
         secret: Option<&Token>,
     ) -> Result<Option<(SessionRecord, TokenHash)>, CasFailure> {
-        let Some(secret) = secret else {
-            return Ok(None);
-        };
         let sign_in = SignIn {
             app: self.app,
             origin: Origin::default(),
         };
-        let record = sign_in.session(secret, OffsetDateTime::now_utc()).await?;
-        Ok(record.map(|record| (record, secret.hash())))
+        Ok(sign_in
+            .session_of(secret, OffsetDateTime::now_utc())
+            .await?)
     }
 
     /// A service ticket for this session, stored by its hash; none if it is a

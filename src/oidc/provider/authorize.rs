@@ -320,15 +320,13 @@ impl Provider<'_> {
         &self,
         secret: Option<&Token>,
     ) -> Result<Option<(SessionRecord, TokenHash)>, FlowError> {
-        let Some(secret) = secret else {
-            return Ok(None);
-        };
         let sign_in = SignIn {
             app: self.app,
             origin: Origin::default(),
         };
-        let record = sign_in.session(secret, OffsetDateTime::now_utc()).await?;
-        Ok(record.map(|record| (record, secret.hash())))
+        Ok(sign_in
+            .session_of(secret, OffsetDateTime::now_utc())
+            .await?)
     }
 
     /// The client names whom it expects (`id_token_hint`): another student signed

@@ -800,6 +800,26 @@ pub fn browser_at(address: &str) -> reqwest::Client {
         .unwrap()
 }
 
+/// The student asks for a reset link for `email` and sets `new` through it,
+/// as the reset pages do; the status of the last page.
+pub async fn resets_password(
+    app: &TestApp,
+    smtp: &TestSmtp,
+    email: &str,
+    new: &str,
+) -> reqwest::StatusCode {
+    app.post_form("/password/forgot", &[("identifier", email)])
+        .await;
+    let mails = smtp.wait_for(1, 20).await;
+    let token = link_token(mail_to(&mails, email, "/password/reset"), "/password/reset");
+    let fields = [
+        ("t", token.as_str()),
+        ("password", new),
+        ("confirmation", new),
+    ];
+    app.post_form("/password/reset", &fields).await.0
+}
+
 /// Posts the login form with `browser` (fetching the form for its CSRF value first);
 /// Guichet's answer.
 pub async fn sign_in_with(

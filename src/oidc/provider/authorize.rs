@@ -324,9 +324,7 @@ impl Provider<'_> {
             app: self.app,
             origin: Origin::default(),
         };
-        Ok(sign_in
-            .session_of(secret, OffsetDateTime::now_utc())
-            .await?)
+        sign_in.session_of(secret, OffsetDateTime::now_utc()).await
     }
 
     /// The client names whom it expects (`id_token_hint`): another student signed

@@ -84,11 +84,17 @@ fn free_port() -> u16 {
 }
 
 /// The settings `guichet dev` wrote, with what the bench changes (printed): logs at
-/// `warn` (dev logs every request at debug, which would be measured too) and, on
-/// PostgreSQL, a fresh database instead of the SQLite file.
+/// `warn` (dev logs every request at debug, which would be measured too), the
+/// public URL on 127.0.0.1 (the address the bench reaches, so the issuer's
+/// endpoints and the login form share one cookie host) and, on PostgreSQL, a
+/// fresh database instead of the SQLite file.
 fn adjust(text: &str, database: Option<&(String, String)>) -> String {
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     for line in &mut lines {
+        if line.starts_with("public_url = \"http://localhost:") {
+            *line = line.replace("localhost", "127.0.0.1");
+            println!("setting changed: server.{line}");
+        }
         if line.starts_with("level = ") {
             *line = "level = \"warn\"".to_owned();
             println!("setting changed: log.level = \"warn\" (dev has info,guichet=debug)");

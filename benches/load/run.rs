@@ -23,7 +23,7 @@ impl Outcome {
 }
 
 /// The outcomes and latencies of one scenario.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Tally {
     pub latencies: Vec<Duration>,
     pub ok2: usize,

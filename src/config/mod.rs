@@ -394,6 +394,33 @@ pub struct DatabaseSettings {
     pub url: SecretString,
     #[serde(default = "default_db_connections")]
     pub max_connections: u32,
+    /// SQLite only: when a commit is on disk (PostgreSQL's own `synchronous_commit`
+    /// decides there).
+    #[serde(default)]
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+/// How SQLite makes a commit durable (its `synchronous` pragma, in WAL mode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqliteSynchronous {
+    /// Every commit is flushed to the disk before it is answered: nothing
+    /// committed is lost, even to a power cut or a kernel crash.
+    #[default]
+    Full,
+    /// A commit is in the WAL file when it is answered, flushed to the disk at
+    /// checkpoints: nothing is lost if Guichet is killed, but a power cut or a
+    /// kernel crash may take the last commits back (the database stays sound).
+    Normal,
+}
+
+impl SqliteSynchronous {
+    pub fn pragma(self) -> &'static str {
+        match self {
+            SqliteSynchronous::Full => "FULL",
+            SqliteSynchronous::Normal => "NORMAL",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

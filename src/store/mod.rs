@@ -136,6 +136,7 @@ impl Store {
             }
             _ => url.to_owned(),
         };
+        let synchronous = settings.sqlite_synchronous.pragma();
         let options = AnyConnectOptions::from_str(&url)
             .map_err(|e| StoreError::Unavailable(redact(&e.to_string())))?
             .disable_statement_logging();
@@ -146,9 +147,13 @@ impl Store {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL lets readers work during a write; the busy timeout makes
-                        // concurrent writers wait instead of failing at once.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
-                            .await?;
+                        // concurrent writers wait instead of failing at once;
+                        // `synchronous` is the settings' (FULL unless they say).
+                        let pragmas = format!(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
+                             PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;"
+                        );
+                        conn.execute(pragmas.as_str()).await?;
                     }
                     Ok(())
                 })

@@ -509,3 +509,35 @@ async fn an_unreachable_postgres_is_a_clear_start_error() {
     let error = Store::connect(&settings.database).await.unwrap_err();
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
 }
+
+/// `database.sqlite_synchronous` reaches every SQLite connection: FULL unless
+/// the settings say NORMAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_commits_are_as_durable_as_the_settings_say() {
+    let database = TestDatabase::create(Backend::Sqlite).await;
+    for (line, expected) in [
+        ("", 2_i64),
+        ("sqlite_synchronous = \"normal\"\n", 1),
+        ("sqlite_synchronous = \"full\"\n", 2),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let text = common::settings_text(
+            "ldap://127.0.0.1:9",
+            &database.url,
+            dir.path(),
+            "paris-cite",
+        )
+        .replace(
+            "max_connections = 5\n",
+            &format!("max_connections = 5\n{line}"),
+        );
+        let settings = guichet::config::Settings::from_toml(&text).unwrap();
+        let store = Store::connect(&settings.database).await.unwrap();
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(synchronous, expected, "{line:?}");
+        store.close().await;
+    }
+}

@@ -141,15 +141,7 @@ impl Op {
     }
 
     fn authorize_url(&self, scope: &str) -> String {
-        let query = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("response_type", "code")
-            .append_pair("client_id", "bench")
-            .append_pair("redirect_uri", REDIRECT)
-            .append_pair("scope", scope)
-            .append_pair("state", "s")
-            .append_pair("nonce", "n")
-            .finish();
-        format!("{}?{query}", self.authorization)
+        crate::client::authorize_at(&self.authorization, scope)
     }
 
     /// A browser with a live session: Guichet's login form, or the peer's

@@ -28,6 +28,11 @@ pub async fn register_bench(store: &Store) -> String {
 
 /// The authorization request of `bench` for `scope` at the Guichet at `base`.
 pub fn authorize_url(base: &str, scope: &str) -> String {
+    authorize_at(&format!("{base}/authorize"), scope)
+}
+
+/// The authorization request of `bench` for `scope` at `endpoint` (any provider's).
+pub fn authorize_at(endpoint: &str, scope: &str) -> String {
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("response_type", "code")
         .append_pair("client_id", "bench")
@@ -36,5 +41,5 @@ pub fn authorize_url(base: &str, scope: &str) -> String {
         .append_pair("state", "s")
         .append_pair("nonce", "n")
         .finish();
-    format!("{base}/authorize?{query}")
+    format!("{endpoint}?{query}")
 }

@@ -14,7 +14,7 @@ use crate::config::{Profile, Settings};
 use crate::directory::Directory;
 use crate::flows::FlowError;
 use crate::mail::OutboxWorker;
-use crate::oidc::keys::Sealer;
+use crate::oidc::keyring::KeyRing;
 use crate::store::Store;
 
 #[derive(Clone, Debug)]
@@ -26,8 +26,8 @@ pub struct App {
     pub outbox: OutboxWorker,
     /// Rung when a back-channel logout is queued (`oidc::backchannel`).
     pub backchannel: Arc<Notify>,
-    /// Opens the stored signing keys; built once at start from the settings.
-    pub sealer: Arc<Sealer>,
+    /// The signing keys, opened and read again in the background.
+    pub keys: Arc<KeyRing>,
     /// Calls CAS proxy callbacks; built at first use, with the settings' CA.
     cas_http: Arc<OnceLock<Result<reqwest::Client, String>>>,
 }
@@ -38,7 +38,7 @@ impl App {
         store: Store,
         directory: Directory,
         outbox: OutboxWorker,
-        sealer: Arc<Sealer>,
+        keys: Arc<KeyRing>,
     ) -> App {
         App {
             settings,
@@ -46,7 +46,7 @@ impl App {
             directory,
             outbox,
             backchannel: Arc::new(Notify::new()),
-            sealer,
+            keys,
             cas_http: Arc::new(OnceLock::new()),
         }
     }

@@ -200,13 +200,23 @@ enum CasServicesAction {
 
 #[derive(Debug, Subcommand)]
 enum KeysAction {
-    /// Create new signing keys; the old ones stop signing at once and stay published
-    /// for --overlap, so tokens they signed still verify.
+    /// Create new signing keys, published now and signing after --publish-ahead
+    /// (clients that cached the JWKS have fetched them by then); the old ones sign
+    /// until then and stay published for --overlap, so tokens they signed still
+    /// verify.
     Rotate {
         #[arg(long, default_value = "2days")]
         overlap: humantime_serde::re::humantime::Duration,
+        /// At least 5min30s: the JWKS cache lifetime and an instance's reread.
+        #[arg(long, default_value = "10min", conflicts_with = "immediately")]
+        publish_ahead: humantime_serde::re::humantime::Duration,
+        /// The new keys sign now (a key is compromised): clients that cached the
+        /// JWKS refuse new ID tokens until they fetch it again.
+        #[arg(long)]
+        immediately: bool,
     },
-    /// The published keys: kid, algorithm, created, retired (never the private part).
+    /// The published keys: kid, algorithm, created, when each signs (never the
+    /// private part).
     List,
 }
 
@@ -368,7 +378,17 @@ async fn cas_services(settings: Settings, action: CasServicesAction) -> Result<(
 
 async fn keys(settings: Settings, action: KeysAction) -> Result<(), CliError> {
     match action {
-        KeysAction::Rotate { overlap } => cli::keys::rotate(settings, overlap.into()).await,
+        KeysAction::Rotate {
+            overlap,
+            publish_ahead,
+            immediately,
+        } => {
+            let ahead = match immediately {
+                true => cli::keys::Handover::Immediately,
+                false => cli::keys::Handover::Ahead(publish_ahead.into()),
+            };
+            cli::keys::rotate(settings, ahead, overlap.into()).await
+        }
         KeysAction::List => cli::keys::list(settings).await,
     }
 }

@@ -17,6 +17,7 @@ use crate::directory::Directory;
 use crate::flows::invitation::Invitations;
 use crate::hashing::Hasher;
 use crate::mail::{Mailer, OutboxWorker};
+use crate::oidc::keyring::Published;
 use crate::store::Store;
 use crate::templates::{Catalog, Templates};
 use crate::web::{self, AppState};
@@ -54,6 +55,9 @@ pub async fn prepare(settings: Settings) -> Result<AppState, StartError> {
     crate::oidc::keys::ensure(&store, &sealer, crate::store::unix_now())
         .await
         .map_err(|e| StartError::Other(format!("signing keys: {e}")))?;
+    let keys = crate::oidc::keyring::KeyRing::load(store.clone(), sealer)
+        .await
+        .map_err(|e| StartError::Other(format!("signing keys: {e}")))?;
     let hasher = Hasher::new(&settings.hashing).map_err(|e| StartError::Other(e.to_string()))?;
     let directory = Directory::new(&settings.directory, hasher)
         .map_err(|e| StartError::Directory(e.to_string()))?
@@ -69,8 +73,11 @@ pub async fn prepare(settings: Settings) -> Result<AppState, StartError> {
     let templates = Templates::new(Arc::new(catalog), settings.server.templates_dir.clone());
     let (settings, templates) = (Arc::new(settings), Arc::new(templates));
     let outbox = OutboxWorker::new(store.clone(), mailer, templates.clone(), settings.clone());
-    let app = App::new(settings, store, directory, outbox, Arc::new(sealer));
-    Ok(AppState::new(app, templates))
+    let app = App::new(settings, store, directory, outbox, Arc::new(keys));
+    let discovery = crate::oidc::provider::Provider::new(&app, Default::default()).discovery();
+    let discovery = Published::of(&discovery)
+        .map_err(|e| StartError::Other(format!("the provider metadata: {e}")))?;
+    Ok(AppState::new(app, templates, discovery))
 }
 
 /// [`prepare`], then what only a serving instance does: the decoy's password is

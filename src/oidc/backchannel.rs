@@ -11,7 +11,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::keys::{self, Alg};
+use super::keys::Alg;
 use crate::app::App;
 use crate::cas::protocol::ServiceUrl;
 use crate::cas::responses::SingleLogoutMessage;
@@ -209,8 +209,7 @@ async fn deliver_oidc(
         }
     }
     let alg = Alg::of_client(&client);
-    let keys = app.store.published_keys(now).await?;
-    let token = match keys::sign_typed(&keys, &app.sealer, alg, "logout+jwt", &claims) {
+    let token = match app.keys.current().sign(alg, "logout+jwt", &claims, now) {
         Ok(token) => token,
         Err(error) => {
             tracing::error!(%error, client = %client.client_id, "logout token not signed");

@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::Algorithm;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use serde_json::{Value, json};
@@ -47,7 +47,7 @@ impl Alg {
         Alg::parse(&client.id_token_alg).unwrap_or(Alg::Rs256)
     }
 
-    fn jwt(self) -> Algorithm {
+    pub(crate) fn jwt(self) -> Algorithm {
         match self {
             Alg::Rs256 => Algorithm::RS256,
             Alg::Es256 => Algorithm::ES256,
@@ -147,7 +147,9 @@ pub fn generate(alg: Alg, now: i64) -> Result<StoredKey, KeyError> {
         private_der: STANDARD.encode(der),
         public_jwk: jwk.to_string(),
         created_at: now,
+        signs_from: now,
         retired_at: None,
+        published_until: None,
     })
 }
 
@@ -213,7 +215,7 @@ impl Sealer {
     }
 
     /// The DER of a stored private key.
-    fn open(&self, stored: &StoredKey) -> Result<Vec<u8>, KeyError> {
+    pub(crate) fn open(&self, stored: &StoredKey) -> Result<Vec<u8>, KeyError> {
         let corrupt = || KeyError::Corrupt(stored.kid.clone());
         let (sealed, v1) = match (
             stored.private_der.strip_prefix(SEALED),
@@ -343,27 +345,53 @@ pub async fn ensure(store: &Store, sealer: &Sealer, now: i64) -> Result<(), KeyE
     Ok(())
 }
 
-/// A new key for every algorithm; the old ones stop signing now and stay published
-/// for `overlap` so tokens they signed still verify. Returns the new kids.
+/// A key made by a rotation, and when it signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotated {
+    pub kid: String,
+    pub alg: Alg,
+    pub signs_from: i64,
+}
+
+/// A new key for every algorithm, published now and signing `ahead_secs` from
+/// now (at once for an algorithm no key signs yet: no client holds one); the keys
+/// it replaces sign until then and stay published `overlap_secs` more, so tokens
+/// they signed still verify. `ahead_secs` 0 is the emergency rotation: clients
+/// that cached the JWKS meet the new key before they read it.
 pub async fn rotate(
     store: &Store,
     sealer: &Sealer,
     now: i64,
+    ahead_secs: i64,
     overlap_secs: i64,
-) -> Result<Vec<String>, KeyError> {
-    let mut kids = Vec::new();
+) -> Result<Vec<Rotated>, KeyError> {
+    let published = store.published_keys(now).await?;
+    let mut rotated = Vec::new();
     for alg in Alg::ALL {
+        let signing = published.iter().any(|k| {
+            k.alg == alg.name()
+                && k.signs_from <= now
+                && k.retired_at.is_none_or(|retired| retired > now)
+        });
+        let signs_from = if signing { now + ahead_secs } else { now };
         let key = tokio::task::spawn_blocking(move || generate(alg, now))
             .await
             .map_err(|e| KeyError::Generation(e.to_string()))??;
-        let key = sealed(sealer, key)?;
+        let key = StoredKey {
+            signs_from,
+            ..sealed(sealer, key)?
+        };
         store.add_key(&key).await?;
         store
-            .retire_keys(alg.name(), &key.kid, now, now + overlap_secs)
+            .retire_keys(alg.name(), &key.kid, signs_from, signs_from + overlap_secs)
             .await?;
-        kids.push(key.kid);
+        rotated.push(Rotated {
+            kid: key.kid,
+            alg,
+            signs_from,
+        });
     }
-    Ok(kids)
+    Ok(rotated)
 }
 
 /// `key` with its private part in stored form.
@@ -375,115 +403,9 @@ fn sealed(sealer: &Sealer, key: StoredKey) -> Result<StoredKey, KeyError> {
     Ok(StoredKey { private_der, ..key })
 }
 
-/// The JWKS document: every published key's public half.
-pub fn jwks(keys: &[StoredKey]) -> Value {
-    let keys: Vec<Value> = keys
-        .iter()
-        .filter_map(|k| serde_json::from_str(&k.public_jwk).ok())
-        .collect();
-    json!({ "keys": keys })
-}
-
-/// Signs `claims` with the active key of `alg`, naming it by `kid`.
-pub fn sign(
-    keys: &[StoredKey],
-    sealer: &Sealer,
-    alg: Alg,
-    claims: &Value,
-) -> Result<String, KeyError> {
-    sign_typed(keys, sealer, alg, "JWT", claims)
-}
-
-/// `sign`, with the JOSE `typ` given (`logout+jwt` for logout tokens, so they can
-/// never be mistaken for ID tokens).
-pub fn sign_typed(
-    keys: &[StoredKey],
-    sealer: &Sealer,
-    alg: Alg,
-    typ: &str,
-    claims: &Value,
-) -> Result<String, KeyError> {
-    let key = keys
-        .iter()
-        .find(|k| k.alg == alg.name() && k.retired_at.is_none())
-        .ok_or(KeyError::Missing(alg.name()))?;
-    let der = sealer.open(key)?;
-    let encoding = match alg {
-        Alg::Rs256 => EncodingKey::from_rsa_der(&der),
-        Alg::Es256 => EncodingKey::from_ec_der(&der),
-        Alg::EdDsa => EncodingKey::from_ed_der(&der),
-    };
-    let mut header = Header::new(alg.jwt());
-    header.kid = Some(key.kid.clone());
-    header.typ = Some(typ.to_owned());
-    jsonwebtoken::encode(&header, claims, &encoding).map_err(|e| KeyError::Signing(e.to_string()))
-}
-
-/// The claims of a token Guichet signed with one of `keys`, if its JOSE `typ` is
-/// `typ` (an absent one counts as `JWT`: an ID token) and the validation that
-/// `configure` sets up accepts it. Tokens of one kind are never taken for another
-/// (ID tokens, logout tokens and login requests share the keys).
-pub fn verify_own(
-    keys: &[StoredKey],
-    token: &str,
-    typ: &str,
-    configure: impl FnOnce(&mut jsonwebtoken::Validation),
-) -> Option<Value> {
-    let header = jsonwebtoken::decode_header(token).ok()?;
-    if header.typ.as_deref().unwrap_or("JWT") != typ {
-        return None;
-    }
-    let key = keys.iter().find(|k| Some(&k.kid) == header.kid.as_ref())?;
-    // The key's own algorithm, never the one the token names (RFC 8725 §3.1): our
-    // RSA key does not verify RS512 or PS256 signatures, which Guichet never makes.
-    let alg = Alg::parse(&key.alg)?.jwt();
-    if header.alg != alg {
-        return None;
-    }
-    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(&key.public_jwk).ok()?;
-    let mut validation = jsonwebtoken::Validation::new(alg);
-    configure(&mut validation);
-    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?;
-    jsonwebtoken::decode::<Value>(token, &key, &validation)
-        .ok()
-        .map(|data| data.claims)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jsonwebtoken::{DecodingKey, Validation, jwk::Jwk};
-
-    #[test]
-    fn each_algorithm_signs_what_its_published_key_verifies() {
-        for alg in Alg::ALL {
-            let key = generate(alg, 1000).unwrap();
-            assert!(
-                !format!("{key:?}").contains(&key.private_der),
-                "Debug hides the key"
-            );
-            let claims = json!({ "sub": "cbernard", "aud": "moodle", "exp": 4_000_000_000_i64 });
-            let plain = Sealer::new(None).unwrap();
-            let token = sign(std::slice::from_ref(&key), &plain, alg, &claims).unwrap();
-            let header = jsonwebtoken::decode_header(&token).unwrap();
-            assert_eq!(header.kid.as_deref(), Some(key.kid.as_str()));
-            let jwk: Jwk = serde_json::from_str(&key.public_jwk).unwrap();
-            let mut validation = Validation::new(alg.jwt());
-            validation.set_audience(&["moodle"]);
-            let decoded = jsonwebtoken::decode::<Value>(
-                &token,
-                &DecodingKey::from_jwk(&jwk).unwrap(),
-                &validation,
-            )
-            .unwrap();
-            assert_eq!(decoded.claims["sub"], "cbernard");
-            let published = jwks(std::slice::from_ref(&key));
-            assert!(
-                !published.to_string().contains("\"d\""),
-                "no private part in the JWKS"
-            );
-        }
-    }
 
     /// `openssl rand -base64 32`, twice.
     const KEK: &str = "x+x+tW8g8474utKsEjO28m387XA74OrbpuEhM1yGkXc=";
@@ -498,15 +420,13 @@ mod tests {
         let sealer = Sealer::new(Some(&secret(KEK))).unwrap();
         let key = sealed(&sealer, generate(Alg::EdDsa, 1000).unwrap()).unwrap();
         assert!(key.private_der.starts_with(SEALED));
-        let claims = json!({ "sub": "x", "exp": 4_000_000_000_i64 });
-        assert!(sign(std::slice::from_ref(&key), &sealer, Alg::EdDsa, &claims).is_ok());
+        assert!(sealer.open(&key).is_ok());
         // No secret, or another one: refused, and the error says what to set.
         for other in [
             Sealer::new(None).unwrap(),
             Sealer::new(Some(&secret(OTHER_KEK))).unwrap(),
         ] {
-            let refused = sign(std::slice::from_ref(&key), &other, Alg::EdDsa, &claims);
-            assert!(matches!(refused, Err(KeyError::Sealed)));
+            assert!(matches!(other.open(&key), Err(KeyError::Sealed)));
         }
         // Moved to another kid's row: the associated data no longer matches.
         let moved = StoredKey {

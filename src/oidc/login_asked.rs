@@ -4,9 +4,8 @@
 //! meets `prompt=login`, `max_age`, CAS `renew`) from merely opening that
 //! address again with an older session.
 
-use super::keys::{self, Alg, KeyError};
+use super::keys::{Alg, KeyError};
 use crate::app::App;
-use crate::store::StoreError;
 
 /// How long the student has to sign in.
 const LIFETIME: i64 = 600;
@@ -23,25 +22,18 @@ pub(crate) struct Asked {
 }
 
 /// A statement that a sign-in was asked now, for `audience`.
-pub(crate) async fn statement<E>(app: &App, audience: &str, now: i64) -> Result<String, E>
-where
-    E: From<StoreError> + From<KeyError>,
-{
-    statement_since(app, audience, now, None).await
+pub(crate) fn statement(app: &App, audience: &str, now: i64) -> Result<String, KeyError> {
+    statement_since(app, audience, now, None)
 }
 
 /// A statement that a sign-in was asked now, while the browser had the session
 /// `prior` (its `sid`).
-pub(crate) async fn statement_since<E>(
+pub(crate) fn statement_since(
     app: &App,
     audience: &str,
     now: i64,
     prior: Option<&str>,
-) -> Result<String, E>
-where
-    E: From<StoreError> + From<KeyError>,
-{
-    let keys = app.store.published_keys(now).await?;
+) -> Result<String, KeyError> {
     let mut claims = serde_json::json!({
         "iss": super::issuer(app),
         "aud": audience,
@@ -51,45 +43,20 @@ where
     if let (Some(prior), Some(fields)) = (prior, claims.as_object_mut()) {
         fields.insert("prior".into(), prior.into());
     }
-    Ok(keys::sign_typed(
-        &keys,
-        &app.sealer,
-        Alg::Rs256,
-        TYP,
-        &claims,
-    )?)
-}
-
-/// When the sign-in was asked, from a statement; `None` if it is not one of
-/// ours for `audience`, or has expired.
-pub(crate) async fn asked_at(
-    app: &App,
-    raw: &str,
-    audience: &str,
-    now: i64,
-) -> Result<Option<i64>, StoreError> {
-    Ok(asked(app, raw, audience, now).await?.map(|asked| asked.at))
+    app.keys.current().sign(Alg::Rs256, TYP, &claims, now)
 }
 
 /// The sign-in a statement asked for; `None` if it is not one of ours for
 /// `audience`, or has expired.
-pub(crate) async fn asked(
-    app: &App,
-    raw: &str,
-    audience: &str,
-    now: i64,
-) -> Result<Option<Asked>, StoreError> {
-    let keys = app.store.published_keys(now).await?;
-    let claims = keys::verify_own(&keys, raw, TYP, |validation| {
+pub(crate) fn asked(app: &App, raw: &str, audience: &str, now: i64) -> Option<Asked> {
+    let claims = app.keys.current().verify_own(raw, TYP, now, |validation| {
         // Only for the audience that asked, and not a second past its lifetime.
         validation.set_audience(&[audience]);
         validation.set_issuer(&[super::issuer(app)]);
         validation.leeway = 0;
-    });
-    Ok(claims.and_then(|claims| {
-        Some(Asked {
-            at: claims["iat"].as_i64()?,
-            prior: claims["prior"].as_str().map(str::to_owned),
-        })
-    }))
+    })?;
+    Some(Asked {
+        at: claims["iat"].as_i64()?,
+        prior: claims["prior"].as_str().map(str::to_owned),
+    })
 }

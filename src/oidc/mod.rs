@@ -7,6 +7,7 @@ pub(crate) mod backchannel;
 pub mod claims;
 pub mod clients;
 mod error;
+pub mod keyring;
 pub mod keys;
 pub(crate) mod login_asked;
 pub mod protocol;

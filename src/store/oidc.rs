@@ -16,7 +16,12 @@ pub struct StoredKey {
     pub private_der: String,
     pub public_jwk: String,
     pub created_at: i64,
+    /// When it starts signing: later than its creation when it was published ahead.
+    pub signs_from: i64,
+    /// When it stops signing (a newer key took over).
     pub retired_at: Option<i64>,
+    /// When a retired key leaves the JWKS.
+    pub published_until: Option<i64>,
 }
 
 impl std::fmt::Debug for StoredKey {
@@ -143,13 +148,15 @@ fn uris(raw: String) -> Result<Vec<String>, StoreError> {
 impl Store {
     pub async fn add_key(&self, key: &StoredKey) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO oidc_keys (kid, alg, private_der, public_jwk, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO oidc_keys (kid, alg, private_der, public_jwk, created_at, signs_from) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&key.kid)
         .bind(&key.alg)
         .bind(&key.private_der)
         .bind(&key.public_jwk)
         .bind(key.created_at)
+        .bind(key.signs_from)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -169,20 +176,20 @@ impl Store {
         Ok(())
     }
 
-    /// Retires the active keys of `alg` except `keep`; they stay published until
-    /// `published_until`.
+    /// Retires the keys of `alg` except `keep` that would sign past `retired_at`:
+    /// they stop signing then, and stay published until `published_until`.
     pub async fn retire_keys(
         &self,
         alg: &str,
         keep: &str,
-        now: i64,
+        retired_at: i64,
         published_until: i64,
     ) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE oidc_keys SET retired_at = $1, published_until = $2 \
-             WHERE alg = $3 AND kid <> $4 AND retired_at IS NULL",
+             WHERE alg = $3 AND kid <> $4 AND (retired_at IS NULL OR retired_at > $1)",
         )
-        .bind(now)
+        .bind(retired_at)
         .bind(published_until)
         .bind(alg)
         .bind(keep)
@@ -191,10 +198,12 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Active keys, and retired ones still published, newest first.
+    /// Active keys (signing or published ahead), and retired ones still
+    /// published, newest first.
     pub async fn published_keys(&self, now: i64) -> Result<Vec<StoredKey>, StoreError> {
         let rows = sqlx::query(
-            "SELECT kid, alg, private_der, public_jwk, created_at, retired_at FROM oidc_keys \
+            "SELECT kid, alg, private_der, public_jwk, created_at, signs_from, retired_at, \
+             published_until FROM oidc_keys \
              WHERE retired_at IS NULL OR published_until > $1 ORDER BY created_at DESC, kid",
         )
         .bind(now)
@@ -208,7 +217,9 @@ impl Store {
                     private_der: row.try_get("private_der")?,
                     public_jwk: row.try_get("public_jwk")?,
                     created_at: row.try_get("created_at")?,
+                    signs_from: row.try_get("signs_from")?,
                     retired_at: row.try_get("retired_at")?,
+                    published_until: row.try_get("published_until")?,
                 })
             })
             .collect()

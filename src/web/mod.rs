@@ -44,6 +44,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::app::App;
+use crate::oidc::keyring::Published;
 use crate::templates::Templates;
 pub use error::WebError;
 use i18n::Locale;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub app: App,
     templates: Arc<Templates>,
     flood: Arc<flood::Flood>,
+    /// The OpenID Provider Metadata, serialised once.
+    discovery: Arc<Published>,
 }
 
 impl std::ops::Deref for AppState {
@@ -70,14 +73,19 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(app: App, templates: Arc<Templates>) -> AppState {
+    pub fn new(app: App, templates: Arc<Templates>, discovery: Published) -> AppState {
         let directory = &app.settings.directory;
         let flood = flood::Flood::new(directory.pool_size + directory.bind_queue);
         AppState {
             app,
             templates,
             flood: Arc::new(flood),
+            discovery: Arc::new(discovery),
         }
+    }
+
+    pub fn discovery(&self) -> &Published {
+        &self.discovery
     }
 
     pub fn render(&self, name: &str, frame: &Frame, page: Value) -> Result<Html<String>, WebError> {

@@ -488,23 +488,32 @@ fn clients_and_keys_are_managed_from_the_command_line() {
     ]);
     assert_eq!(code, Some(2));
     assert!(err.contains("https is required"), "{err}");
-    // Keys: the first listing creates nothing (no serve yet); rotation creates them,
-    // and the previous ones stay published.
+    // Keys: the first listing creates nothing (no serve yet); the first rotation
+    // makes keys that sign at once (no client holds any key yet).
+    let count = |listing: &str, state: &str| listing.lines().filter(|l| l.contains(state)).count();
     let (code, out, err) = run(&["keys", "rotate"]);
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.starts_with("ok: new signing keys"), "{out}");
-    run(&["keys", "rotate", "--overlap", "1h"]);
+    assert_eq!(count(&out, " signs now;"), 3, "{out}");
+    // The next rotation publishes its keys ahead: the old ones sign until then.
+    let (code, out, err) = run(&["keys", "rotate", "--overlap", "1h"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(count(&out, " signs from "), 3, "{out}");
     let (_, keys, _) = run(&["keys", "list"]);
-    assert_eq!(
-        keys.lines().filter(|l| l.contains("active")).count(),
-        3,
-        "{keys}"
-    );
-    assert_eq!(
-        keys.lines().filter(|l| l.contains("retired")).count(),
-        3,
-        "{keys}"
-    );
+    assert_eq!(count(&keys, "published, signs from"), 3, "{keys}");
+    assert_eq!(count(&keys, "active until"), 3, "{keys}");
+    // Too short a lead for the caches is refused, and changes nothing.
+    let (code, _, err) = run(&["keys", "rotate", "--publish-ahead", "1min"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--immediately"), "{err}");
+    assert_eq!(run(&["keys", "list"]).1, keys);
+    // A compromised key: the new keys sign now, every other one is retired now
+    // and stays published for the overlap.
+    let (code, out, err) = run(&["keys", "rotate", "--immediately"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(count(&out, " signs now;"), 3, "{out}");
+    let (_, keys, _) = run(&["keys", "list"]);
+    assert_eq!(count(&keys, "  active"), 3, "{keys}");
+    assert_eq!(count(&keys, "retired "), 6, "{keys}");
     assert!(
         !keys.contains("BEGIN") && !keys.contains("private"),
         "{keys}"

@@ -367,7 +367,8 @@ async fn a_write_whose_answer_is_lost_is_recorded_when_the_student_retries(backe
 // --- The database down mid-flow --------------------------------------------------
 
 /// PostgreSQL goes away between the link's page and its form: the form answers 503
-/// and writes nothing, `/readyz` names the database, and once it is back the same
+/// and writes nothing, `/readyz` names the database, the JWKS is still served from
+/// memory, and once it is back the same
 /// link works without a restart, once. (SQLite is a file inside the process: it has
 /// no outage of its own short of the process dying, the SIGKILL row.)
 async fn the_database_down_mid_flow_changes_nothing_and_the_flow_resumes() {
@@ -396,6 +397,13 @@ async fn the_database_down_mid_flow_changes_nothing_and_the_flow_resumes() {
         0,
         "nothing written"
     );
+    // The signing keys are held in memory: a reread that fails keeps them, and
+    // the JWKS is still served.
+    app.state.keys.reload().await;
+    let jwks = app.get("/jwks.json").await;
+    assert_eq!(jwks.status(), StatusCode::OK);
+    let jwks: serde_json::Value = jwks.json().await.unwrap();
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(3));
 
     proxy.restore();
     let mut ready = app.get("/readyz").await.status();

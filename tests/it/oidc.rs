@@ -11,6 +11,9 @@ use crate::common::{self, ACTIVE_UID, Backend, DEMO_PASSWORD, TestApp, both_back
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use guichet::oidc::clients::NewClient;
+use guichet::oidc::keyring::PUBLISH_AHEAD_SECS;
+use guichet::oidc::keys::{self, Alg};
+use guichet::store::unix_now;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use reqwest::StatusCode;
@@ -1263,6 +1266,110 @@ async fn signing_keys_are_sealed_in_the_database(backend: Backend) {
     app.shutdown().await;
 }
 
+/// The kid an ID token names, from a new code of the browser's session.
+async fn kid_of_a_new_id_token(app: &TestApp, secret: &str) -> String {
+    let again = app.get(&authorize_url("moodle", &[])).await;
+    let back = query_of(&location(&again));
+    let (status, tokens) =
+        redeem_code(app, ("moodle", secret), param(&back, "code").unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let id_token = tokens["id_token"].as_str().unwrap();
+    verified_claims(app, id_token, "moodle").await;
+    jsonwebtoken::decode_header(id_token).unwrap().kid.unwrap()
+}
+
+/// The JWKS a client holds, and its entity tag.
+async fn jwks_and_tag(app: &TestApp) -> (JwkSet, String) {
+    let response = app.get("/jwks.json").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "public, max-age=300");
+    let tag = response.headers()["etag"].to_str().unwrap().to_owned();
+    (response.json().await.unwrap(), tag)
+}
+
+/// The clock moves `seconds` on, as far as the signing keys can tell.
+async fn keys_age(app: &TestApp, seconds: i64) {
+    sqlx::query(
+        "UPDATE oidc_keys SET created_at = created_at - $1, signs_from = signs_from - $1, \
+         retired_at = retired_at - $1, published_until = published_until - $1",
+    )
+    .bind(seconds)
+    .execute(app.state.store.pool())
+    .await
+    .unwrap();
+    app.state.keys.reload().await;
+}
+
+/// `guichet keys rotate` publishes the new keys before they sign: a client that
+/// cached the JWKS (Cache-Control, ETag) meets no unknown kid. The old key signs
+/// until the handover, then stays published for the overlap, then leaves.
+async fn a_rotated_key_is_published_before_it_signs(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let secret = client(&app, "moodle", false, "RS256").await.unwrap();
+    sign_in_and_authorize(&app, &authorize_url("moodle", &[])).await;
+    let first = kid_of_a_new_id_token(&app, &secret).await;
+    let (before, tag) = jwks_and_tag(&app).await;
+    assert_eq!(before.keys.len(), 3, "one key per algorithm");
+    // A client that holds this version is told so, with no body.
+    let held = app
+        .http
+        .get(app.url("/jwks.json"))
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(held.headers()["etag"], tag.as_str());
+    assert!(held.bytes().await.unwrap().is_empty());
+    let discovery = app.get("/.well-known/openid-configuration").await;
+    assert_eq!(discovery.headers()["cache-control"], "public, max-age=3600");
+    assert!(discovery.headers().contains_key("etag"));
+
+    let settings = &app.state.settings.oidc;
+    let sealer = keys::Sealer::new(settings.key_encryption_key.as_ref()).unwrap();
+    let ahead = PUBLISH_AHEAD_SECS as i64;
+    let rotated = keys::rotate(&app.state.store, &sealer, unix_now(), ahead, 3600)
+        .await
+        .unwrap();
+    let next = rotated.iter().find(|k| k.alg == Alg::Rs256).unwrap();
+    assert!(next.signs_from >= unix_now() + ahead - 5, "{next:?}");
+    app.state.keys.reload().await;
+    let (published, new_tag) = jwks_and_tag(&app).await;
+    assert_ne!(new_tag, tag, "another document, another tag");
+    assert!(published.find(&next.kid).is_some(), "published at once");
+    assert_eq!(
+        kid_of_a_new_id_token(&app, &secret).await,
+        first,
+        "not signing yet"
+    );
+    let stale = app
+        .http
+        .get(app.url("/jwks.json"))
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stale.status(),
+        StatusCode::OK,
+        "an old version is sent again"
+    );
+
+    // The handover: the new key signs, the old one still verifies.
+    keys_age(&app, ahead).await;
+    assert_eq!(kid_of_a_new_id_token(&app, &secret).await, next.kid);
+    assert!(jwks_and_tag(&app).await.0.find(&first).is_some());
+    // Past the overlap the old key leaves the JWKS.
+    keys_age(&app, 3601).await;
+    let (after, _) = jwks_and_tag(&app).await;
+    assert!(
+        after.find(&first).is_none(),
+        "unpublished after the overlap"
+    );
+    assert_eq!(after.keys.len(), 3);
+    app.shutdown().await;
+}
+
 /// OIDC Core §6.1: a client may send the redirect URI and state only inside a
 /// request object. Guichet reads no request object, but a registered redirect URI
 /// found there still gets request_not_supported (§6.3), with the state; one that
@@ -1309,6 +1416,7 @@ async fn a_request_object_is_refused_at_its_redirect_uri(backend: Backend) {
 
 both_backends!(
     signing_keys_are_sealed_in_the_database,
+    a_rotated_key_is_published_before_it_signs,
     a_back_channel_logout_reaches_a_client_that_was_down,
     a_replay_racing_the_first_redemption_leaves_nothing_alive,
     prompt_login_cannot_be_skipped,

@@ -85,7 +85,7 @@ impl CasProvider<'_> {
             return Ok(CasLogin::Refused(CasError::unregistered_service()));
         };
         let asked = match crate::oidc::protocol::single(params, LOGIN_ASKED) {
-            Ok(Some(raw)) => login_asked::asked(self.app, raw, &audience(&registered), now).await?,
+            Ok(Some(raw)) => login_asked::asked(self.app, raw, &audience(&registered), now),
             _ => None,
         };
         // Opened after this request asked for a sign-in, and not the session the
@@ -116,13 +116,7 @@ impl CasProvider<'_> {
             return Ok(CasLogin::Gateway(service.as_url().clone()));
         }
         let audience = audience(&registered);
-        let statement = login_asked::statement_since::<CasFailure>(
-            self.app,
-            &audience,
-            now,
-            current.as_deref(),
-        )
-        .await?;
+        let statement = login_asked::statement_since(self.app, &audience, now, current.as_deref())?;
         Ok(CasLogin::ToLogin {
             next: return_address(params, &statement),
         })

@@ -230,13 +230,7 @@ impl Provider<'_> {
         let needs_statement = login_asked || asked.max_age.is_some();
         let asked_at = match &step.params.login_asked {
             Some(raw) if needs_statement => {
-                match login_asked::asked_at(self.app, raw, client_id, now).await {
-                    Ok(at) => at,
-                    Err(_) => {
-                        let again = "try again in a moment";
-                        return Ok(reply.refuse(OAuthCode::TemporarilyUnavailable, again));
-                    }
-                }
+                login_asked::asked(self.app, raw, client_id, now).map(|asked| asked.at)
             }
             _ => None,
         };
@@ -253,9 +247,7 @@ impl Provider<'_> {
                 return Ok(reply.refuse(OAuthCode::LoginRequired, "the student must sign in"));
             }
             let statement = match needs_statement {
-                true => {
-                    Some(login_asked::statement::<ProviderError>(self.app, client_id, now).await?)
-                }
+                true => Some(login_asked::statement(self.app, client_id, now)?),
                 false => None,
             };
             return Ok(to_login(step.request, statement.as_deref()));
@@ -339,11 +331,7 @@ impl Provider<'_> {
             return Ok(None);
         };
         let reply = step.reply;
-        let Ok(hinted) = self.hint_claims(hint).await else {
-            let again = "try again in a moment";
-            return Ok(Some(reply.refuse(OAuthCode::TemporarilyUnavailable, again)));
-        };
-        let Some(claims) = hinted else {
+        let Some(claims) = self.hint_claims(hint) else {
             return Ok(Some(
                 reply.invalid("id_token_hint is not an ID token of ours"),
             ));

@@ -11,7 +11,7 @@ use crate::domain::Token;
 use crate::flows::sign_in::SignIn;
 use crate::oidc::protocol::EndSessionRequest;
 use crate::oidc::{OAuthCode, OAuthError};
-use crate::store::{ClientRecord, StoreError, unix_now};
+use crate::store::{ClientRecord, unix_now};
 
 /// What the end-session endpoint does.
 pub enum EndSession {
@@ -36,7 +36,7 @@ impl Provider<'_> {
         session: Option<&Token>,
     ) -> Result<EndSession, ProviderError> {
         let hint = match &request.id_token_hint {
-            Some(raw) => match self.hint_claims(raw).await? {
+            Some(raw) => match self.hint_claims(raw) {
                 Some(claims) => Some(claims),
                 None => {
                     let foreign = "id_token_hint is not an ID token of ours";
@@ -99,21 +99,15 @@ impl Provider<'_> {
     }
 
     /// The claims of an ID token we signed (expired or not: a hint may be old);
-    /// `None` if it is not one. A database that cannot give the keys is an error,
-    /// not a bad hint: the client is told to try again, not that its hint is wrong.
-    pub(super) async fn hint_claims(&self, hint: &str) -> Result<Option<Value>, StoreError> {
-        let keys = self.app.store.published_keys(unix_now()).await?;
+    /// `None` if it is not one.
+    pub(super) fn hint_claims(&self, hint: &str) -> Option<Value> {
         // Only an ID token: never a logout token or a login request.
-        Ok(crate::oidc::keys::verify_own(
-            &keys,
-            hint,
-            "JWT",
-            |validation| {
-                validation.validate_exp = false;
-                validation.validate_aud = false;
-                validation.set_issuer(&[self.issuer()]);
-            },
-        ))
+        let keys = self.app.keys.current();
+        keys.verify_own(hint, "JWT", unix_now(), |validation| {
+            validation.validate_exp = false;
+            validation.validate_aud = false;
+            validation.set_issuer(&[self.issuer()]);
+        })
     }
 }
 

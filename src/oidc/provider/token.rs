@@ -12,7 +12,7 @@ use super::{Provider, ProviderError};
 use crate::directory::Account;
 use crate::domain::{Token, TokenHash};
 use crate::oidc::clients::secret_matches;
-use crate::oidc::keys::{self, Alg};
+use crate::oidc::keys::Alg;
 use crate::oidc::protocol::{ClientRequest, TokenRequest};
 use crate::oidc::responses::TokenResponse;
 use crate::oidc::{OAuthCode, OAuthError, claims};
@@ -251,9 +251,8 @@ impl Provider<'_> {
             return Err(OAuthError::invalid_grant("this grant was revoked").into());
         }
         let alg = Alg::of_client(grant.client);
-        let keys = store.published_keys(now).await?;
         let claims = self.id_token_claims(grant, &access, alg, now);
-        let id_token = keys::sign(&keys, &self.app.sealer, alg, &claims)?;
+        let id_token = self.app.keys.current().sign(alg, "JWT", &claims, now)?;
         Ok(TokenResponse {
             access_token: access.expose().to_owned(),
             token_type: "Bearer",

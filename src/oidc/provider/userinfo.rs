@@ -5,7 +5,8 @@ use serde_json::Value;
 
 use super::{Provider, ProviderError};
 use crate::domain::Token;
-use crate::oidc::keys::{self, Alg};
+use crate::oidc::keyring::Published;
+use crate::oidc::keys::Alg;
 use crate::oidc::responses::Discovery;
 use crate::oidc::{OAuthError, claims};
 use crate::store::{TokenKind, unix_now};
@@ -35,10 +36,9 @@ impl Provider<'_> {
         ))
     }
 
-    /// The JWKS document: every published key's public half.
-    pub async fn jwks(&self) -> Result<Value, ProviderError> {
-        let published = self.app.store.published_keys(unix_now()).await?;
-        Ok(keys::jwks(&published))
+    /// The JWKS document: every published key's public half, as last read.
+    pub fn jwks(&self) -> Published {
+        self.app.keys.current().jwks().clone()
     }
 
     /// OpenID Provider Metadata (OIDC Discovery 1.0 §3).

@@ -3,17 +3,17 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, ETAG};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use headers::{ETag, HeaderMapExt, IfNoneMatch};
 
 use super::no_store;
 use crate::domain::Token;
 use crate::oidc::OAuthError;
+use crate::oidc::keyring::{JWKS_MAX_AGE_SECS, Published};
 use crate::oidc::protocol::strip_scheme;
-use crate::oidc::provider::{Provider, ProviderError};
-use crate::oidc::responses::Discovery;
+use crate::oidc::provider::Provider;
 use crate::store::Origin;
 use crate::web::AppState;
 
@@ -58,10 +58,45 @@ fn provider(state: &AppState) -> Provider<'_> {
     Provider::new(&state.app, Origin::default())
 }
 
-pub async fn jwks(State(state): State<AppState>) -> Result<Json<Value>, ProviderError> {
-    provider(&state).jwks().await.map(Json)
+/// The JWKS, as the keys were last read. Clients may keep it for
+/// `JWKS_MAX_AGE_SECS`: a rotated key is published longer than that before it
+/// signs.
+pub async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let jwks = provider(&state).jwks();
+    cached(&jwks, JWKS_MAX_AGE_SECS, &headers)
 }
 
-pub async fn discovery(State(state): State<AppState>) -> Json<Discovery> {
-    Json(provider(&state).discovery())
+/// The metadata, serialised once at start (it changes only with the settings).
+pub async fn discovery(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    cached(state.discovery(), DISCOVERY_MAX_AGE_SECS, &headers)
+}
+
+/// How long a client may keep the metadata: a restart with new settings reaches
+/// every client within the hour.
+const DISCOVERY_MAX_AGE_SECS: u64 = 3600;
+
+/// A public JSON document with its entity tag; a client that holds this version
+/// (`If-None-Match`, RFC 9110 §13.1.2) is told so with a 304 and no body.
+fn cached(document: &Published, max_age: u64, headers: &HeaderMap) -> Response {
+    let cache = HeaderValue::from_str(&format!("public, max-age={max_age}"));
+    let etag = HeaderValue::from_str(&document.etag);
+    let held = match (
+        headers.typed_get::<IfNoneMatch>(),
+        document.etag.parse::<ETag>(),
+    ) {
+        (Some(condition), Ok(tag)) => !condition.precondition_passes(&tag),
+        _ => false,
+    };
+    let mut response = if held {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let json = [(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+        (json, document.body.clone()).into_response()
+    };
+    let answer = response.headers_mut();
+    if let (Ok(cache), Ok(etag)) = (cache, etag) {
+        answer.insert(CACHE_CONTROL, cache);
+        answer.insert(ETAG, etag);
+    }
+    response
 }

@@ -66,10 +66,11 @@ pub struct CodeRecord {
     pub epoch: i64,
 }
 
-/// What presenting a code gave.
+/// What a presented code is.
 #[derive(Debug, Clone)]
 pub enum Redemption {
-    Redeemed(CodeRecord),
+    /// Not used yet: spent when its tokens are stored.
+    Redeemable(CodeRecord),
     /// Used before by its client: whatever it issued may be in the wrong hands.
     Replayed,
     /// Never issued, or issued to another client.
@@ -334,39 +335,28 @@ impl Store {
         Ok(())
     }
 
-    /// Uses a code up. Only the client the code was issued to can use it up:
-    /// someone else holding a leaked code cannot burn it.
-    pub async fn use_code(
+    /// The code `client_id` presents: only the client the code was issued to
+    /// finds it, so someone else holding a leaked code cannot burn it.
+    pub async fn find_code(
         &self,
         hash: &TokenHash,
         client_id: &str,
-        now: i64,
     ) -> Result<Redemption, StoreError> {
         let row = sqlx::query(
-            "UPDATE oidc_codes SET used_at = $1 WHERE code_hash = $2 AND client_id = $3 AND used_at IS NULL \
-             RETURNING client_id, account_dn, session_hash, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at, epoch",
+            "SELECT client_id, account_dn, session_hash, redirect_uri, scope, nonce, code_challenge, \
+             auth_time, expires_at, epoch, used_at FROM oidc_codes WHERE code_hash = $1 AND client_id = $2",
         )
-        .bind(now)
         .bind(hash.as_str())
         .bind(client_id)
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else {
-            // Used before by its client (a replay), or not this client's code.
-            let exists: Option<String> =
-                sqlx::query_scalar(
-                    "SELECT code_hash FROM oidc_codes WHERE code_hash = $1 AND client_id = $2 AND used_at IS NOT NULL",
-                )
-                .bind(hash.as_str())
-                .bind(client_id)
-                    .fetch_optional(self.pool())
-                    .await?;
-            return Ok(match exists {
-                Some(_) => Redemption::Replayed,
-                None => Redemption::Unknown,
-            });
+            return Ok(Redemption::Unknown);
         };
-        Ok(Redemption::Redeemed(CodeRecord {
+        if row.try_get::<Option<i64>, _>("used_at")?.is_some() {
+            return Ok(Redemption::Replayed);
+        }
+        Ok(Redemption::Redeemable(CodeRecord {
             client_id: row.try_get("client_id")?,
             account_dn: row.try_get("account_dn")?,
             session_hash: row.try_get("session_hash")?,
@@ -378,6 +368,18 @@ impl Store {
             expires_at: row.try_get("expires_at")?,
             epoch: row.try_get("epoch")?,
         }))
+    }
+
+    /// Spends a code that gives nothing (expired, presented wrongly): it cannot
+    /// be tried again.
+    pub async fn spend_code(
+        &self,
+        hash: &TokenHash,
+        client_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        spend_code(self.pool(), hash, client_id, now).await?;
+        Ok(())
     }
 
     pub async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
@@ -407,19 +409,6 @@ impl Store {
             })
         })
         .transpose()
-    }
-
-    /// Marks a refresh token rotated; false if it was rotated or revoked already
-    /// (a replay, which the caller answers by revoking the grant).
-    pub async fn rotate_token(&self, hash: &TokenHash, now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE oidc_tokens SET rotated_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(hash.as_str())
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
     }
 
     pub async fn revoke_token(&self, hash: &TokenHash, now: i64) -> Result<(), StoreError> {
@@ -506,7 +495,49 @@ impl Store {
     }
 }
 
+/// Marks a code used; false if it was already.
+async fn spend_code<'c>(
+    db: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    hash: &TokenHash,
+    client_id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE oidc_codes SET used_at = $1 WHERE code_hash = $2 AND client_id = $3 AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(hash.as_str())
+    .bind(client_id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 impl StoreTx {
+    /// Spends a code as its tokens are stored; false if another redemption
+    /// spent it first (a replay, which the caller answers by revoking the grant).
+    pub async fn spend_code(
+        &mut self,
+        hash: &TokenHash,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        spend_code(self.conn(), hash, client_id, now).await
+    }
+
+    /// Marks a refresh token rotated; false if it was rotated or revoked already
+    /// (a replay, which the caller answers by revoking the grant).
+    pub async fn rotate_token(&mut self, hash: &TokenHash, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE oidc_tokens SET rotated_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(hash.as_str())
+        .execute(self.conn())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn add_token(&mut self, token: &NewToken<'_>, now: i64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO oidc_tokens (token_hash, kind, grant_id, client_id, account_dn, session_hash, scope, auth_time, \

@@ -1185,6 +1185,96 @@ async fn a_replay_racing_the_first_redemption_leaves_nothing_alive(backend: Back
     app.shutdown().await;
 }
 
+/// The tokens of a grant no revocation has reached.
+async fn live_tokens_of(app: &TestApp, grant: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM oidc_tokens WHERE grant_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(grant)
+    .fetch_one(app.state.store.pool())
+    .await
+    .unwrap()
+}
+
+/// Sends `form` to the token endpoint 8 times at once; the statuses and errors.
+async fn eight_at_once(
+    app: &TestApp,
+    secret: &str,
+    form: &[(&str, &str)],
+) -> Vec<(StatusCode, Value)> {
+    let requests = (0..8).map(|_| token_request(app, Some(("moodle", secret)), form));
+    futures_util::future::join_all(requests).await
+}
+
+/// One code, then one refresh token, sent 8 times at once (a leaked copy racing
+/// its owner): at most one exchange gives tokens, every other is refused as a
+/// replay, and the replay ends the grant, so no token of it stays alive
+/// (RFC 9700 §4.14.2). Spending and issuing are one transaction.
+async fn one_code_or_refresh_token_sent_at_once_gives_at_most_one_answer(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let secret = client(&app, "moodle", false, "RS256").await.unwrap();
+    let url = authorize_url("moodle", &[("scope", "openid offline_access")]);
+    let back = sign_in_and_authorize(&app, &url).await;
+    let code = param(&back, "code").unwrap().to_owned();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+    ];
+    let answers = eight_at_once(&app, &secret, &form).await;
+    let refused = |answers: &[(StatusCode, Value)]| {
+        answers
+            .iter()
+            .filter(|(status, body)| {
+                *status == StatusCode::BAD_REQUEST && body["error"] == "invalid_grant"
+            })
+            .count()
+    };
+    let given = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .count();
+    assert!(given <= 1, "{answers:?}");
+    assert_eq!(given + refused(&answers), 8, "{answers:?}");
+    let grant = code.parse::<guichet::domain::Token>().unwrap().hash();
+    assert_eq!(
+        live_tokens_of(&app, grant.as_str()).await,
+        0,
+        "the replay ended the grant"
+    );
+
+    // A new code of the same session, redeemed once; its refresh token raced.
+    let again = app.get(&url).await;
+    let code = param(&query_of(&location(&again)), "code")
+        .unwrap()
+        .to_owned();
+    let (status, tokens) = redeem_code(&app, ("moodle", &secret), &code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+    let answers = eight_at_once(&app, &secret, &form).await;
+    let given = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .count();
+    assert!(given <= 1, "{answers:?}");
+    assert_eq!(given + refused(&answers), 8, "{answers:?}");
+    let grant = code.parse::<guichet::domain::Token>().unwrap().hash();
+    assert_eq!(
+        live_tokens_of(&app, grant.as_str()).await,
+        0,
+        "the reuse ended the grant"
+    );
+    for (_, body) in answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+    {
+        let access = body["access_token"].as_str().unwrap();
+        assert_eq!(userinfo(&app, access).await.0, StatusCode::UNAUTHORIZED);
+    }
+    app.shutdown().await;
+}
+
 /// A client whose back-channel endpoint is down gets its logout once it is back:
 /// deliveries are queued in the database and retried (5 s, then 10 s…).
 async fn a_back_channel_logout_reaches_a_client_that_was_down(backend: Backend) {
@@ -1419,6 +1509,7 @@ both_backends!(
     a_rotated_key_is_published_before_it_signs,
     a_back_channel_logout_reaches_a_client_that_was_down,
     a_replay_racing_the_first_redemption_leaves_nothing_alive,
+    one_code_or_refresh_token_sent_at_once_gives_at_most_one_answer,
     prompt_login_cannot_be_skipped,
     max_age_cannot_be_skipped,
     the_provider_audits_its_security_events,

@@ -16,7 +16,9 @@ use crate::oidc::keys::Alg;
 use crate::oidc::protocol::{ClientRequest, TokenRequest};
 use crate::oidc::responses::TokenResponse;
 use crate::oidc::{OAuthCode, OAuthError, claims};
-use crate::store::{AuditEvent, ClientRecord, NewToken, Redemption, StoreTx, TokenKind, unix_now};
+use crate::store::{
+    AuditEvent, ClientRecord, CodeRecord, NewToken, Redemption, StoreTx, TokenKind, unix_now,
+};
 
 const ACCESS_SECS: i64 = 3600;
 const REFRESH_SECS: i64 = 30 * 86400;
@@ -98,19 +100,53 @@ impl Provider<'_> {
         };
         let (store, now) = (&self.app.store, unix_now());
         let hash = code.hash();
-        let record = match store.use_code(&hash, &client.client_id, now).await? {
-            Redemption::Redeemed(record) => record,
-            Redemption::Replayed => {
-                // A replayed code: whatever it issued may be in the wrong hands.
-                let revoked = store.revoke_grant(hash.as_str(), now).await?;
-                tracing::warn!(client = %client.client_id, revoked, "authorization code replayed");
-                let event = AuditEvent::new("oidc.code", "replayed")
-                    .detail(json!({ "client_id": client.client_id, "tokens_revoked": revoked }));
-                store.audit(&self.origin, event).await?;
-                return Err(OAuthError::invalid_grant("code already used").into());
-            }
+        let record = match store.find_code(&hash, &client.client_id).await? {
+            Redemption::Redeemable(record) => record,
+            Redemption::Replayed => return self.code_replayed(client, &hash, now).await,
             Redemption::Unknown => return Err(OAuthError::invalid_grant("unknown code").into()),
         };
+        let account = match self.redeemable(&record, presented, now).await {
+            Ok(account) => account,
+            // Presented wrongly or too late: spent all the same. An outage spends
+            // nothing: the client may try again.
+            Err(refused @ ProviderError::Refused(_)) => {
+                store.spend_code(&hash, &client.client_id, now).await?;
+                return Err(refused);
+            }
+            Err(failed) => return Err(failed),
+        };
+        let grant = Grant {
+            id: hash.as_str(),
+            client,
+            account: &account,
+            session_hash: &record.session_hash,
+            scope: &record.scope,
+            refresh_scope: &record.scope,
+            auth_time: record.auth_time,
+            nonce: record.nonce.as_deref(),
+            epoch: record.epoch,
+            bound: SessionBound::Live,
+        };
+        let spending = Spending::Code {
+            hash: &hash,
+            client_id: &client.client_id,
+        };
+        match self.issue(&grant, spending, now).await? {
+            Issued::Tokens(tokens) => Ok(tokens),
+            // Another redemption of this code was first.
+            Issued::AlreadySpent => self.code_replayed(client, &hash, now).await,
+        }
+    }
+
+    /// The account a code was issued for, if the code may still be redeemed as
+    /// presented.
+    async fn redeemable(
+        &self,
+        record: &CodeRecord,
+        presented: &CodeExchange<'_>,
+        now: i64,
+    ) -> Result<Account, ProviderError> {
+        let store = &self.app.store;
         if record.expires_at <= now {
             return Err(OAuthError::invalid_grant("code expired").into());
         }
@@ -125,20 +161,23 @@ impl Provider<'_> {
             let ended = "the session of this code has ended";
             return Err(OAuthError::invalid_grant(ended).into());
         }
-        let account = self.active_account(&record.account_dn).await?;
-        let grant = Grant {
-            id: hash.as_str(),
-            client,
-            account: &account,
-            session_hash: &record.session_hash,
-            scope: &record.scope,
-            refresh_scope: &record.scope,
-            auth_time: record.auth_time,
-            nonce: record.nonce.as_deref(),
-            epoch: record.epoch,
-            bound: SessionBound::Live,
-        };
-        self.issue(&grant, now).await
+        self.active_account(&record.account_dn).await
+    }
+
+    /// A code presented again: whatever it issued may be in the wrong hands.
+    async fn code_replayed(
+        &self,
+        client: &ClientRecord,
+        hash: &TokenHash,
+        now: i64,
+    ) -> Result<TokenResponse, ProviderError> {
+        let store = &self.app.store;
+        let revoked = store.revoke_grant(hash.as_str(), now).await?;
+        tracing::warn!(client = %client.client_id, revoked, "authorization code replayed");
+        let event = AuditEvent::new("oidc.code", "replayed")
+            .detail(json!({ "client_id": client.client_id, "tokens_revoked": revoked }));
+        store.audit(&self.origin, event).await?;
+        Err(OAuthError::invalid_grant("code already used").into())
     }
 
     async fn refresh(
@@ -163,16 +202,6 @@ impl Provider<'_> {
         // The directory first: an outage must fail the refresh before the token is
         // rotated, or the client's retry would look like reuse and end its grant.
         let account = self.active_account(&record.account_dn).await?;
-        if !store.rotate_token(&hash, now).await? {
-            // Used before: a stolen copy is in play. End the whole grant.
-            let revoked = store.revoke_grant(&record.grant_id, now).await?;
-            tracing::warn!(client = %client.client_id, revoked, "refresh token reused");
-            let event = AuditEvent::new("oidc.refresh", "reused")
-                .account(&record.account_dn)
-                .detail(json!({ "client_id": client.client_id, "tokens_revoked": revoked }));
-            store.audit(&self.origin, event).await?;
-            return Err(OAuthError::invalid_grant("refresh token already used").into());
-        }
         // A refresh may narrow the scope, never widen it (RFC 6749 §6).
         let scope = match asked_scope {
             Some(asked) => {
@@ -197,7 +226,22 @@ impl Provider<'_> {
             epoch: record.epoch,
             bound: SessionBound::Offline,
         };
-        self.issue(&grant, now).await
+        match self
+            .issue(&grant, Spending::RefreshToken(&hash), now)
+            .await?
+        {
+            Issued::Tokens(tokens) => Ok(tokens),
+            Issued::AlreadySpent => {
+                // Used before: a stolen copy is in play. End the whole grant.
+                let revoked = store.revoke_grant(&record.grant_id, now).await?;
+                tracing::warn!(client = %client.client_id, revoked, "refresh token reused");
+                let event = AuditEvent::new("oidc.refresh", "reused")
+                    .account(&record.account_dn)
+                    .detail(json!({ "client_id": client.client_id, "tokens_revoked": revoked }));
+                store.audit(&self.origin, event).await?;
+                Err(OAuthError::invalid_grant("refresh token already used").into())
+            }
+        }
     }
 
     /// The account behind a grant, if it may still sign in.
@@ -211,7 +255,15 @@ impl Provider<'_> {
         }
     }
 
-    async fn issue(&self, grant: &Grant<'_>, now: i64) -> Result<TokenResponse, ProviderError> {
+    /// The grant's new tokens, stored in one transaction (one commit) with the
+    /// code or refresh token they are exchanged for marked spent: the two are
+    /// made together or not at all.
+    async fn issue(
+        &self,
+        grant: &Grant<'_>,
+        spending: Spending<'_>,
+        now: i64,
+    ) -> Result<Issued, ProviderError> {
         let store = &self.app.store;
         let access = Token::generate();
         // The refresh token keeps the grant's whole scope, even after a narrowing refresh.
@@ -221,6 +273,16 @@ impl Provider<'_> {
             .any(|s| s == "offline_access")
             .then(Token::generate);
         let mut tx = store.begin().await?;
+        // Spent first, so the transaction writes from its first statement (SQLite
+        // takes its write lock there) and a second use waits for this one, then
+        // finds it spent (PostgreSQL's row lock).
+        let spent = match spending {
+            Spending::Code { hash, client_id } => tx.spend_code(hash, client_id, now).await?,
+            Spending::RefreshToken(hash) => tx.rotate_token(hash, now).await?,
+        };
+        if !spent {
+            return Ok(Issued::AlreadySpent);
+        }
         let access_row = (
             &access.hash(),
             TokenKind::Access,
@@ -253,14 +315,14 @@ impl Provider<'_> {
         let alg = Alg::of_client(grant.client);
         let claims = self.id_token_claims(grant, &access, alg, now);
         let id_token = self.app.keys.current().sign(alg, "JWT", &claims, now)?;
-        Ok(TokenResponse {
+        Ok(Issued::Tokens(TokenResponse {
             access_token: access.expose().to_owned(),
             token_type: "Bearer",
             expires_in: ACCESS_SECS,
             id_token,
             scope: grant.scope.to_owned(),
             refresh_token: refresh.map(|refresh| refresh.expose().to_owned()),
-        })
+        }))
     }
 
     fn id_token_claims(&self, grant: &Grant<'_>, access: &Token, alg: Alg, now: i64) -> Value {
@@ -280,6 +342,22 @@ impl Provider<'_> {
         }
         claims
     }
+}
+
+/// What new tokens are exchanged for.
+enum Spending<'a> {
+    Code {
+        hash: &'a TokenHash,
+        client_id: &'a str,
+    },
+    RefreshToken(&'a TokenHash),
+}
+
+/// What issuing gave.
+enum Issued {
+    Tokens(TokenResponse),
+    /// The code or refresh token was spent (or revoked) before: nothing was issued.
+    AlreadySpent,
 }
 
 /// What a client presents to exchange a code.

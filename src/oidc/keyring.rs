@@ -8,13 +8,13 @@
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::DecodingKey;
-use ring::rand::SystemRandom;
-use ring::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
-};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -40,13 +40,12 @@ enum Signer {
 }
 
 impl Signer {
-    fn open(alg: Alg, der: &[u8]) -> Result<Signer, ring::error::KeyRejected> {
+    fn open(alg: Alg, der: &[u8]) -> Result<Signer, aws_lc_rs::error::KeyRejected> {
         Ok(match alg {
             Alg::Rs256 => Signer::Rsa(RsaKeyPair::from_der(der)?),
             Alg::Es256 => Signer::Ecdsa(EcdsaKeyPair::from_pkcs8(
                 &ECDSA_P256_SHA256_FIXED_SIGNING,
                 der,
-                &SystemRandom::new(),
             )?),
             Alg::EdDsa => Signer::EdDsa(Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)?),
         })
@@ -59,7 +58,7 @@ impl Signer {
         let rng = SystemRandom::new();
         match self {
             Signer::Rsa(pair) => {
-                let mut signature = vec![0; pair.public().modulus_len()];
+                let mut signature = vec![0; pair.public_modulus_len()];
                 pair.sign(&RSA_PKCS1_SHA256, &rng, input, &mut signature)
                     .map_err(|_| failed())?;
                 Ok(signature)

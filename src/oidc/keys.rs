@@ -2,17 +2,19 @@
 //! EdDSA), stored in the database, published as a JWKS and rotated with overlap.
 //! Private keys never reach a log, an error or `Debug` output.
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
+};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::Algorithm;
-use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use ring::hkdf;
-use ring::rand::SecureRandom;
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::hkdf;
+use aws_lc_rs::rand::SecureRandom;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::store::{ClientRecord, Store, StoreError, StoredKey};
@@ -109,9 +111,8 @@ pub fn generate(alg: Alg, now: i64) -> Result<StoredKey, KeyError> {
             let rng = SystemRandom::new();
             let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
                 .map_err(|e| KeyError::Generation(e.to_string()))?;
-            let pair =
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-                    .map_err(|e| KeyError::Generation(e.to_string()))?;
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+                .map_err(|e| KeyError::Generation(e.to_string()))?;
             // An uncompressed point: 0x04, then x and y (32 bytes each).
             let point = pair.public_key().as_ref();
             let jwk = json!({

@@ -2,17 +2,21 @@
 //! One schema and one set of queries for SQLite and PostgreSQL through sqlx's `Any`
 //! driver; queries use `$1` placeholders, which both backends accept.
 
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
-use crate::config::DatabaseSettings;
+use crate::config::{DatabaseSettings, SqliteSynchronous};
 
 mod audit;
 mod cas;
+mod group_commit;
 mod help;
 mod invitations;
 mod logout_deliveries;
@@ -38,6 +42,8 @@ pub use session_end::{AccountClaim, Ended, EndedSession};
 pub use sessions::{NewSession, SessionRecord};
 pub use tokens::{LinkRecord, LinkState, Purpose};
 pub use transaction::StoreTx;
+
+use group_commit::GroupCommit;
 
 /// Seconds since the Unix epoch: how the store keeps time.
 pub fn unix_now() -> i64 {
@@ -117,6 +123,15 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite with `synchronous = full`: where transactions run, and their shared
+    /// flush (see `group_commit`). Single statements stay on `pool`, flushed each.
+    grouped: Option<Grouped>,
+}
+
+#[derive(Clone, Debug)]
+struct Grouped {
+    pool: AnyPool,
+    commit: Arc<GroupCommit>,
 }
 
 impl Store {
@@ -136,32 +151,27 @@ impl Store {
             }
             _ => url.to_owned(),
         };
-        let synchronous = settings.sqlite_synchronous.pragma();
+        let synchronous = settings.sqlite_synchronous;
         let options = AnyConnectOptions::from_str(&url)
             .map_err(|e| StoreError::Unavailable(redact(&e.to_string())))?
             .disable_statement_logging();
-        let pool = AnyPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers work during a write; the busy timeout makes
-                        // concurrent writers wait instead of failing at once;
-                        // `synchronous` is the settings' (FULL unless they say).
-                        let pragmas = format!(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
-                             PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;"
-                        );
-                        conn.execute(pragmas.as_str()).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
+        let pool = pool_options(settings, backend, synchronous)
+            .connect_with(options.clone())
             .await
             .map_err(|e| StoreError::Unavailable(redact(&e.to_string())))?;
-        Ok(Store { pool, backend })
+        let grouped = match (backend, synchronous, sqlite_file(&url)) {
+            (Backend::Sqlite, SqliteSynchronous::Full, Some(file)) => Some(Grouped {
+                pool: pool_options(settings, backend, SqliteSynchronous::Normal)
+                    .connect_lazy_with(options),
+                commit: Arc::new(GroupCommit::new(&file)),
+            }),
+            _ => None,
+        };
+        Ok(Store {
+            pool,
+            backend,
+            grouped,
+        })
     }
 
     /// Brings the schema up to date. Safe to run from several instances at once: sqlx
@@ -197,8 +207,45 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(grouped) = &self.grouped {
+            grouped.pool.close().await;
+        }
         self.pool.close().await;
     }
+}
+
+fn pool_options(
+    settings: &DatabaseSettings,
+    backend: Backend,
+    synchronous: SqliteSynchronous,
+) -> AnyPoolOptions {
+    let synchronous = synchronous.pragma();
+    AnyPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers work during a write; the busy timeout makes
+                    // concurrent writers wait instead of failing at once.
+                    let pragmas = format!(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
+                         PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;"
+                    );
+                    conn.execute(pragmas.as_str()).await?;
+                }
+                Ok(())
+            })
+        })
+}
+
+/// The database file of a SQLite URL; `None` for an in-memory database, which a
+/// second pool would not share.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let file = options.get_filename();
+    let in_memory = url.contains("mode=memory") || file.as_os_str() == ":memory:";
+    (!in_memory).then(|| file.to_owned())
 }
 
 /// Connection errors may quote the URL; drop any `user:password@` from the text.
@@ -246,6 +293,38 @@ mod tests {
             super::StoreError::from(bug),
             super::StoreError::Query(_)
         ));
+    }
+
+    /// With `full`, single statements run on FULL connections; a transaction runs on
+    /// a NORMAL one and its commit returns only after the shared WAL flush covers it.
+    #[tokio::test]
+    async fn with_full_a_transaction_waits_for_the_shared_wal_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("guichet.db").display());
+        let settings: super::DatabaseSettings =
+            toml::from_str(&format!("url = \"{url}\"")).unwrap();
+        let store = super::Store::connect(&settings).await.unwrap();
+        let pragma = "PRAGMA synchronous";
+        let alone: i64 = sqlx::query_scalar(pragma)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(alone, 2, "FULL");
+        let mut tx = store.begin().await.unwrap();
+        let within: i64 = sqlx::query_scalar(pragma)
+            .fetch_one(tx.conn())
+            .await
+            .unwrap();
+        assert_eq!(within, 1, "NORMAL");
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(tx.conn())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let group = &store.grouped.as_ref().unwrap().commit;
+        assert!(dir.path().join("guichet.db-wal").exists());
+        assert_eq!(group.flushes_covering(), 1, "the commit was flushed");
+        store.close().await;
     }
 
     #[test]

@@ -1,13 +1,18 @@
 //! A unit of work for flows: a database transaction with the store's operations on
 //! it, so flows never see sqlx. Dropped without `commit`, it rolls back.
 
+use std::sync::Arc;
+
 use sqlx::{Any, Transaction};
 
+use super::group_commit::GroupCommit;
 use super::{LinkRecord, Outgoing, Purpose, Store, StoreError};
 use crate::domain::TokenHash;
 
 pub struct StoreTx {
     tx: Transaction<'static, Any>,
+    /// The flush its commit waits for (SQLite with `synchronous = full`).
+    durable: Option<Arc<GroupCommit>>,
 }
 
 impl std::fmt::Debug for StoreTx {
@@ -18,8 +23,15 @@ impl std::fmt::Debug for StoreTx {
 
 impl Store {
     pub async fn begin(&self) -> Result<StoreTx, StoreError> {
-        Ok(StoreTx {
-            tx: self.pool().begin().await?,
+        Ok(match &self.grouped {
+            Some(grouped) => StoreTx {
+                tx: grouped.pool.begin().await?,
+                durable: Some(grouped.commit.clone()),
+            },
+            None => StoreTx {
+                tx: self.pool().begin().await?,
+                durable: None,
+            },
         })
     }
 }
@@ -123,8 +135,12 @@ impl StoreTx {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Commits; returns once the commit is on the disk.
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
-        Ok(())
+        match self.durable {
+            Some(group) => group.durable().await,
+            None => Ok(()),
+        }
     }
 }

@@ -136,7 +136,7 @@ impl Store {
     /// Registers a service; `false` if the name is taken.
     pub async fn add_cas_service(&self, service: &CasService) -> Result<bool, StoreError> {
         let attributes: Vec<&str> = service.attributes.iter().map(|a| a.as_str()).collect();
-        let done = sqlx::query(
+        let done = self.write(sqlx::query(
             "INSERT INTO cas_services (name, display_name, match_kind, url, attributes, proxy_callbacks, \
              single_logout, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING",
         )
@@ -148,7 +148,7 @@ impl Store {
         .bind(service.proxy_callbacks.as_ref().map(ServiceMatch::as_str))
         .bind(service.single_logout.as_ref().map(SingleLogout::as_str))
         .bind(service.created_at)
-        .execute(self.pool())
+        )
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -179,16 +179,16 @@ impl Store {
 
     /// Removes a service; its outstanding tickets die with it.
     pub async fn remove_cas_service(&self, name: &str, now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM cas_services WHERE name = $1")
-            .bind(name)
-            .execute(self.pool())
+        let done = self
+            .write(sqlx::query("DELETE FROM cas_services WHERE name = $1").bind(name))
             .await?;
-        sqlx::query(
-            "UPDATE cas_tickets SET used_at = $1 WHERE service_name = $2 AND used_at IS NULL",
+        self.write(
+            sqlx::query(
+                "UPDATE cas_tickets SET used_at = $1 WHERE service_name = $2 AND used_at IS NULL",
+            )
+            .bind(now)
+            .bind(name),
         )
-        .bind(now)
-        .bind(name)
-        .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -287,11 +287,12 @@ impl Store {
 
     /// A PGT whose callback failed: it was never handed over, so it never counts.
     pub async fn void_cas_ticket(&self, hash: &TokenHash, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE cas_tickets SET used_at = $1 WHERE ticket_hash = $2")
-            .bind(now)
-            .bind(hash.as_str())
-            .execute(self.pool())
-            .await?;
+        self.write(
+            sqlx::query("UPDATE cas_tickets SET used_at = $1 WHERE ticket_hash = $2")
+                .bind(now)
+                .bind(hash.as_str()),
+        )
+        .await?;
         Ok(())
     }
 }

@@ -5,6 +5,10 @@
 //! as with FULL, but concurrent transactions pay for one flush between them instead
 //! of holding SQLite's single write lock through one flush each.
 //!
+//! Writers also take their turn here, in arrival order, before they begin: SQLite
+//! has one write lock, and a writer that finds it taken sleeps in SQLite's busy
+//! handler (up to 100 ms at a time) instead of starting the moment it is free.
+//!
 //! Why this is FULL's guarantee: in WAL mode, FULL only adds a flush of the WAL file
 //! after the commit's frames are written, and NORMAL still flushes the WAL before a
 //! checkpoint copies it into the database, and the database after. The flush here
@@ -15,7 +19,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::Mutex;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::StoreError;
 
@@ -26,7 +33,17 @@ pub(super) struct GroupCommit {
     committed: AtomicU64,
     /// How many of them the last flush covers; held while a flush runs.
     flushed: Mutex<u64>,
+    /// Held by the transaction that may write, from its start to its commit.
+    turn: Arc<Mutex<()>>,
 }
+
+/// A transaction's turn to write; the next one's starts when it is dropped.
+pub(super) type Turn = OwnedMutexGuard<()>;
+
+/// How long a transaction waits for its turn before it begins anyway and leaves
+/// the wait to SQLite's busy timeout: a turn held for longer is a transaction
+/// waiting on something else, and must not stop every other one.
+const TURN_WAIT: Duration = Duration::from_secs(5);
 
 impl GroupCommit {
     /// For the database file `database` (its WAL file is beside it).
@@ -37,7 +54,18 @@ impl GroupCommit {
             wal: PathBuf::from(wal),
             committed: AtomicU64::new(0),
             flushed: Mutex::new(0),
+            turn: Arc::new(Mutex::new(())),
         }
+    }
+
+    /// Waits for this transaction's turn to write (see [`TURN_WAIT`]).
+    pub(super) async fn turn(&self) -> Option<Turn> {
+        let turn = self.turn.clone().lock_owned();
+        let turn = tokio::time::timeout(TURN_WAIT, turn).await.ok();
+        if turn.is_none() {
+            tracing::warn!("a SQLite transaction waited 5 s for its turn to write");
+        }
+        turn
     }
 
     /// Waits until a commit that just returned is on the disk.

@@ -81,14 +81,14 @@ impl Store {
         delivery: &LogoutDelivery,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        self.write(sqlx::query(
             "UPDATE oidc_logout_deliveries SET delivered_at = $1, lease_until = NULL, last_error = NULL \
              WHERE id = $2 AND lease_until = $3",
         )
         .bind(now)
         .bind(&delivery.id)
         .bind(delivery.lease)
-        .execute(self.pool())
+        )
         .await?;
         Ok(())
     }
@@ -113,11 +113,7 @@ impl Store {
             )
             .bind(now),
         };
-        query
-            .bind(error)
-            .bind(&delivery.id)
-            .bind(delivery.lease)
-            .execute(self.pool())
+        self.write(query.bind(error).bind(&delivery.id).bind(delivery.lease))
             .await?;
         Ok(())
     }

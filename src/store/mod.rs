@@ -193,6 +193,22 @@ impl Store {
         }
     }
 
+    /// Runs one write statement. Where transactions share their flushes (SQLite,
+    /// `synchronous = full`) it runs as a transaction of its own, so that it shares
+    /// them too instead of holding the write lock through a flush of its own.
+    async fn write<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<sqlx::any::AnyQueryResult, StoreError> {
+        if self.grouped.is_none() {
+            return Ok(query.execute(&self.pool).await?);
+        }
+        let mut tx = self.begin().await?;
+        let done = query.execute(tx.conn()).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -148,17 +148,18 @@ fn uris(raw: String) -> Result<Vec<String>, StoreError> {
 
 impl Store {
     pub async fn add_key(&self, key: &StoredKey) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO oidc_keys (kid, alg, private_der, public_jwk, created_at, signs_from) \
+        self.write(
+            sqlx::query(
+                "INSERT INTO oidc_keys (kid, alg, private_der, public_jwk, created_at, signs_from) \
              VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&key.kid)
+            .bind(&key.alg)
+            .bind(&key.private_der)
+            .bind(&key.public_jwk)
+            .bind(key.created_at)
+            .bind(key.signs_from),
         )
-        .bind(&key.kid)
-        .bind(&key.alg)
-        .bind(&key.private_der)
-        .bind(&key.public_jwk)
-        .bind(key.created_at)
-        .bind(key.signs_from)
-        .execute(self.pool())
         .await?;
         Ok(())
     }
@@ -169,11 +170,12 @@ impl Store {
         kid: &str,
         private_der: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE oidc_keys SET private_der = $1 WHERE kid = $2")
-            .bind(private_der)
-            .bind(kid)
-            .execute(self.pool())
-            .await?;
+        self.write(
+            sqlx::query("UPDATE oidc_keys SET private_der = $1 WHERE kid = $2")
+                .bind(private_der)
+                .bind(kid),
+        )
+        .await?;
         Ok(())
     }
 
@@ -186,16 +188,18 @@ impl Store {
         retired_at: i64,
         published_until: i64,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE oidc_keys SET retired_at = $1, published_until = $2 \
+        let done = self
+            .write(
+                sqlx::query(
+                    "UPDATE oidc_keys SET retired_at = $1, published_until = $2 \
              WHERE alg = $3 AND kid <> $4 AND (retired_at IS NULL OR retired_at > $1)",
-        )
-        .bind(retired_at)
-        .bind(published_until)
-        .bind(alg)
-        .bind(keep)
-        .execute(self.pool())
-        .await?;
+                )
+                .bind(retired_at)
+                .bind(published_until)
+                .bind(alg)
+                .bind(keep),
+            )
+            .await?;
         Ok(done.rows_affected())
     }
 
@@ -228,7 +232,7 @@ impl Store {
 
     pub async fn add_client(&self, client: &ClientRecord) -> Result<bool, StoreError> {
         let to_json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-        let done = sqlx::query(
+        let done = self.write(sqlx::query(
             "INSERT INTO oidc_clients (client_id, name, secret_hash, redirect_uris, post_logout_redirect_uris, \
              backchannel_logout_uri, first_party, id_token_alg, created_at, introspection) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (client_id) DO NOTHING",
@@ -243,7 +247,7 @@ impl Store {
         .bind(&client.id_token_alg)
         .bind(client.created_at)
         .bind(i64::from(client.introspection))
-        .execute(self.pool())
+        )
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -294,16 +298,15 @@ impl Store {
     }
 
     pub async fn remove_client(&self, client_id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM oidc_clients WHERE client_id = $1")
-            .bind(client_id)
-            .execute(self.pool())
+        let done = self
+            .write(sqlx::query("DELETE FROM oidc_clients WHERE client_id = $1").bind(client_id))
             .await?;
-        sqlx::query(
+        self.write(sqlx::query(
             "UPDATE oidc_tokens SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
         )
         .bind(super::unix_now())
         .bind(client_id)
-        .execute(self.pool())
+        )
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -314,7 +317,7 @@ impl Store {
         code: &CodeRecord,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        self.write(sqlx::query(
             "INSERT INTO oidc_codes (code_hash, client_id, account_dn, session_hash, redirect_uri, scope, nonce, \
              code_challenge, auth_time, created_at, expires_at, epoch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
@@ -330,7 +333,7 @@ impl Store {
         .bind(now)
         .bind(code.expires_at)
         .bind(code.epoch)
-        .execute(self.pool())
+        )
         .await?;
         Ok(())
     }
@@ -412,12 +415,12 @@ impl Store {
     }
 
     pub async fn revoke_token(&self, hash: &TokenHash, now: i64) -> Result<(), StoreError> {
-        sqlx::query(
+        self.write(sqlx::query(
             "UPDATE oidc_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL",
         )
         .bind(now)
         .bind(hash.as_str())
-        .execute(self.pool())
+        )
         .await?;
         Ok(())
     }
@@ -449,7 +452,7 @@ impl Store {
         scope: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        self.write(sqlx::query(
             "INSERT INTO oidc_consents (account_dn, client_id, scope, granted_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (account_dn, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
         )
@@ -457,7 +460,7 @@ impl Store {
         .bind(client_id)
         .bind(scope)
         .bind(now)
-        .execute(self.pool())
+        )
         .await?;
         Ok(())
     }
@@ -466,20 +469,21 @@ impl Store {
     /// Revokes every token of a grant, and marks the grant so that tokens stored
     /// for it afterwards are revoked too ([`Store::grant_is_revoked`]).
     pub async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<u64, StoreError> {
-        sqlx::query(
-            "INSERT INTO oidc_revoked_grants (grant_id, revoked_at) VALUES ($1, $2) \
+        self.write(
+            sqlx::query(
+                "INSERT INTO oidc_revoked_grants (grant_id, revoked_at) VALUES ($1, $2) \
              ON CONFLICT (grant_id) DO NOTHING",
+            )
+            .bind(grant_id)
+            .bind(now),
         )
-        .bind(grant_id)
-        .bind(now)
-        .execute(self.pool())
         .await?;
-        let done = sqlx::query(
+        let done = self.write(sqlx::query(
             "UPDATE oidc_tokens SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
         )
         .bind(now)
         .bind(grant_id)
-        .execute(self.pool())
+        )
         .await?;
         Ok(done.rows_affected())
     }

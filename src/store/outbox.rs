@@ -115,16 +115,18 @@ impl Store {
         lease_secs: i64,
     ) -> Result<bool, StoreError> {
         let lease = now + lease_secs;
-        let renewed = sqlx::query(
-            "UPDATE outbox SET lease_until = $1 \
+        let renewed = self
+            .write(
+                sqlx::query(
+                    "UPDATE outbox SET lease_until = $1 \
              WHERE id = $2 AND lease_until = $3 AND sent_at IS NULL AND failed_at IS NULL",
-        )
-        .bind(lease)
-        .bind(&mail.id)
-        .bind(mail.lease)
-        .execute(self.pool())
-        .await?
-        .rows_affected()
+                )
+                .bind(lease)
+                .bind(&mail.id)
+                .bind(mail.lease),
+            )
+            .await?
+            .rows_affected()
             == 1;
         if renewed {
             mail.lease = lease;
@@ -135,14 +137,14 @@ impl Store {
     /// Marks a claimed row sent and wipes its payload. False if the lease was lost
     /// (another worker took the row over), which the worker logs.
     pub async fn mail_sent(&self, mail: &Claimed, now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = self.write(sqlx::query(
             "UPDATE outbox SET sent_at = $1, payload = '{}', lease_until = NULL, last_error = NULL \
              WHERE id = $2 AND lease_until = $3",
         )
         .bind(now)
         .bind(&mail.id)
         .bind(mail.lease)
-        .execute(self.pool())
+        )
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -168,11 +170,7 @@ impl Store {
             )
             .bind(now),
         };
-        query
-            .bind(error)
-            .bind(&mail.id)
-            .bind(mail.lease)
-            .execute(self.pool())
+        self.write(query.bind(error).bind(&mail.id).bind(mail.lease))
             .await?;
         Ok(())
     }

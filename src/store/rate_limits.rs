@@ -79,13 +79,14 @@ impl Store {
     /// Takes back one counted attempt (one that turned out not to count, such as a
     /// successful sign-in).
     pub async fn give_back_hit(&self, bucket: &str, window_start: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE rate_limits SET hits = hits - 1 \
+        self.write(
+            sqlx::query(
+                "UPDATE rate_limits SET hits = hits - 1 \
              WHERE bucket = $1 AND window_start = $2 AND hits > 0",
+            )
+            .bind(bucket)
+            .bind(window_start),
         )
-        .bind(bucket)
-        .bind(window_start)
-        .execute(self.pool())
         .await?;
         Ok(())
     }
@@ -106,9 +107,8 @@ impl Store {
 
     /// Drops windows that ended before `before`.
     pub async fn forget_hits(&self, before: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM rate_limits WHERE window_start < $1")
-            .bind(before)
-            .execute(self.pool())
+        let done = self
+            .write(sqlx::query("DELETE FROM rate_limits WHERE window_start < $1").bind(before))
             .await?;
         Ok(done.rows_affected())
     }
@@ -121,14 +121,14 @@ impl Store {
         login_digest: &str,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        self.write(sqlx::query(
             "INSERT INTO trusted_devices (device_hash, login_digest, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (device_hash, login_digest) DO UPDATE SET expires_at = $3",
         )
         .bind(device_hash)
         .bind(login_digest)
         .bind(expires_at)
-        .execute(self.pool())
+        )
         .await?;
         Ok(())
     }
@@ -136,10 +136,10 @@ impl Store {
     /// Trusts the browser `device_hash` no more, for any account (its cookie was
     /// replaced, or it guessed too often).
     pub async fn forget_device(&self, device_hash: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM trusted_devices WHERE device_hash = $1")
-            .bind(device_hash)
-            .execute(self.pool())
-            .await?;
+        self.write(
+            sqlx::query("DELETE FROM trusted_devices WHERE device_hash = $1").bind(device_hash),
+        )
+        .await?;
         Ok(())
     }
 

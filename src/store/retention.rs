@@ -77,7 +77,7 @@ impl Store {
         ];
         let mut deleted = self.forget_hits(now - DAY).await?;
         for (sql, before) in steps {
-            let done = sqlx::query(sql).bind(before).execute(self.pool()).await?;
+            let done = self.write(sqlx::query(sql).bind(before)).await?;
             deleted += done.rows_affected();
         }
         Ok(deleted)

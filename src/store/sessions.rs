@@ -116,11 +116,12 @@ impl Store {
 
     /// Records use, which keeps the session from going idle.
     pub async fn touch_session(&self, id: &TokenHash, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sso_sessions SET last_seen_at = $1 WHERE id_hash = $2")
-            .bind(now)
-            .bind(id.as_str())
-            .execute(self.pool())
-            .await?;
+        self.write(
+            sqlx::query("UPDATE sso_sessions SET last_seen_at = $1 WHERE id_hash = $2")
+                .bind(now)
+                .bind(id.as_str()),
+        )
+        .await?;
         Ok(())
     }
 }

@@ -214,11 +214,11 @@ impl Store {
 
     /// Lets go of a claim: the directory write failed and the link stays usable.
     pub async fn release_link(&self, hash: &TokenHash) -> Result<(), StoreError> {
-        sqlx::query(
+        self.write(sqlx::query(
             "UPDATE one_time_tokens SET claimed_until = NULL WHERE token_hash = $1 AND used_at IS NULL",
         )
         .bind(hash.as_str())
-        .execute(self.pool())
+        )
         .await?;
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sqlx::{Any, Transaction};
 
-use super::group_commit::GroupCommit;
+use super::group_commit::{GroupCommit, Turn};
 use super::{LinkRecord, Outgoing, Purpose, Store, StoreError};
 use crate::domain::TokenHash;
 
@@ -13,6 +13,8 @@ pub struct StoreTx {
     tx: Transaction<'static, Any>,
     /// The flush its commit waits for (SQLite with `synchronous = full`).
     durable: Option<Arc<GroupCommit>>,
+    /// Its turn to write (SQLite with `synchronous = full`), given up at commit.
+    turn: Option<Turn>,
 }
 
 impl std::fmt::Debug for StoreTx {
@@ -24,13 +26,19 @@ impl std::fmt::Debug for StoreTx {
 impl Store {
     pub async fn begin(&self) -> Result<StoreTx, StoreError> {
         Ok(match &self.grouped {
-            Some(grouped) => StoreTx {
-                tx: grouped.pool.begin().await?,
-                durable: Some(grouped.commit.clone()),
-            },
+            Some(grouped) => {
+                // A deferred BEGIN takes no lock: the turn only orders the writes.
+                let tx = grouped.pool.begin().await?;
+                StoreTx {
+                    tx,
+                    turn: grouped.commit.turn().await,
+                    durable: Some(grouped.commit.clone()),
+                }
+            }
             None => StoreTx {
                 tx: self.pool().begin().await?,
                 durable: None,
+                turn: None,
             },
         })
     }
@@ -138,6 +146,8 @@ impl StoreTx {
     /// Commits; returns once the commit is on the disk.
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
+        // The next writer may begin while this commit is flushed.
+        drop(self.turn);
         match self.durable {
             Some(group) => group.durable().await,
             None => Ok(()),

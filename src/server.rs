@@ -180,7 +180,9 @@ fn reserved_files(settings: &Settings) -> u64 {
     const MARGIN: u64 = 64;
     // The outbox sends one message at a time, on a connection of its own.
     const SMTP: u64 = 1;
-    let database = u64::from(settings.database.max_connections);
+    // SQLite may hold two pools (see `store::group_commit`), each connection with
+    // its database and WAL files open, and one WAL descriptor of Guichet's own.
+    let database = 4 * u64::from(settings.database.max_connections) + 1;
     let directory = 3 * settings.directory.pool_size as u64;
     MARGIN + SMTP + database + directory
 }

@@ -68,7 +68,11 @@ impl Signer {
                 .map_err(|_| failed())?
                 .as_ref()
                 .to_vec()),
-            Signer::EdDsa(pair) => Ok(pair.sign(input).as_ref().to_vec()),
+            Signer::EdDsa(pair) => Ok(pair
+                .try_sign(input)
+                .map_err(|_| failed())?
+                .as_ref()
+                .to_vec()),
         }
     }
 }

@@ -100,8 +100,9 @@ async fn insert(
 impl Store {
     /// Records an event on its own (when no transaction carries the change).
     pub async fn audit(&self, origin: &Origin, event: AuditEvent) -> Result<(), StoreError> {
-        let mut conn = self.pool().acquire().await?;
-        insert(&mut conn, origin, &event, unix_now()).await
+        let mut tx = self.begin().await?;
+        tx.audit(origin, event, unix_now()).await?;
+        tx.commit().await
     }
 
     /// Events matching `filter`, newest first.

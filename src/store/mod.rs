@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 use crate::config::{DatabaseSettings, SqliteSynchronous};
@@ -123,8 +122,9 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite with `synchronous = full`: where transactions run, and their shared
-    /// flush (see `group_commit`). Single statements stay on `pool`, flushed each.
+    /// SQLite with `synchronous = full`: where transactions and single writes
+    /// (`write`) run, and their shared flush (see `group_commit`). Reads, and the
+    /// writes that return rows, stay on `pool`, flushed each.
     grouped: Option<Grouped>,
 }
 
@@ -159,14 +159,15 @@ impl Store {
             .connect_with(options.clone())
             .await
             .map_err(|e| StoreError::Unavailable(redact(&e.to_string())))?;
-        let grouped = match (backend, synchronous, sqlite_file(&url)) {
-            (Backend::Sqlite, SqliteSynchronous::Full, Some(file)) => Some(Grouped {
-                pool: pool_options(settings, backend, SqliteSynchronous::Normal)
-                    .connect_lazy_with(options),
-                commit: Arc::new(GroupCommit::new(&file)),
-            }),
+        let file = match (backend, synchronous) {
+            (Backend::Sqlite, SqliteSynchronous::Full) => sqlite_file(&pool).await?,
             _ => None,
         };
+        let grouped = file.map(|file| Grouped {
+            pool: pool_options(settings, backend, SqliteSynchronous::Normal)
+                .connect_lazy_with(options),
+            commit: Arc::new(GroupCommit::new(&file)),
+        });
         Ok(Store {
             pool,
             backend,
@@ -210,6 +211,9 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
+        if let Some(grouped) = self.grouped.as_ref().filter(|g| g.commit.failed()) {
+            return grouped.commit.durable().await;
+        }
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
@@ -255,13 +259,14 @@ fn pool_options(
         })
 }
 
-/// The database file of a SQLite URL; `None` for an in-memory database, which a
-/// second pool would not share.
-fn sqlite_file(url: &str) -> Option<PathBuf> {
-    let options = SqliteConnectOptions::from_str(url).ok()?;
-    let file = options.get_filename();
-    let in_memory = url.contains("mode=memory") || file.as_os_str() == ":memory:";
-    (!in_memory).then(|| file.to_owned())
+/// The database file as SQLite names it (links resolved, `file:` URLs read);
+/// `None` for an in-memory database, which a second pool would not share.
+async fn sqlite_file(pool: &AnyPool) -> Result<Option<PathBuf>, StoreError> {
+    let file: String =
+        sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_one(pool)
+            .await?;
+    Ok((!file.is_empty()).then(|| PathBuf::from(file)))
 }
 
 /// Connection errors may quote the URL; drop any `user:password@` from the text.
@@ -340,6 +345,32 @@ mod tests {
         let group = &store.grouped.as_ref().unwrap().commit;
         assert!(dir.path().join("guichet.db-wal").exists());
         assert_eq!(group.flushes_covering(), 1, "the commit was flushed");
+        store.close().await;
+    }
+
+    /// A database reached through a symbolic link has its WAL beside the real file:
+    /// that is the file flushed.
+    #[tokio::test]
+    async fn the_flushed_wal_is_the_one_sqlite_writes_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let (real, link) = (dir.path().join("real"), dir.path().join("link"));
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::create_dir_all(&link).unwrap();
+        std::fs::write(real.join("guichet.db"), b"").unwrap();
+        std::os::unix::fs::symlink(real.join("guichet.db"), link.join("guichet.db")).unwrap();
+        let url = format!("sqlite://{}", link.join("guichet.db").display());
+        let settings: super::DatabaseSettings =
+            toml::from_str(&format!("url = \"{url}\"")).unwrap();
+        let store = super::Store::connect(&settings).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(tx.conn())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let wal = store.grouped.as_ref().unwrap().commit.wal().to_owned();
+        assert_eq!(wal, real.canonicalize().unwrap().join("guichet.db-wal"));
+        assert!(wal.exists());
         store.close().await;
     }
 

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
 use super::{Store, StoreError, StoreTx, unix_now};
 
@@ -74,12 +74,12 @@ pub struct AuditFilter {
     pub limit: i64,
 }
 
-async fn insert(
-    conn: &mut AnyConnection,
-    origin: &Origin,
-    event: &AuditEvent,
+/// The statement that records `event`, to run alone or in a transaction.
+fn insert<'q>(
+    origin: &'q Origin,
+    event: &'q AuditEvent,
     at: i64,
-) -> Result<(), StoreError> {
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     sqlx::query(
         "INSERT INTO audit_events (id, at, kind, outcome, account, client_ip, request_id, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -92,17 +92,13 @@ async fn insert(
     .bind(origin.client_ip.map(|ip| ip.to_string()))
     .bind(origin.request_id.as_deref())
     .bind(event.detail.to_string())
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 impl Store {
     /// Records an event on its own (when no transaction carries the change).
     pub async fn audit(&self, origin: &Origin, event: AuditEvent) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        tx.audit(origin, event, unix_now()).await?;
-        tx.commit().await
+        self.write(insert(origin, &event, unix_now())).await?;
+        Ok(())
     }
 
     /// Events matching `filter`, newest first.
@@ -153,6 +149,7 @@ impl StoreTx {
         event: AuditEvent,
         at: i64,
     ) -> Result<(), StoreError> {
-        insert(self.conn(), origin, &event, at).await
+        insert(origin, &event, at).execute(self.conn()).await?;
+        Ok(())
     }
 }

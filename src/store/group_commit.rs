@@ -91,11 +91,6 @@ impl GroupCommit {
         turn
     }
 
-    /// Whether a flush failed (readiness reports it).
-    pub(super) fn failed(&self) -> bool {
-        self.failed.load(Ordering::SeqCst)
-    }
-
     /// Waits until a commit that just returned is on the disk. An error is not
     /// worth retrying: the commit was made, only its durability is in doubt.
     pub(super) async fn durable(&self) -> Result<(), StoreError> {
@@ -126,8 +121,9 @@ impl GroupCommit {
         }
     }
 
-    fn check(&self) -> Result<(), StoreError> {
-        match self.failed() {
+    /// An error once a flush failed (readiness reports it too).
+    pub(super) fn check(&self) -> Result<(), StoreError> {
+        match self.failed.load(Ordering::SeqCst) {
             true => Err(StoreError::Query(
                 "a flush of the SQLite WAL failed earlier; restart Guichet once the disk is checked"
                     .into(),
@@ -207,7 +203,7 @@ mod tests {
         let group = GroupCommit::new(&blocker.join("guichet.db"));
         let error = group.durable().await.unwrap_err();
         assert!(!error.is_transient(), "{error:?}");
-        assert!(group.failed());
+        assert!(group.check().is_err());
         std::fs::remove_file(&blocker).unwrap();
         assert!(group.durable().await.is_err(), "still failed");
     }

@@ -211,8 +211,8 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        if let Some(grouped) = self.grouped.as_ref().filter(|g| g.commit.failed()) {
-            return grouped.commit.durable().await;
+        if let Some(grouped) = &self.grouped {
+            grouped.commit.check()?;
         }
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

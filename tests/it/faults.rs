@@ -142,7 +142,9 @@ async fn audited(app: &TestApp, kind: &str) -> i64 {
 
 // --- SIGKILL of Guichet while the outbox sends ---------------------------------
 
-const MAILS: usize = 30;
+// Enough that mail is still waiting at the third kill: while a killed worker's
+// message waits out its lease, the restarted one sends about a dozen others.
+const MAILS: usize = 60;
 const KILLS: usize = 3;
 
 fn serve(config: &Path) -> common::Served {
@@ -198,7 +200,7 @@ async fn sent_within(store: &Store, id: &str, limit: Duration) -> bool {
     false
 }
 
-/// The real binary, killed with SIGKILL three times while a slow relay takes 30
+/// The real binary, killed with SIGKILL three times while a slow relay takes 60
 /// mails, and started again each time. Every mail arrives; the only copies are of
 /// the message in flight at a kill (the relay had it, the dead worker never heard
 /// its 250), and that message goes out again within seconds of the restart: its
